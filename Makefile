@@ -1,0 +1,29 @@
+# Two set-up commands, both creating the environment when needed:
+#   make test   - the whole test suite
+#   make bench  - the benchmarks (throughput and peak memory)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: env test lint bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+env: $(VENV)/.installed
+
+test: env
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: env
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: env
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,175 @@
+"""The Circus: populations, relationships, generators and stories sharing one clock and seed.
+
+`Circus.step` is the whole kernel: every story executes once (in the order they were
+created), their logs are collected, every timer ticks, the clock moves on.  `run` repeats it;
+neither writes files: logs come back as Arrow tables for the caller to write
+(`circus_core.logs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from circus_core.clock import Clock
+from circus_core.errors import CircusError, DuplicateNameError, UnknownNameError
+from circus_core.generators import DependentGenerator, Generator
+from circus_core.operations import Context, Logs, concat_tables
+from circus_core.population import Population
+from circus_core.rng import check_seed, make_rng
+from circus_core.story import Story, TimerGen
+
+__all__ = ["Circus"]
+
+AnyGenerator = Generator | DependentGenerator
+
+
+class Circus:
+    """A simulation: ``Circus(name, master_seed, start, step_duration)``.
+
+    ``start`` must be timezone-aware; time is kept in UTC.
+    """
+
+    def __init__(self, name: str, master_seed: int, start: datetime | str,
+                 step_duration: timedelta | str = "1h") -> None:
+        self.name = name
+        self.master_seed = check_seed(master_seed, f"circus {name!r}")
+        self.clock = Clock(start, step_duration)
+        self.populations: dict[str, Population] = {}
+        self.stories: dict[str, Story] = {}
+        self.generators: dict[str, AnyGenerator] = {}
+        self.contexts: dict[str, Context] = {}
+
+    # --- building --------------------------------------------------------------------------
+    def create_population(self, name: str, size: int = 0, ids_gen: Generator | None = None,
+                          ids: Any = None) -> Population:
+        """A new population of ``size`` members (ids ``0..size-1`` unless ``ids``/``ids_gen``)."""
+        self._check_new(name, self.populations, "population")
+        pop = Population(name, size=size, ids=ids, ids_gen=ids_gen, root_seed=self.master_seed)
+        self.populations[name] = pop
+        return pop
+
+    def add_population(self, population: Population, name: str | None = None) -> Population:
+        """Adopt a population built elsewhere (e.g. loaded from the DB)."""
+        name = name or population.name
+        self._check_new(name, self.populations, "population")
+        population.name, population.root_seed = name, self.master_seed
+        for rel in population.relationships.values():
+            rel.root_seed = self.master_seed
+        self.populations[name] = population
+        return population
+
+    def create_story(self, name: str, initiating_population: Population | str, member_id_field: str,
+                     timer_gen: TimerGen | None = None, activity_gen: Generator | float | None = None,
+                     states: Mapping[str, Mapping[str, Any]] | None = None,
+                     auto_reset_timer: bool = True) -> Story:
+        """A new story; see `Story` for the parameters."""
+        self._check_new(name, self.stories, "story")
+        pop = (self.get_population(initiating_population) if isinstance(initiating_population, str)
+               else initiating_population)
+        story = Story(name, pop, member_id_field, self.clock, self.master_seed, timer_gen=timer_gen,
+                      activity_gen=activity_gen, states=states, auto_reset_timer=auto_reset_timer)
+        self.stories[name] = story
+        return story
+
+    def attach_generator(self, name: str, generator: AnyGenerator) -> AnyGenerator:
+        """Register ``generator`` under ``name`` (saved in checkpoints, found by `get_generator`).
+
+        A generator without an explicit seed gets its stream from ``name`` and the root seed.
+        """
+        self._check_new(name, self.generators, "generator")
+        generator.bind_seed(name, self.master_seed)
+        self.generators[name] = generator
+        return generator
+
+    def seed_for(self, name: str) -> int:
+        """A seed derived from ``name`` and the root seed, for components built by hand."""
+        return int(make_rng(f"seed/{name}", self.master_seed).integers(0, 2**63 - 1))
+
+    def context(self, name: str) -> Context:
+        """A context to run operations outside stories (e.g. a Chain at build time) with streams
+        saved in checkpoints."""
+        if name not in self.contexts:
+            self.contexts[name] = Context(name=f"context {name}", root_seed=self.master_seed,
+                                          clock=self.clock, standalone=False)
+        return self.contexts[name]
+
+    def get_population(self, name: str) -> Population:
+        return self._get(name, self.populations, "population")
+
+    def get_story(self, name: str) -> Story:
+        return self._get(name, self.stories, "story")
+
+    def get_generator(self, name: str) -> AnyGenerator:
+        return self._get(name, self.generators, "generator")
+
+    def _check_new(self, name: str, registry: Mapping[str, Any], kind: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise CircusError(f"{kind} names must be non-empty strings, got {name!r}")
+        if name in registry:
+            raise DuplicateNameError(f"circus {self.name!r} already has a {kind} named {name!r}")
+
+    def _get(self, name: str, registry: Mapping[str, Any], kind: str) -> Any:
+        try:
+            return registry[name]
+        except KeyError:
+            raise UnknownNameError(kind, name, f"circus {self.name!r}", list(registry)) from None
+
+    # --- running ---------------------------------------------------------------------------
+    def step(self) -> Logs:
+        """Execute one clock step; returns this step's logs by log id."""
+        logs: dict[str, list[pa.Table]] = {}
+        for story in self.stories.values():
+            for log_id, table in story.execute().items():
+                logs.setdefault(log_id, []).append(table)
+        for story in self.stories.values():
+            story.tick()
+        self.clock.increment()
+        return {log_id: concat_tables(tables) for log_id, tables in logs.items()}
+
+    def iter_steps(self, duration: timedelta | str) -> Iterator[tuple[pd.Timestamp, Logs]]:
+        """Run for ``duration``, yielding ``(step start, logs of that step)`` after each step."""
+        for _ in range(self.clock.steps_in(duration)):
+            start = self.clock.now
+            yield start, self.step()
+
+    def run(self, duration: timedelta | str,
+            on_step: Callable[[int, int, int], None] | None = None) -> Logs:
+        """Run for ``duration``; returns all logs by log id, in step order.
+
+        ``on_step(done, total, rows)`` is called after each step (progress reporting).
+        """
+        total = self.clock.steps_in(duration)
+        collected: dict[str, list[pa.Table]] = {}
+        rows = 0
+        for done, (_, logs) in enumerate(self.iter_steps(duration), start=1):
+            for log_id, table in logs.items():
+                collected.setdefault(log_id, []).append(table)
+                rows += table.num_rows
+            if on_step is not None:
+                on_step(done, total, rows)
+        return {log_id: concat_tables(tables) for log_id, tables in collected.items()}
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save everything needed to continue this run (stories' code excepted) to ``path``."""
+        from circus_core.checkpoint import save_circus
+
+        return save_circus(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, add_stories: Callable[[Circus], None] | None = None) -> Circus:
+        """Load a saved circus; ``add_stories(circus)`` re-creates the stories (they are code),
+        whose timers, states and streams are then restored."""
+        from circus_core.checkpoint import load_circus
+
+        return load_circus(Path(path), add_stories)
+
+    def __repr__(self) -> str:
+        return (f"Circus({self.name!r}, now={self.clock.now.isoformat()}, populations="
+                f"{list(self.populations)}, stories={list(self.stories)})")

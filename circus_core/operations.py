@@ -1,0 +1,334 @@
+"""Operations: the steps of a story.
+
+An operation transforms ``story_data`` (a pandas DataFrame with one row per active member of
+the step, whose columns are called *fields*) into a new ``story_data``, and may emit logs.
+Operations run column-wise: every active row goes through operation 1, then operation 2...
+
+Random operations never share a stream across stories: the story passes a `Context` whose
+``rng(op)`` returns the stream of that operation *in that story*, built from the story name,
+the operation's ``rng_key`` and the root seed.  A `Chain` reused by two stories therefore
+draws from two independent streams, and adding a story changes nothing for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from circus_core.columns import as_column, is_list_column, list_parts, take, to_arrow
+from circus_core.errors import CircusError, LengthMismatchError, UnknownNameError
+from circus_core.rng import make_rng
+
+if TYPE_CHECKING:
+    from circus_core.clock import Clock
+
+__all__ = [
+    "AddColumns",
+    "Apply",
+    "Chain",
+    "Context",
+    "DropRow",
+    "FieldLogger",
+    "Logs",
+    "Operation",
+    "SideEffectOnly",
+    "field",
+    "init_story_data",
+    "merge_logs",
+]
+
+Logs = dict[str, pa.Table]
+
+
+class Context:
+    """What an operation may know about where it runs: story, seed, clock and its streams.
+
+    ``rngs`` is owned by the story (or by the circus for standalone contexts) so that the
+    streams survive from step to step and are saved in checkpoints.
+    """
+
+    def __init__(
+        self,
+        name: str = "standalone",
+        root_seed: int = 0,
+        clock: Clock | None = None,
+        member_id_field: str | None = None,
+        rngs: dict[str, np.random.Generator] | None = None,
+        standalone: bool = True,
+    ) -> None:
+        self.name = name
+        self.root_seed = root_seed
+        self.clock = clock
+        self.member_id_field = member_id_field
+        self.rngs: dict[str, np.random.Generator] = {} if rngs is None else rngs
+        self.standalone = standalone
+
+    def rng(self, key: str) -> np.random.Generator:
+        """The stream named ``key`` inside this context (created on first use)."""
+        rng = self.rngs.get(key)
+        if rng is None:
+            rng = self.rngs[key] = make_rng(f"{self.name}/{key}", self.root_seed)
+        return rng
+
+    def id_field(self, given: str | None, op: str) -> str:
+        """``given`` or, inside a story, the story's member-id field."""
+        if given is not None:
+            return given
+        if self.member_id_field is None:
+            raise CircusError(f"{op}: id_field is required outside a story")
+        return self.member_id_field
+
+
+def field(story_data: pd.DataFrame, name: str, where: str) -> pd.Series:
+    """``story_data[name]``, or an `UnknownNameError` naming ``where`` and the known fields."""
+    try:
+        return story_data[name]
+    except KeyError:
+        raise UnknownNameError("field", name, where, list(story_data.columns)) from None
+
+
+def merge_logs(into: Logs, more: Logs) -> Logs:
+    """Append ``more`` to ``into`` (same log id → tables concatenated in order)."""
+    for log_id, table in more.items():
+        if log_id in into:
+            into[log_id] = concat_tables([into[log_id], table])
+        else:
+            into[log_id] = table
+    return into
+
+
+def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
+    """Concatenate log tables, promoting all-null columns of empty steps to the real type."""
+    tables = [t for t in tables if t.num_rows] or list(tables[:1])
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def init_story_data(member_id_field: str, active_ids: Any) -> pd.DataFrame:
+    """The initial ``story_data`` of a step: one row per active member id.
+
+    Also the way to run a `Chain` by hand, e.g. at build time (seed 000, example 3 step 4).
+    """
+    return pd.DataFrame({member_id_field: as_column(active_ids)})
+
+
+class Operation:
+    """Base operation: subclass and override `transform` and/or `emit_logs`.
+
+    ``rng_key`` names the operation's random stream inside a story; operations that draw
+    random numbers set it (usually from their output field), the others leave it ``None``.
+    """
+
+    rng_key: str | None = None
+
+    def __call__(self, story_data: pd.DataFrame, ctx: Context | None = None) -> tuple[pd.DataFrame, Logs]:
+        ctx = ctx if ctx is not None else Context()
+        logs = self.emit_logs(story_data, ctx)
+        return self.transform(story_data, ctx), logs
+
+    def transform(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        """The new story_data; the default leaves it untouched."""
+        return story_data
+
+    def emit_logs(self, story_data: pd.DataFrame, ctx: Context) -> Logs:
+        """Logs emitted by this operation, by log id; the default emits none."""
+        return {}
+
+    def rng(self, ctx: Context) -> np.random.Generator:
+        """This operation's stream in ``ctx``."""
+        if self.rng_key is None:
+            raise CircusError(f"{type(self).__name__} draws random numbers but has no rng_key")
+        return ctx.rng(self.rng_key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.rng_key or ''})"
+
+
+class SideEffectOnly(Operation):
+    """An operation that changes the circus (attributes, relationships, timers) but not story_data."""
+
+    def transform(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        if len(story_data):
+            self.side_effect(story_data, ctx)
+        return story_data
+
+    def side_effect(self, story_data: pd.DataFrame, ctx: Context) -> None:
+        """Override: mutate the circus from ``story_data``."""
+        raise NotImplementedError
+
+
+class AddColumns(Operation):
+    """An operation that adds fields computed from story_data.
+
+    `build_output` returns a mapping ``field -> values`` (one value per row, in row order) or a
+    DataFrame with story_data's index.  Rows it leaves out of a DataFrame are dropped, which is
+    how ``discard_empty`` selections remove rows.
+    """
+
+    def transform(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        output = self.build_output(story_data, ctx)
+        if isinstance(output, pd.DataFrame):
+            if not output.index.equals(story_data.index):
+                story_data = story_data.loc[story_data.index.intersection(output.index, sort=False)]
+                output = output.loc[story_data.index]
+            output = {c: output[c].array for c in output.columns}
+        return assign(story_data, output, where=repr(self))
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
+        """Override: the new fields."""
+        raise NotImplementedError
+
+
+def assign(story_data: pd.DataFrame, columns: dict[str, Any], where: str) -> pd.DataFrame:
+    """A copy of story_data with ``columns`` set (positionally: one value per row)."""
+    n = len(story_data)
+    new = {}
+    for name, values in columns.items():
+        col = values.array if isinstance(values, pd.Series) else values
+        if np.ndim(col) == 0:
+            col = np.full(n, col)
+        if len(col) != n:
+            raise LengthMismatchError(
+                f"{where}: field {name!r} has {len(col)} values for {n} rows of story_data"
+            )
+        new[name] = col
+    out = story_data.copy(deep=False)
+    for name, col in new.items():
+        out[name] = pd.Series(col, index=story_data.index, copy=False)
+    return out
+
+
+class Apply(AddColumns):
+    """Computes ``named_as`` from ``source_fields`` with a user function.
+
+    ``f_args="series"`` calls ``f(*series)``; ``"dataframe"`` calls ``f(story_data[source_fields])``.
+    ``f`` returns one Series/array per name in ``named_as`` (or a DataFrame with those columns,
+    matched by position), with story_data's index, as in seed 000 example 1 step 7.
+    """
+
+    def __init__(
+        self,
+        source_fields: str | Sequence[str],
+        named_as: str | Sequence[str],
+        f: Callable[..., Any],
+        f_args: str = "series",
+    ) -> None:
+        if f_args not in ("series", "dataframe"):
+            raise CircusError(f"Apply f_args must be 'series' or 'dataframe', got {f_args!r}")
+        self.source_fields = [source_fields] if isinstance(source_fields, str) else list(source_fields)
+        self.named_as = [named_as] if isinstance(named_as, str) else list(named_as)
+        self.f, self.f_args = f, f_args
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> dict[str, Any]:
+        where = f"Apply({getattr(self.f, '__name__', self.f)!r}) in {ctx.name}"
+        for name in self.source_fields:
+            field(story_data, name, where)
+        if self.f_args == "series":
+            result = self.f(*[story_data[c] for c in self.source_fields])
+        else:
+            result = self.f(story_data[self.source_fields])
+        if isinstance(result, pd.DataFrame):
+            if result.shape[1] != len(self.named_as):
+                raise LengthMismatchError(
+                    f"{where} returned {result.shape[1]} columns for named_as {self.named_as}"
+                )
+            return {n: _aligned(result.iloc[:, i], story_data, where) for i, n in enumerate(self.named_as)}
+        if len(self.named_as) != 1:
+            raise LengthMismatchError(f"{where} returned one column for named_as {self.named_as}")
+        return {self.named_as[0]: _aligned(result, story_data, where)}
+
+
+def _aligned(values: Any, story_data: pd.DataFrame, where: str) -> Any:
+    if isinstance(values, pd.Series) and not values.index.equals(story_data.index):
+        if len(values) != len(story_data) or not values.index.isin(story_data.index).all():
+            raise LengthMismatchError(f"{where} returned a result whose index differs from story_data's")
+        values = values.reindex(story_data.index)
+    return values
+
+
+class Chain(Operation):
+    """A sequence of operations, itself an operation: reuse the same steps in several stories."""
+
+    def __init__(self, *operations: Operation) -> None:
+        self.operations: list[Operation] = []
+        self.append(*operations)
+
+    def append(self, *operations: Operation) -> Chain:
+        for op in operations:
+            if not isinstance(op, Operation):
+                raise CircusError(f"Chain accepts operations only, got {op!r}")
+        self.operations.extend(operations)
+        return self
+
+    def __call__(self, story_data: pd.DataFrame, ctx: Context | None = None) -> tuple[pd.DataFrame, Logs]:
+        ctx = ctx if ctx is not None else Context()
+        logs: Logs = {}
+        for op in self.operations:
+            if len(story_data) == 0:
+                break
+            story_data, op_logs = op(story_data, ctx)
+            merge_logs(logs, op_logs)
+        return story_data, logs
+
+    def __iter__(self) -> Iterable[Operation]:
+        return iter(self.operations)
+
+
+class DropRow(Operation):
+    """Removes the rows whose ``condition_field`` is True (no rollback of earlier side effects)."""
+
+    def __init__(self, condition_field: str) -> None:
+        self.condition_field = condition_field
+
+    def transform(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+        cond = field(story_data, self.condition_field, f"DropRow in {ctx.name}")
+        return story_data[~cond.to_numpy(dtype=bool, na_value=False)]
+
+
+class FieldLogger(Operation):
+    """Emits ``cols`` of story_data as log ``log_id``; ``exploded_cols`` (list-valued) become one
+    log row per list element, the other columns being repeated."""
+
+    def __init__(
+        self,
+        log_id: str,
+        cols: str | Sequence[str] | None = None,
+        exploded_cols: str | Sequence[str] | None = None,
+    ) -> None:
+        self.log_id = log_id
+        self.cols = [cols] if isinstance(cols, str) else (None if cols is None else list(cols))
+        self.exploded_cols = [exploded_cols] if isinstance(exploded_cols, str) else list(exploded_cols or [])
+
+    def emit_logs(self, story_data: pd.DataFrame, ctx: Context) -> Logs:
+        where = f"FieldLogger({self.log_id!r}) in {ctx.name}"
+        cols = list(story_data.columns) if self.cols is None else self.cols
+        for c in [*cols, *self.exploded_cols]:
+            field(story_data, c, where)
+        n = len(story_data)
+        repeat = None
+        arrays: dict[str, Any] = {}
+        for c in self.exploded_cols:
+            if not is_list_column(story_data[c]):
+                raise CircusError(f"{where}: exploded column {c!r} is not list-valued")
+            offsets, flat = list_parts(story_data[c])
+            lengths = np.diff(offsets)
+            if repeat is None:
+                repeat = lengths
+            elif not np.array_equal(repeat, lengths):
+                raise LengthMismatchError(f"{where}: exploded columns {self.exploded_cols} differ in list lengths")
+            arrays[c] = to_arrow(flat)
+        parents = None if repeat is None else np.repeat(np.arange(n), repeat)
+        out = {}
+        for c in cols:
+            if c in arrays:
+                continue
+            col = story_data[c].array
+            out[c] = to_arrow(col if parents is None else take(col, parents))
+        out.update(arrays)
+        names = [c for c in cols if c not in arrays] + list(arrays)
+        return {self.log_id: pa.table([out[c] for c in names], names=names)}

@@ -1,0 +1,537 @@
+"""Relationships: weighted edges from members of a population to members of another (or of
+the same) population, or to plain ids.
+
+Edges are kept sorted by "from" position with an offsets array (CSR), so the edges of any set
+of members are gathered with a few array operations.  Edges added at run time go to a pending
+buffer merged (stable sort: insertion order is kept within a member) only when the
+relationship is next read, so write-only relationships (e.g. what customers bought) cost one
+append per step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from circus_core.columns import (
+    Column,
+    as_column,
+    concat_columns,
+    is_list_column,
+    list_column,
+    list_parts,
+    take,
+    to_arrow,
+)
+from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
+from circus_core.operations import AddColumns, Context, SideEffectOnly, field
+from circus_core.rng import make_rng
+
+if TYPE_CHECKING:
+    from circus_core.population import Attribute, Population
+
+__all__ = ["Relationship", "make_random_assign", "make_random_bipartite_data"]
+
+
+class Relationship:
+    """Weighted edges ``from member -> to``; create with `Population.create_relationship`."""
+
+    def __init__(self, name: str, from_population: Population,
+                 to_population: Population | None = None, root_seed: int = 0) -> None:
+        self.name = name
+        self.from_population, self.to_population = from_population, to_population
+        self.root_seed = root_seed
+        self._from = np.empty(0, dtype=np.int64)
+        self._to: Column | None = None
+        self._to_pos: np.ndarray | None = None if to_population is None else np.empty(0, np.int64)
+        self._w = np.empty(0, dtype=float)
+        self._pending: list[tuple[np.ndarray, Column, np.ndarray | None, np.ndarray]] = []
+        self._offsets: np.ndarray | None = None
+        self.ops = _RelationshipOps(self)
+
+    @property
+    def where(self) -> str:
+        return f"relationship {self.from_population.name}.{self.name}"
+
+    # --- storage ---------------------------------------------------------------------------
+    def _append(self, from_pos: np.ndarray, to: Column, weights: Any) -> None:
+        n = len(from_pos)
+        if len(to) != n:
+            raise LengthMismatchError(f"{self.where}: {n} 'from' ids but {len(to)} 'to' ids")
+        w = np.broadcast_to(np.asarray(weights, dtype=float), (n,)).copy()
+        if n and (not np.isfinite(w).all() or (w < 0).any()):
+            raise InvalidActivityError(f"{self.where}: weights must be finite and >= 0")
+        to_pos = None
+        if self.to_population is not None:
+            to_pos = self.to_population.positions(to, f"'to' side of {self.where}")
+            to = take(self.to_population.ids, to_pos)
+        if n:
+            self._pending.append((from_pos.astype(np.int64), to, to_pos, w))
+            self._offsets = None
+
+    def _compact(self) -> None:
+        """Merge pending edges into the sorted arrays and rebuild the offsets."""
+        if self._pending:
+            froms = [self._from, *(p[0] for p in self._pending)]
+            tos = ([self._to] if self._to is not None else []) + [p[1] for p in self._pending]
+            ws = [self._w, *(p[3] for p in self._pending)]
+            f = np.concatenate(froms)
+            order = np.argsort(f, kind="stable")
+            self._from = f[order]
+            self._to = take(concat_columns(tos), order)
+            self._w = np.concatenate(ws)[order]
+            if self._to_pos is not None:
+                self._to_pos = np.concatenate([self._to_pos, *(p[2] for p in self._pending)])[order]
+            self._pending = []
+            self._offsets = None
+        n_from = self.from_population.size
+        if self._offsets is None or len(self._offsets) != n_from + 1:
+            counts = np.bincount(self._from, minlength=n_from)
+            self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self._compact()
+        self._from = self._from[mask]
+        if self._to is not None and len(mask):
+            self._to = take(self._to, np.flatnonzero(mask))
+        self._w = self._w[mask]
+        if self._to_pos is not None:
+            self._to_pos = self._to_pos[mask]
+        self._offsets = None
+
+    @property
+    def size(self) -> int:
+        return len(self._from) + sum(len(p[0]) for p in self._pending)
+
+    def __len__(self) -> int:
+        return self.size
+
+    # --- build-time API --------------------------------------------------------------------
+    def add_relations(self, from_ids: Any, to_ids: Any, weights: Any = 1.0) -> None:
+        """Add one edge per (from, to) pair."""
+        from_ids = as_column(from_ids)
+        pos = self.from_population.positions(from_ids, f"'from' side of {self.where}")
+        self._append(pos, as_column(to_ids), weights)
+
+    def add_grouped_relations(self, from_ids: Any, grouped_ids: Any) -> None:
+        """Add, for each ``from_ids[i]``, one edge to every id of the list ``grouped_ids[i]``."""
+        from_ids = as_column(from_ids)
+        grouped = grouped_ids if is_list_column(grouped_ids) else as_column(grouped_ids)
+        if not is_list_column(grouped):
+            raise CircusError(f"{self.where}: grouped ids must be lists")
+        if len(grouped) != len(from_ids):
+            raise LengthMismatchError(f"{self.where}: {len(from_ids)} 'from' ids, {len(grouped)} groups")
+        offsets, flat = list_parts(grouped)
+        pos = self.from_population.positions(from_ids, f"'from' side of {self.where}")
+        self._append(np.repeat(pos, np.diff(offsets)), flat, 1.0)
+
+    def remove_relations(self, from_ids: Any, to_ids: Any) -> None:
+        """Remove every edge equal to one of the (from, to) pairs."""
+        from_ids, to_ids = as_column(from_ids), as_column(to_ids)
+        if len(from_ids) != len(to_ids):
+            raise LengthMismatchError(f"{self.where}: {len(from_ids)} 'from' ids but {len(to_ids)} 'to' ids")
+        pos = self.from_population.positions(from_ids, f"'from' side of {self.where}")
+        self._compact()
+        if not len(self._from) or not len(pos):
+            return
+        codes, _ = pd.factorize(pd.Series(concat_columns([self._to, to_ids])))
+        k = int(codes.max()) + 1
+        edge_keys = self._from * k + codes[: len(self._from)]
+        drop_keys = pos * k + codes[len(self._from):]
+        self._keep(~np.isin(edge_keys, drop_keys))
+
+    def get_relations(self, from_ids: Any = None) -> pd.DataFrame:
+        """Edges as a DataFrame with columns ``from``, ``to``, ``weight``."""
+        self._compact()
+        if from_ids is None:
+            idx = np.arange(len(self._from))
+        else:
+            idx, _ = self._gather(self.from_population.positions(as_column(from_ids), self.where))
+        return pd.DataFrame({
+            "from": take(self.from_population.ids, self._from[idx]),
+            "to": self._to_values(idx),
+            "weight": self._w[idx],
+        })
+
+    def get_neighbourhood_size(self, from_ids: Any) -> np.ndarray:
+        pos = self.from_population.positions(as_column(from_ids), self.where)
+        return self._degrees(pos)
+
+    def _degrees(self, pos: np.ndarray) -> np.ndarray:
+        self._compact()
+        return self._offsets[pos + 1] - self._offsets[pos]
+
+    def _to_values(self, edge_idx: np.ndarray) -> Column:
+        return take(self._to if self._to is not None else _empty_to(self), edge_idx)
+
+    # --- vectorised selection ---------------------------------------------------------------
+    def _gather(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the edges of each member in ``pos`` (concatenated) and their offsets."""
+        self._compact()
+        starts = self._offsets[pos]
+        degs = self._offsets[pos + 1] - starts
+        seg = np.zeros(len(pos) + 1, dtype=np.int64)
+        np.cumsum(degs, out=seg[1:])
+        idx = np.repeat(starts - seg[:-1], degs) + np.arange(seg[-1], dtype=np.int64)
+        return idx, seg
+
+    def _weights(self, edge_idx: np.ndarray, weight: Attribute | None) -> np.ndarray:
+        w = self._w[edge_idx]
+        if weight is not None:
+            if self._to_pos is None or weight.population is not self.to_population:
+                raise CircusError(f"{self.where}: weight attribute {weight!r} is not an attribute of "
+                                  "the 'to' population")
+            w = w * np.asarray(weight.values, dtype=float)[self._to_pos[edge_idx]]
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise InvalidActivityError(f"{self.where}: weights from {weight!r} must be finite and >= 0")
+        return w
+
+    def select_one_positions(self, pos: np.ndarray, rng: np.random.Generator, *,
+                             weight: Attribute | None = None, one_to_one: bool = False) -> np.ndarray:
+        """One edge index per member in ``pos`` (-1 when it has none), drawn ∝ weight.
+
+        With ``one_to_one`` the same edge or "to" is never given to two rows.
+        """
+        n = len(pos)
+        if one_to_one:
+            return self._select_distinct(pos, rng, weight)
+        idx, seg = self._gather(pos)
+        w = self._weights(idx, weight)
+        cw = np.zeros(len(w) + 1)
+        np.cumsum(w, out=cw[1:])
+        lo, hi = cw[seg[:-1]], cw[seg[1:]]
+        target = lo + rng.random(n) * (hi - lo)
+        k = np.searchsorted(cw[1:], target, side="right")
+        k = np.clip(k, seg[:-1], np.maximum(seg[1:] - 1, seg[:-1]))
+        chosen = np.where(hi > lo, idx[np.minimum(k, max(len(idx) - 1, 0))] if len(idx) else -1, -1)
+        return chosen.astype(np.int64)
+
+    def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator,
+                         weight: Attribute | None) -> np.ndarray:
+        n = len(pos)
+        uniq, group = np.unique(pos, return_inverse=True)
+        idx, seg = self._gather(uniq)
+        w = self._weights(idx, weight)
+        with np.errstate(divide="ignore"):
+            keys = rng.exponential(size=len(idx)) / w  # weighted sampling without replacement
+        edge_group = np.repeat(np.arange(len(uniq)), np.diff(seg))
+        order = np.lexsort((keys, edge_group))
+        sorted_idx, sorted_keys = idx[order], keys[order]
+        row_order = np.argsort(group, kind="stable")
+        first = np.searchsorted(group[row_order], np.arange(len(uniq)))
+        rank = np.empty(n, dtype=np.int64)
+        rank[row_order] = np.arange(n) - first[group[row_order]]
+        deg = np.diff(seg)[group]
+        slot = seg[group] + rank
+        ok = rank < deg
+        chosen = np.full(n, -1, dtype=np.int64)
+        if ok.any():
+            cand = slot[ok]
+            good = np.isfinite(sorted_keys[cand])
+            chosen[np.flatnonzero(ok)[good]] = sorted_idx[cand[good]]
+        return self._unique_to(chosen)
+
+    def _unique_to(self, chosen: np.ndarray) -> np.ndarray:
+        """Keep the first row of each "to" (in row order); later rows get nothing."""
+        has = np.flatnonzero(chosen >= 0)
+        if not len(has):
+            return chosen
+        key = self._to_pos[chosen[has]] if self._to_pos is not None else pd.factorize(
+            pd.Series(take(self._to, chosen[has])))[0]
+        _, first = np.unique(key, return_index=True)
+        dup = np.ones(len(has), dtype=bool)
+        dup[first] = False
+        chosen[has[dup]] = -1
+        return chosen
+
+    def select_many_positions(self, pos: np.ndarray, quantities: np.ndarray, rng: np.random.Generator,
+                              weight: Attribute | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``quantities[i]`` distinct edges per row (weighted, without replacement).
+
+        Returns (list offsets per row, edge indices)."""
+        n = len(pos)
+        idx, seg = self._gather(pos)
+        w = self._weights(idx, weight)
+        with np.errstate(divide="ignore"):
+            keys = rng.exponential(size=len(idx)) / w
+        row = np.repeat(np.arange(n), np.diff(seg))
+        order = np.lexsort((keys, row))
+        rank = np.arange(len(idx)) - seg[row[order]]
+        keep = (rank < quantities[row[order]]) & np.isfinite(keys[order])
+        selected = idx[order][keep]
+        counts = np.bincount(row[order][keep], minlength=n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return offsets, selected
+
+    def pop_edges(self, edge_idx: np.ndarray) -> None:
+        """Remove edges by index (after a select with ``pop=True``)."""
+        edge_idx = edge_idx[edge_idx >= 0]
+        if len(edge_idx):
+            mask = np.ones(len(self._from), dtype=bool)
+            mask[edge_idx] = False
+            self._keep(mask)
+
+    # --- persistence -----------------------------------------------------------------------
+    def to_table(self) -> pd.DataFrame:
+        """All edges, with the "from" side as member ids (the checkpoint and DB format)."""
+        return self.get_relations()
+
+    def load_table(self, df: pd.DataFrame) -> None:
+        """Replace all edges by those of ``df`` (columns from, to, weight)."""
+        self._from = np.empty(0, dtype=np.int64)
+        self._to = None
+        self._to_pos = None if self.to_population is None else np.empty(0, np.int64)
+        self._w = np.empty(0, dtype=float)
+        self._pending, self._offsets = [], None
+        if len(df):
+            self.add_relations(df["from"], df["to"], df["weight"].to_numpy(dtype=float))
+        self._compact()
+
+    @classmethod
+    def from_table(cls, table: Any, name: str, from_population: Population, from_col: str, to_col: str,
+                   weight_col: str | None = None, to_population: Population | None = None) -> Relationship:
+        """A relationship from a DataFrame or a Parquet/CSV file, attached to ``from_population``."""
+        from circus_core.tables import read_table
+
+        df = read_table(table, where=f"relationship {name!r}")
+        for c in (from_col, to_col, weight_col):
+            if c is not None:
+                field(df, c, f"relationship {name!r}")
+        rel = from_population.create_relationship(name, to_population)
+        weights = 1.0 if weight_col is None else df[weight_col].to_numpy(dtype=float)
+        rel.add_relations(df[from_col], df[to_col], weights)
+        return rel
+
+    def __repr__(self) -> str:
+        return f"Relationship({self.where}, edges={self.size})"
+
+
+def make_random_bipartite_data(group1: Any, group2: Any, p: float, seed: int) -> pd.DataFrame:
+    """Random edges between two groups: each member of ``group1`` is linked to each member of
+    ``group2`` with probability ``p`` (drawn as a binomial degree, then distinct partners).
+
+    Returns a DataFrame with columns ``from`` and ``to``, to pass to `add_relations`.
+    """
+    if not 0 <= p <= 1:
+        raise CircusError(f"make_random_bipartite_data: p must be in [0, 1], got {p}")
+    g1, g2 = as_column(group1), as_column(group2)
+    rng = make_rng("make_random_bipartite_data", seed)
+    n1, n2 = len(g1), len(g2)
+    degrees = rng.binomial(n2, p, size=n1)
+    total = int(degrees.sum())
+    src = np.repeat(np.arange(n1), degrees)
+    dst = rng.integers(0, max(n2, 1), size=total)
+    key = np.unique(src * max(n2, 1) + dst)  # drop the rare duplicate pairs
+    src, dst = key // max(n2, 1), key % max(n2, 1)
+    return pd.DataFrame({"from": take(g1, src), "to": take(g2, dst)})
+
+
+def make_random_assign(set1: Any, set2: Any, seed: int) -> pd.DataFrame:
+    """Assign each element of ``set2`` to one random element of ``set1`` (columns from, to)."""
+    s1, s2 = as_column(set1), as_column(set2)
+    rng = make_rng("make_random_assign", seed)
+    return pd.DataFrame({"from": take(s1, rng.integers(0, len(s1), size=len(s2))), "to": s2})
+
+
+class _RelationshipOps:
+    def __init__(self, relationship: Relationship) -> None:
+        self.relationship = relationship
+
+    def select_one(self, from_field: str, named_as: str, one_to_one: bool = False, pop: bool = False,
+                   discard_empty: bool = True, weight: Attribute | None = None) -> SelectOne:
+        """One "to" per row, ∝ the edge weight (times ``weight``, an attribute of the "to"
+        population read at run time).  ``one_to_one``: never the same "to" twice in a step;
+        ``pop``: remove the selected edge; ``discard_empty``: drop rows with nothing to select
+        (else the field is null)."""
+        return SelectOne(self.relationship, from_field, named_as, one_to_one, pop, discard_empty, weight)
+
+    def select_many(self, from_field: str, named_as: str, quantity_field: str | None = None,
+                    quantity: int | None = None, discard_empty: bool = False, pop: bool = False,
+                    weight: Attribute | None = None) -> SelectMany:
+        """A list of distinct "to" per row: ``quantity`` of them, or as many as ``quantity_field``."""
+        return SelectMany(self.relationship, from_field, named_as, quantity_field, quantity,
+                          discard_empty, pop, weight)
+
+    def select_all(self, from_field: str, named_as: str, discard_empty: bool = False) -> SelectAll:
+        """The list of all "to" of each row's member."""
+        return SelectAll(self.relationship, from_field, named_as, discard_empty)
+
+    def add(self, from_field: str, item_field: str, weight_field: str | None = None) -> Add:
+        """Add the edge (from_field, item_field) of each row."""
+        return Add(self.relationship, from_field, item_field, weight_field)
+
+    def add_grouped(self, from_field: str, grouped_items_field: str) -> AddGrouped:
+        """Add an edge to every id of the list field ``grouped_items_field``."""
+        return AddGrouped(self.relationship, from_field, grouped_items_field)
+
+    def remove(self, from_field: str, item_field: str) -> Remove:
+        """Remove the edge (from_field, item_field) of each row."""
+        return Remove(self.relationship, from_field, item_field)
+
+    def get_neighbourhood_size(self, from_field: str, named_as: str) -> NeighbourhoodSize:
+        """The number of edges of each row's member."""
+        return NeighbourhoodSize(self.relationship, from_field, named_as)
+
+
+def _from_positions(rel: Relationship, story_data: pd.DataFrame, from_field: str, ctx: Context,
+                    op: str) -> np.ndarray:
+    where = f"{op} on {rel.where} in {ctx.name}"
+    ids = field(story_data, from_field, where)
+    return rel.from_population.positions(ids.array, f"{where}, field {from_field!r}")
+
+
+class SelectOne(AddColumns):
+    def __init__(self, rel: Relationship, from_field: str, named_as: str, one_to_one: bool, pop: bool,
+                 discard_empty: bool, weight: Attribute | None) -> None:
+        self.rel, self.from_field, self.named_as = rel, from_field, named_as
+        self.one_to_one, self.pop, self.discard_empty, self.weight = one_to_one, pop, discard_empty, weight
+        self.rng_key = f"select_one:{named_as}"
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_one")
+        chosen = self.rel.select_one_positions(pos, self.rng(ctx), weight=self.weight,
+                                               one_to_one=self.one_to_one)
+        if self.pop and not self.one_to_one:
+            chosen = _first_of_each(chosen)
+        ok = chosen >= 0
+        values = _nullable_take(self.rel._to, chosen)
+        if self.pop:
+            self.rel.pop_edges(chosen)
+        if self.discard_empty and not ok.all():
+            keep = np.flatnonzero(ok)
+            return pd.DataFrame({self.named_as: take(values, keep)}, index=story_data.index[keep])
+        return {self.named_as: values}
+
+
+def _first_of_each(chosen: np.ndarray) -> np.ndarray:
+    """Rows that drew an edge already drawn by an earlier row get nothing (for ``pop``)."""
+    has = np.flatnonzero(chosen >= 0)
+    _, first = np.unique(chosen[has], return_index=True)
+    dup = np.ones(len(has), dtype=bool)
+    dup[first] = False
+    chosen = chosen.copy()
+    chosen[has[dup]] = -1
+    return chosen
+
+
+def _nullable_take(values: Column | None, idx: np.ndarray) -> Column:
+    """``values[idx]`` with nulls where ``idx`` is -1."""
+    if values is None:
+        return pd.array(pa.nulls(len(idx)), dtype=pd.ArrowDtype(pa.null()))
+    missing = idx < 0
+    if not missing.any():
+        return take(values, idx)
+    arr = to_arrow(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    taken = arr.take(pa.array(idx, mask=missing))
+    if pa.types.is_string(taken.type) or pa.types.is_large_string(taken.type):
+        return pd.array(taken, dtype="str")
+    return pd.array(taken, dtype=pd.ArrowDtype(taken.type))
+
+
+class SelectMany(AddColumns):
+    def __init__(self, rel: Relationship, from_field: str, named_as: str, quantity_field: str | None,
+                 quantity: int | None, discard_empty: bool, pop: bool, weight: Attribute | None) -> None:
+        if (quantity_field is None) == (quantity is None):
+            raise CircusError(f"select_many on {rel.where}: give quantity_field or quantity")
+        self.rel, self.from_field, self.named_as = rel, from_field, named_as
+        self.quantity_field, self.quantity = quantity_field, quantity
+        self.discard_empty, self.pop, self.weight = discard_empty, pop, weight
+        self.rng_key = f"select_many:{named_as}"
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_many")
+        if self.quantity_field is not None:
+            q = field(story_data, self.quantity_field, f"select_many in {ctx.name}").to_numpy()
+            q = np.asarray(q, dtype=float)
+            if np.isnan(q).any() or (q < 0).any():
+                raise CircusError(f"select_many on {self.rel.where} in {ctx.name}: quantities in "
+                                  f"{self.quantity_field!r} must be non-negative numbers")
+            q = q.astype(np.int64)
+        else:
+            q = np.full(len(pos), int(self.quantity), dtype=np.int64)
+        offsets, selected = self.rel.select_many_positions(pos, q, self.rng(ctx), self.weight)
+        values = list_column(offsets, take(self.rel._to, selected) if len(selected) else
+                             _empty_to(self.rel))
+        if self.pop:
+            self.rel.pop_edges(selected)
+        if self.discard_empty:
+            keep = np.flatnonzero(np.diff(offsets) > 0)
+            if len(keep) < len(pos):
+                return pd.DataFrame({self.named_as: take(values, keep)}, index=story_data.index[keep])
+        return {self.named_as: values}
+
+
+def _empty_to(rel: Relationship) -> Column:
+    if rel._to is not None:
+        return take(rel._to, np.empty(0, dtype=np.int64))
+    if rel.to_population is not None:
+        return take(rel.to_population.ids, np.empty(0, dtype=np.int64))
+    return pd.array([], dtype="str")
+
+
+class SelectAll(AddColumns):
+    def __init__(self, rel: Relationship, from_field: str, named_as: str, discard_empty: bool) -> None:
+        self.rel, self.from_field, self.named_as, self.discard_empty = rel, from_field, named_as, discard_empty
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_all")
+        idx, seg = self.rel._gather(pos)
+        values = list_column(seg, take(self.rel._to, idx) if len(idx) else _empty_to(self.rel))
+        if self.discard_empty:
+            keep = np.flatnonzero(np.diff(seg) > 0)
+            if len(keep) < len(pos):
+                return pd.DataFrame({self.named_as: take(values, keep)}, index=story_data.index[keep])
+        return {self.named_as: values}
+
+
+class Add(SideEffectOnly):
+    def __init__(self, rel: Relationship, from_field: str, item_field: str, weight_field: str | None) -> None:
+        self.rel, self.from_field, self.item_field, self.weight_field = rel, from_field, item_field, weight_field
+
+    def side_effect(self, story_data: pd.DataFrame, ctx: Context) -> None:
+        where = f"add on {self.rel.where} in {ctx.name}"
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "add")
+        items = field(story_data, self.item_field, where)
+        ok = ~items.isna().to_numpy()
+        w = 1.0 if self.weight_field is None else field(story_data, self.weight_field, where).to_numpy(float)[ok]
+        self.rel._append(pos[ok], as_column(items.array[ok] if not ok.all() else items.array), w)
+
+
+class AddGrouped(SideEffectOnly):
+    def __init__(self, rel: Relationship, from_field: str, grouped_items_field: str) -> None:
+        self.rel, self.from_field, self.grouped_items_field = rel, from_field, grouped_items_field
+
+    def side_effect(self, story_data: pd.DataFrame, ctx: Context) -> None:
+        where = f"add_grouped on {self.rel.where} in {ctx.name}"
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "add_grouped")
+        grouped = field(story_data, self.grouped_items_field, where)
+        if not is_list_column(grouped):
+            raise CircusError(f"{where}: field {self.grouped_items_field!r} is not list-valued")
+        offsets, flat = list_parts(grouped)
+        self.rel._append(np.repeat(pos, np.diff(offsets)), flat, 1.0)
+
+
+class Remove(SideEffectOnly):
+    def __init__(self, rel: Relationship, from_field: str, item_field: str) -> None:
+        self.rel, self.from_field, self.item_field = rel, from_field, item_field
+
+    def side_effect(self, story_data: pd.DataFrame, ctx: Context) -> None:
+        where = f"remove on {self.rel.where} in {ctx.name}"
+        ids = field(story_data, self.from_field, where)
+        items = field(story_data, self.item_field, where)
+        self.rel.remove_relations(ids.array, items.array)
+
+
+class NeighbourhoodSize(AddColumns):
+    def __init__(self, rel: Relationship, from_field: str, named_as: str) -> None:
+        self.rel, self.from_field, self.named_as = rel, from_field, named_as
+
+    def build_output(self, story_data: pd.DataFrame, ctx: Context) -> dict[str, Any]:
+        pos = _from_positions(self.rel, story_data, self.from_field, ctx, "get_neighbourhood_size")
+        return {self.named_as: self.rel._degrees(pos)}

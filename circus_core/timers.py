@@ -1,0 +1,142 @@
+"""Timer profiles: when, over a cycle (a day, a week...), a story is more likely to fire.
+
+Activity levels are numbers of events per profile period.  After each execution a member's
+timer is reset by "walking the histogram" (seed 000): draw an exponential amount of
+probability mass with mean ``1 / activity`` periods and walk it along the profile from the
+current step; the number of steps walked is the new timer.  This is exactly a
+non-homogeneous Poisson process whose intensity follows the profile, so ``k`` events per
+period on average, placed as the profile says, with zero-weight slots never chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from circus_core.clock import Clock, as_timedelta, as_utc
+from circus_core.errors import InvalidActivityError, TimerProfileError
+
+__all__ = [
+    "DEFAULT_DAILY_PROFILE",
+    "CyclicTimerGenerator",
+    "CyclicTimerProfile",
+    "DefaultDailyTimerGenerator",
+    "WorkHoursTimerGenerator",
+]
+
+# Relative call intensity per hour of the day (00:00 to 23:00), the shape of the ancestor's
+# default daily profile: quiet nights, a morning ramp, a plateau, an evening peak.
+DEFAULT_DAILY_PROFILE = (
+    1.0, 0.5, 0.2, 0.15, 0.2, 0.4, 3.8, 7.2, 8.4, 9.1, 9.0, 8.3,
+    8.1, 7.7, 7.4, 7.8, 8.0, 7.9, 9.7, 10.4, 10.5, 8.8, 5.7, 2.8,
+)
+
+
+class CyclicTimerProfile:
+    """Weights of consecutive slots of ``profile_time_steps`` each, starting at ``start_date``
+    and repeating with period ``len(profile) * profile_time_steps`` (checked against
+    ``period`` when given)."""
+
+    def __init__(self, profile: Sequence[float], profile_time_steps: timedelta | str,
+                 start_date: datetime | str, period: timedelta | str | None = None) -> None:
+        weights = np.asarray(profile, dtype=float)
+        if weights.ndim != 1 or len(weights) == 0:
+            raise TimerProfileError(f"timer profile must be a non-empty list of weights, got {profile!r}")
+        if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise TimerProfileError(f"timer profile weights must be finite, >= 0 and not all 0: {profile!r}")
+        self.weights = weights
+        self.slot = as_timedelta(profile_time_steps, "timer profile step")
+        self.start_date = as_utc(start_date, "timer profile start_date")
+        self.period = self.slot * len(weights)
+        if period is not None and as_timedelta(period, "timer profile period") != self.period:
+            raise TimerProfileError(
+                f"timer profile has {len(weights)} slots of {self.slot} = {self.period}, "
+                f"which does not match its period {pd.Timedelta(period)}"
+            )
+
+
+class CyclicTimerGenerator:
+    """A timer profile bound to a clock: per-clock-step weights over one period."""
+
+    def __init__(self, clock: Clock, config: CyclicTimerProfile, seed: int | None = None) -> None:
+        self.clock, self.config = clock, config
+        step, slot = clock.step, config.slot
+        if slot >= step:
+            if slot % step != pd.Timedelta(0):
+                raise TimerProfileError(f"timer profile slot {slot} is not a multiple of the clock step {step}")
+            k = int(slot // step)
+            per_step = np.repeat(config.weights / k, k)
+        else:
+            if step % slot != pd.Timedelta(0) or len(config.weights) % int(step // slot):
+                raise TimerProfileError(
+                    f"clock step {step} is not a whole number of timer profile slots of {slot} "
+                    f"fitting the period {config.period}"
+                )
+            per_step = config.weights.reshape(-1, int(step // slot)).sum(axis=1)
+        self.length = len(per_step)
+        self.cdf = np.cumsum(per_step / per_step.sum())
+        self.cdf[-1] = 1.0
+        self.offset = int(((clock.start - config.start_date) // step) % self.length)
+
+    @property
+    def period(self) -> pd.Timedelta:
+        return self.config.period
+
+    def activity(self, n: float, per: timedelta | str) -> float:
+        """The activity level (events per profile period) meaning ``n`` events per ``per``."""
+        return float(n) * (self.period / as_timedelta(per, "activity per"))
+
+    def delays(self, step: int, activities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Steps from ``step`` to each member's next execution (>= 1), or -1 for activity 0."""
+        activities = np.asarray(activities, dtype=float)
+        mass = rng.exponential(size=len(activities))
+        with np.errstate(divide="ignore"):
+            mass = mass / activities
+        g = self.offset + step
+        current = g // self.length + self.cdf[g % self.length]
+        target = current + mass
+        finite = np.isfinite(target)
+        target = np.where(finite, target, 0.0)
+        whole = np.floor(target)
+        rest = target - whole
+        at_end = rest == 0
+        whole, rest = np.where(at_end, whole - 1, whole), np.where(at_end, 1.0, rest)
+        slot = np.searchsorted(self.cdf, rest, side="left")
+        out = whole.astype(np.int64) * self.length + slot - g
+        return np.where(finite, np.maximum(out, 1), -1)
+
+
+class WorkHoursTimerGenerator(CyclicTimerGenerator):
+    """Constant intensity during work hours (``start_hour`` to ``end_hour``, Monday to Friday
+    unless ``weekend``), zero otherwise; period one week."""
+
+    def __init__(self, clock: Clock, start_hour: int = 9, end_hour: int = 17, weekend: bool = False,
+                 seed: int | None = None) -> None:
+        if not 0 <= start_hour < end_hour <= 24:
+            raise TimerProfileError(f"work hours {start_hour}-{end_hour} must satisfy 0 <= start < end <= 24")
+        day = np.zeros(24)
+        day[start_hour:end_hour] = 1.0
+        days = [day] * 5 + [day if weekend else np.zeros(24)] * 2
+        monday = pd.Timestamp("2000-01-03T00:00:00+00:00")  # any Monday
+        super().__init__(clock, CyclicTimerProfile(np.concatenate(days), "1h", monday))
+
+
+class DefaultDailyTimerGenerator(CyclicTimerGenerator):
+    """The default daily profile (`DEFAULT_DAILY_PROFILE`), period one day."""
+
+    def __init__(self, clock: Clock, seed: int | None = None) -> None:
+        midnight = pd.Timestamp("2000-01-01T00:00:00+00:00")
+        super().__init__(clock, CyclicTimerProfile(DEFAULT_DAILY_PROFILE, "1h", midnight))
+
+
+def check_activity(values: np.ndarray, where: str) -> np.ndarray:
+    """Activity levels as floats; negative, infinite or NaN values are an error naming ``where``."""
+    values = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        raise InvalidActivityError(f"{where}: activity levels must be finite and >= 0, got "
+                                   f"{values[bad][:5].tolist()}")
+    return values

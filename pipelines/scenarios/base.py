@@ -1,0 +1,45 @@
+"""The `Scenario`: a named, seeded recipe for a circus.
+
+A scenario splits its code in two because checkpoints hold state but not code:
+``build(circus, size)`` creates populations, relationships and (serialisable) generators;
+``add_stories(circus)`` creates the stories, finding everything else by name.  A fresh run
+calls both; a restart loads the checkpoint and calls only ``add_stories``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from circus_core import Circus, CircusError
+
+__all__ = ["Scenario"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario: name, start (tz-aware ISO string), clock step, root seed and code."""
+
+    name: str
+    description: str
+    start: str
+    step: str
+    seed: int
+    default_size: int
+    build: Callable[[Circus, int], None]
+    add_stories: Callable[[Circus], None]
+
+    def create(self, size: int | None = None, seed: int | None = None) -> Circus:
+        """A new circus at the scenario's start, built with ``size`` members (main population)."""
+        size = self.default_size if size is None else size
+        if size <= 0:
+            raise CircusError(f"scenario {self.name!r}: size must be positive, got {size}")
+        circus = Circus(self.name, self.seed if seed is None else seed, self.start, self.step)
+        self.build(circus, size)
+        self.add_stories(circus)
+        return circus
+
+    def restore(self, path: str | Path) -> Circus:
+        """The circus saved at ``path``, with this scenario's stories re-attached."""
+        return Circus.load(path, self.add_stories)
