@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from circus_core.columns import Column, as_column, list_column, take
+from circus_core.columns import Column, as_column, encode, is_string_column, list_column, take
 from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
 from circus_core.operations import AddColumns, Context, field
 from circus_core.rng import check_seed, make_rng, rng_from_state, rng_state
@@ -132,8 +132,12 @@ class ConstantGenerator(Generator):
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
         if isinstance(self.value, str):
-            return pd.array(np.full(size, self.value, dtype=object), dtype="str")
+            return pd.Categorical.from_codes(np.zeros(size, dtype=np.int8), dtype=self._dtype, validate=False)
         return np.full(size, self.value)
+
+    @property
+    def _dtype(self) -> pd.CategoricalDtype:
+        return pd.CategoricalDtype(pd.Index([self.value], dtype="str"))
 
     def __repr__(self) -> str:
         return f"ConstantGenerator({self.value!r})"
@@ -179,8 +183,17 @@ class NumpyRandomGenerator(Generator):
         super().__init__(seed)
         self.method, self.parameters = method, numpy_parameters
 
+        choices = numpy_parameters.get("a")
+        # choice among strings: draw positions (the same draws numpy would make) and take from a
+        # dictionary-encoded column, instead of building a numpy string array per call
+        self._choices = encode(list(choices)) if method == "choice" and np.ndim(choices) == 1 and \
+            is_string_column(as_column(list(choices))) else None
+
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
         try:
+            if self._choices is not None:
+                params = {k: v for k, v in self.parameters.items() if k != "a"}
+                return take(self._choices, rng.choice(len(self._choices), size=size, **params))
             return as_column(getattr(rng, self.method)(size=size, **self.parameters))
         except (TypeError, ValueError) as exc:
             raise CircusError(f"{self!r}: numpy rejected the parameters: {exc}") from exc
@@ -198,7 +211,7 @@ class EmpiricalGenerator(Generator):
 
     def __init__(self, values: Any, weights: Any = None, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.values = as_column(values)
+        self.values = encode(values)
         n = len(self.values)
         if n == 0:
             raise CircusError("EmpiricalGenerator needs at least one value")
@@ -258,7 +271,7 @@ class FakerGenerator(Generator):
             pool_seed = int(self.rng.bit_generator.seed_seq.generate_state(1)[0])  # type: ignore[attr-defined]
             self._faker.seed_instance(pool_seed)
             method = getattr(self._faker, self.method)
-            self._pool = as_column([method(**self.fake_args) for _ in range(self.pool_size)])
+            self._pool = encode([method(**self.fake_args) for _ in range(self.pool_size)])
         return self._pool
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:

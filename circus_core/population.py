@@ -17,9 +17,11 @@ from circus_core.columns import (
     Column,
     as_column,
     concat_columns,
+    encode,
     is_list_column,
     list_column,
     list_parts,
+    set_values,
     take,
 )
 from circus_core.errors import (
@@ -42,7 +44,9 @@ class Attribute:
     """One column of a population; relationships may read it at run time as a weight."""
 
     def __init__(self, population: Population, name: str, values: Column) -> None:
-        self.population, self.name, self.values = population, name, values
+        self.population, self.name = population, name
+        self.values = encode(values)
+        self.version = 0  # bumped on every change: relationships cache weights read from it
 
     def get_values(self, ids: Any = None) -> pd.Series:
         """Values for ``ids`` (all members when None), indexed by member id."""
@@ -64,15 +68,14 @@ class Attribute:
                 f"attribute {self.name!r} of {self.population.name!r}: {len(values)} values "
                 f"for {len(positions)} members"
             )
-        if isinstance(self.values, np.ndarray):
-            new = np.asarray(values)
-            if new.dtype != self.values.dtype and not np.can_cast(new.dtype, self.values.dtype, "same_kind"):
-                self.values = self.values.astype(np.result_type(self.values.dtype, new.dtype))
-            self.values[positions] = new
-        else:
-            series = pd.Series(self.values, copy=True)
-            series.iloc[positions] = values
-            self.values = as_column(series)
+        self.values = set_values(self.values, positions, values)
+        self.version += 1
+
+    def extend(self, values: Column) -> None:
+        """Values of members that joined the population."""
+        # attributes created empty (seed 000 example 3) take the type of their first values
+        self.values = concat_columns([self.values, values]) if len(self.values) else encode(values)
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self.values)
@@ -228,7 +231,7 @@ class Population:
             self._set_ids(concat_columns([self.ids, new_ids]))
             new_pos = np.flatnonzero(is_new)
             for name, attr in self.attributes.items():
-                attr.values = concat_columns([attr.values, take(values[name], new_pos)])
+                attr.extend(take(values[name], new_pos))
         old = np.flatnonzero(~is_new)
         if len(old):
             for name, col in values.items():

@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from circus_core.columns import (
     Column,
     as_column,
     concat_columns,
+    encode,
+    first_occurrences,
     is_list_column,
     list_column,
     list_parts,
     take,
-    to_arrow,
+    take_or_null,
 )
 from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
 from circus_core.operations import AddColumns, Context, SideEffectOnly, field
@@ -50,6 +51,7 @@ class Relationship:
         self._w = np.empty(0, dtype=float)
         self._pending: list[tuple[np.ndarray, Column, np.ndarray | None, np.ndarray]] = []
         self._offsets: np.ndarray | None = None
+        self._cw_cache: tuple[tuple[int, int], np.ndarray | None] | None = None
         self.ops = _RelationshipOps(self)
 
     @property
@@ -68,9 +70,16 @@ class Relationship:
         if self.to_population is not None:
             to_pos = self.to_population.positions(to, f"'to' side of {self.where}")
             to = take(self.to_population.ids, to_pos)
+        else:
+            to = encode(to)
         if n:
             self._pending.append((from_pos.astype(np.int64), to, to_pos, w))
-            self._offsets = None
+            self._changed()
+
+    def _changed(self) -> None:
+        """Edges changed: drop the offsets and the cumulative weights."""
+        self._offsets = None
+        self._cw_cache = None
 
     def _compact(self) -> None:
         """Merge pending edges into the sorted arrays and rebuild the offsets."""
@@ -86,7 +95,7 @@ class Relationship:
             if self._to_pos is not None:
                 self._to_pos = np.concatenate([self._to_pos, *(p[2] for p in self._pending)])[order]
             self._pending = []
-            self._offsets = None
+            self._changed()
         n_from = self.from_population.size
         if self._offsets is None or len(self._offsets) != n_from + 1:
             counts = np.bincount(self._from, minlength=n_from)
@@ -100,7 +109,7 @@ class Relationship:
         self._w = self._w[mask]
         if self._to_pos is not None:
             self._to_pos = self._to_pos[mask]
-        self._offsets = None
+        self._changed()
 
     @property
     def size(self) -> int:
@@ -119,9 +128,7 @@ class Relationship:
     def add_grouped_relations(self, from_ids: Any, grouped_ids: Any) -> None:
         """Add, for each ``from_ids[i]``, one edge to every id of the list ``grouped_ids[i]``."""
         from_ids = as_column(from_ids)
-        grouped = grouped_ids if is_list_column(grouped_ids) else as_column(grouped_ids)
-        if not is_list_column(grouped):
-            raise CircusError(f"{self.where}: grouped ids must be lists")
+        grouped = grouped_ids if is_list_column(grouped_ids) else _groups_column(grouped_ids, self.where)
         if len(grouped) != len(from_ids):
             raise LengthMismatchError(f"{self.where}: {len(from_ids)} 'from' ids, {len(grouped)} groups")
         offsets, flat = list_parts(grouped)
@@ -195,19 +202,34 @@ class Relationship:
 
         With ``one_to_one`` the same edge or "to" is never given to two rows.
         """
-        n = len(pos)
         if one_to_one:
             return self._select_distinct(pos, rng, weight)
-        idx, seg = self._gather(pos)
-        w = self._weights(idx, weight)
-        cw = np.zeros(len(w) + 1)
-        np.cumsum(w, out=cw[1:])
-        lo, hi = cw[seg[:-1]], cw[seg[1:]]
-        target = lo + rng.random(n) * (hi - lo)
-        k = np.searchsorted(cw[1:], target, side="right")
-        k = np.clip(k, seg[:-1], np.maximum(seg[1:] - 1, seg[:-1]))
-        chosen = np.where(hi > lo, idx[np.minimum(k, max(len(idx) - 1, 0))] if len(idx) else -1, -1)
-        return chosen.astype(np.int64)
+        self._compact()
+        starts, ends = self._offsets[pos], self._offsets[pos + 1]
+        u = rng.random(len(pos))
+        cw = self._cumulative_weights(weight)
+        if cw is None:  # all weights equal: uniform among the member's edges
+            has = (ends > starts) & (len(self._w) > 0 and self._w[0] > 0)
+            return np.where(has, starts + (u * (ends - starts)).astype(np.int64), -1)
+        # edge j covers [cw[j], cw[j+1]); zero-weight edges cover nothing and are never drawn
+        lo, hi = cw[starts], cw[ends]
+        k = _segment_search(cw, starts, ends, lo + u * (hi - lo))
+        return np.where(hi > lo, k, -1).astype(np.int64)
+
+    def _cumulative_weights(self, weight: Attribute | None) -> np.ndarray | None:
+        """Cumulative weights over all edges (``cw[j]`` = weight of edges before j), cached until
+        the edges or the weight attribute change, so a weighted select costs O(rows log edges)
+        with no gathering; None when all weights are equal (the uniform fast path)."""
+        key = (id(weight), -1 if weight is None else weight.version)
+        if self._cw_cache is not None and self._cw_cache[0] == key:
+            return self._cw_cache[1]
+        w = self._weights(np.arange(len(self._w)), weight)
+        cw = None
+        if weight is not None or (len(w) and (w != w[0]).any()):
+            cw = np.zeros(len(w) + 1)
+            np.cumsum(w, out=cw[1:])
+        self._cw_cache = (key, cw)
+        return cw
 
     def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator,
                          weight: Attribute | None) -> np.ndarray:
@@ -241,10 +263,7 @@ class Relationship:
             return chosen
         key = self._to_pos[chosen[has]] if self._to_pos is not None else pd.factorize(
             pd.Series(take(self._to, chosen[has])))[0]
-        _, first = np.unique(key, return_index=True)
-        dup = np.ones(len(has), dtype=bool)
-        dup[first] = False
-        chosen[has[dup]] = -1
+        chosen[has[~first_occurrences(key)]] = -1
         return chosen
 
     def select_many_positions(self, pos: np.ndarray, quantities: np.ndarray, rng: np.random.Generator,
@@ -286,7 +305,8 @@ class Relationship:
         self._to = None
         self._to_pos = None if self.to_population is None else np.empty(0, np.int64)
         self._w = np.empty(0, dtype=float)
-        self._pending, self._offsets = [], None
+        self._pending = []
+        self._changed()
         if len(df):
             self.add_relations(df["from"], df["to"], df["weight"].to_numpy(dtype=float))
         self._compact()
@@ -310,6 +330,37 @@ class Relationship:
         return f"Relationship({self.where}, edges={self.size})"
 
 
+def _segment_search(cw: np.ndarray, starts: np.ndarray, ends: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """For each row, the last j in [starts, ends) with ``cw[j] <= target`` (``cw[starts] <= target``).
+
+    A binary search bounded to each row's own edges: log2(degree) vectorised rounds touching only
+    nearby memory, 1.5-4x faster than ``np.searchsorted`` over millions of edges.
+    """
+    lo = starts.copy()
+    size = ends - starts
+    half = size >> 1
+    while half.any():
+        go = cw[lo + half] <= target
+        lo += half * go
+        size -= np.where(go, half, size - half)
+        half = size >> 1
+    return lo
+
+
+def _groups_column(groups: Any, where: str) -> Column:
+    """A list column from a sequence of groups (Python lists or arrays), e.g. ``[[1, 2], [3, 4]]``,
+    which numpy would otherwise turn into one 2-D array (build-time helper: loops over groups)."""
+    groups = groups.array if isinstance(groups, pd.Series) else groups
+    if isinstance(groups, str) or not hasattr(groups, "__iter__"):
+        raise CircusError(f"{where}: grouped ids must be a sequence of lists, got {groups!r}")
+    parts = [as_column(g) for g in groups]
+    if any(np.ndim(g) != 1 for g in parts):
+        raise CircusError(f"{where}: grouped ids must be lists")
+    offsets = np.concatenate([[0], np.cumsum([len(g) for g in parts], dtype=np.int64)]).astype(np.int64)
+    non_empty = [g for g in parts if len(g)]
+    return list_column(offsets, concat_columns(non_empty) if non_empty else np.empty(0, dtype=np.int64))
+
+
 def make_random_bipartite_data(group1: Any, group2: Any, p: float, seed: int) -> pd.DataFrame:
     """Random edges between two groups: each member of ``group1`` is linked to each member of
     ``group2`` with probability ``p`` (drawn as a binomial degree, then distinct partners).
@@ -325,7 +376,8 @@ def make_random_bipartite_data(group1: Any, group2: Any, p: float, seed: int) ->
     total = int(degrees.sum())
     src = np.repeat(np.arange(n1), degrees)
     dst = rng.integers(0, max(n2, 1), size=total)
-    key = np.unique(src * max(n2, 1) + dst)  # drop the rare duplicate pairs
+    key = np.sort(src * max(n2, 1) + dst)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # drop the rare duplicate pairs
     src, dst = key // max(n2, 1), key % max(n2, 1)
     return pd.DataFrame({"from": take(g1, src), "to": take(g2, dst)})
 
@@ -398,7 +450,7 @@ class SelectOne(AddColumns):
         if self.pop and not self.one_to_one:
             chosen = _first_of_each(chosen)
         ok = chosen >= 0
-        values = _nullable_take(self.rel._to, chosen)
+        values = take_or_null(self.rel._to if self.rel._to is not None else _empty_to(self.rel), chosen)
         if self.pop:
             self.rel.pop_edges(chosen)
         if self.discard_empty and not ok.all():
@@ -410,28 +462,9 @@ class SelectOne(AddColumns):
 def _first_of_each(chosen: np.ndarray) -> np.ndarray:
     """Rows that drew an edge already drawn by an earlier row get nothing (for ``pop``)."""
     has = np.flatnonzero(chosen >= 0)
-    _, first = np.unique(chosen[has], return_index=True)
-    dup = np.ones(len(has), dtype=bool)
-    dup[first] = False
     chosen = chosen.copy()
-    chosen[has[dup]] = -1
+    chosen[has[~first_occurrences(chosen[has])]] = -1
     return chosen
-
-
-def _nullable_take(values: Column | None, idx: np.ndarray) -> Column:
-    """``values[idx]`` with nulls where ``idx`` is -1."""
-    if values is None:
-        return pd.array(pa.nulls(len(idx)), dtype=pd.ArrowDtype(pa.null()))
-    missing = idx < 0
-    if not missing.any():
-        return take(values, idx)
-    arr = to_arrow(values)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    taken = arr.take(pa.array(idx, mask=missing))
-    if pa.types.is_string(taken.type) or pa.types.is_large_string(taken.type):
-        return pd.array(taken, dtype="str")
-    return pd.array(taken, dtype=pd.ArrowDtype(taken.type))
 
 
 class SelectMany(AddColumns):
