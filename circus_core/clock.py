@@ -99,6 +99,9 @@ class Timestamp(AddColumns):
             micros.view("datetime64[us]"), dtype=pd.DatetimeTZDtype("us", "UTC")
         )
         if self.log_format is not None:
-            formatted = pc.strftime(pa.array(values), format=self.log_format)
+            arrow = pa.array(values)
+            if "%f" not in self.log_format:  # Arrow's %S on a µs timestamp prints "05.000000"
+                arrow = arrow.cast(pa.timestamp("s", tz="UTC"), safe=False)
+            formatted = pc.strftime(arrow, format=self.log_format)
             values = pd.array(formatted, dtype="str")
         return {self.named_as: values}

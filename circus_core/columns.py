@@ -3,13 +3,15 @@
 A *column* is a numpy array (numbers, booleans, datetimes), a pandas extension array backed
 by Arrow (strings, lists), or a pandas ``Categorical``.
 
-Strings that are *stored* (attributes, relationship ids, Faker pools, choice values) are kept
-dictionary-encoded as ``Categorical``: a lookup is then a take of integer codes, not a copy of
-string bytes (measured: ~4x cheaper per looked-up field at 100k members), and the logs carry
-Arrow dictionary arrays, which Parquet stores dictionary-encoded anyway.  Log columns from
-categoricals always get the same Arrow type, ``dictionary<int32, large_string>``, so a log's
-schema does not change when a dictionary grows.  Compare two categorical fields with different
-categories through ``.astype(str)``.
+Strings that are *stored* (attributes, relationship ids, Faker pools, choice values) and repeat
+(at most half as many distinct values as values: names, cities, cell sites) are kept
+dictionary-encoded as ``Categorical``: a lookup is then a take of integer codes from a small
+dictionary rather than a copy of string bytes scattered over a large array (~4x cheaper per
+looked-up field at 100k members).  Unique strings (MSISDNs, item ids) stay plain Arrow strings:
+a dictionary as long as the data saves nothing and would only grow.  Logs always carry plain
+``large_string`` columns (decoded from the small dictionary), so a log's schema never depends on
+how a value was stored.  Compare two categorical fields with different categories through
+``.astype(str)``.
 
 List-valued fields (the result of ``select_many`` or of a ``DependentBulkGenerator``) are
 Arrow ``list<...>`` arrays: building, flattening and exploding them works on their offsets,
@@ -29,6 +31,7 @@ __all__ = [
     "Column",
     "as_column",
     "concat_columns",
+    "decode",
     "empty_like",
     "encode",
     "first_occurrences",
@@ -126,6 +129,8 @@ def encode(values: Any) -> Column:
     if not is_string_column(column):
         return column
     codes, uniques = pd.factorize(column)
+    if 2 * len(uniques) > len(column):
+        return column
     categories = pd.Index(uniques, dtype="str")
     return pd.Categorical.from_codes(codes.astype(np.int32), dtype=pd.CategoricalDtype(categories))
 
@@ -161,10 +166,15 @@ def concat_columns(parts: Sequence[Column]) -> Column:
     """
     if all(isinstance(p, np.ndarray) for p in parts):
         return np.concatenate(parts)
-    if any(isinstance(p, pd.Categorical) for p in parts):
-        cats = [p if isinstance(p, pd.Categorical) else encode(p) for p in parts]
-        return pd.api.types.union_categoricals(cats)
+    if all(isinstance(p, pd.Categorical) for p in parts):
+        return pd.api.types.union_categoricals(list(parts))
+    parts = [decode(p) if isinstance(p, pd.Categorical) else p for p in parts]
     return as_column(pd.concat([pd.Series(p) for p in parts], ignore_index=True))
+
+
+def decode(column: pd.Categorical) -> Column:
+    """The plain column of a Categorical."""
+    return as_column(to_arrow(column))
 
 
 def set_values(column: Column, positions: np.ndarray, values: Any) -> Column:
@@ -177,6 +187,8 @@ def set_values(column: Column, positions: np.ndarray, values: Any) -> Column:
         column[positions] = new
         return column
     if isinstance(column, pd.Categorical):
+        if not isinstance(values, pd.Categorical):
+            values = pd.Categorical(values)
         merged = concat_columns([column, values])
         codes = merged.codes.copy()
         codes[positions] = merged.codes[len(column):]
@@ -191,17 +203,16 @@ def empty_like(column: Column) -> Column:
     return take(column, np.empty(0, dtype=np.int64))
 
 
-LOG_DICTIONARY = pa.dictionary(pa.int32(), pa.large_string())
-
-
 def to_arrow(column: Column) -> pa.Array | pa.ChunkedArray:
     """The Arrow view of a column (zero-copy for Arrow-backed and numeric columns)."""
     if isinstance(column, pd.Series):
         column = column.array
     if isinstance(column, pd.Categorical):
-        codes = column.codes.astype(np.int32, copy=False)
-        arr = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(column.categories.array))
-        return arr.cast(LOG_DICTIONARY) if arr.type.value_type == pa.string() else arr
+        codes = column.codes
+        dictionary = pa.array(column.categories.array)
+        if isinstance(dictionary, pa.ChunkedArray):
+            dictionary = dictionary.combine_chunks()
+        return dictionary.take(pa.array(codes, mask=codes < 0) if (codes < 0).any() else codes)
     if isinstance(column, np.ndarray):
         if column.dtype == object:
             return pa.array(column, from_pandas=True)
@@ -222,8 +233,6 @@ def is_list_column(column: Any) -> bool:
 def list_column(offsets: np.ndarray, values: Column) -> Column:
     """A list column whose row ``i`` holds ``values[offsets[i]:offsets[i+1]]``."""
     flat = to_arrow(values)
-    if isinstance(flat, pa.DictionaryArray):
-        flat = flat.dictionary_decode()
     if isinstance(flat, pa.ChunkedArray):
         flat = flat.combine_chunks()
     arr = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), flat)

@@ -259,17 +259,32 @@ class FakerGenerator(Generator):
         super().__init__(seed)
         self.method, self.locale, self.pool_size, self.fake_args = method, locale, int(pool_size), fake_args
         self._pool: Column | None = None
+        self._pool_seed: int | None = None
         from faker import Faker
 
         self._faker = Faker(locale)
         if not callable(getattr(self._faker, method, None)):
             raise CircusError(f"FakerGenerator: Faker has no method {method!r} for locale {locale!r}")
 
+    def pool_seed(self) -> int:
+        """The seed of the pool: from the stream's seed sequence, then kept in the state (a
+        stream restored from a checkpoint has a fresh, random seed sequence)."""
+        if self._pool_seed is None:
+            self._pool_seed = int(self.rng.bit_generator.seed_seq.generate_state(1)[0])  # type: ignore[attr-defined]
+        return self._pool_seed
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "pool_seed": None if self._rng is None else self.pool_seed()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if state.get("pool_seed") is not None:
+            self._pool_seed, self._pool = int(state["pool_seed"]), None
+
     def pool(self) -> Column:
         """The pool of values (built on first use, deterministically from the seed)."""
         if self._pool is None:
-            pool_seed = int(self.rng.bit_generator.seed_seq.generate_state(1)[0])  # type: ignore[attr-defined]
-            self._faker.seed_instance(pool_seed)
+            self._faker.seed_instance(self.pool_seed())
             method = getattr(self._faker, self.method)
             self._pool = encode([method(**self.fake_args) for _ in range(self.pool_size)])
         return self._pool

@@ -363,7 +363,7 @@ def _groups_column(groups: Any, where: str) -> Column:
 
 def make_random_bipartite_data(group1: Any, group2: Any, p: float, seed: int) -> pd.DataFrame:
     """Random edges between two groups: each member of ``group1`` is linked to each member of
-    ``group2`` with probability ``p`` (drawn as a binomial degree, then distinct partners).
+    ``group2`` with probability ``p``, independently (so p = 1 links everybody to everybody).
 
     Returns a DataFrame with columns ``from`` and ``to``, to pass to `add_relations`.
     """
@@ -372,12 +372,22 @@ def make_random_bipartite_data(group1: Any, group2: Any, p: float, seed: int) ->
     g1, g2 = as_column(group1), as_column(group2)
     rng = make_rng("make_random_bipartite_data", seed)
     n1, n2 = len(g1), len(g2)
-    degrees = rng.binomial(n2, p, size=n1)
-    total = int(degrees.sum())
-    src = np.repeat(np.arange(n1), degrees)
-    dst = rng.integers(0, max(n2, 1), size=total)
-    key = np.sort(src * max(n2, 1) + dst)
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # drop the rare duplicate pairs
+    total = n1 * n2
+    if p == 0 or total == 0:
+        key = np.empty(0, dtype=np.int64)
+    elif p == 1:
+        key = np.arange(total, dtype=np.int64)
+    else:
+        # one Bernoulli(p) trial per pair of the flattened (from, to) grid: the gaps between
+        # successes are geometric, drawn in a few vectorised batches (memory ~ number of edges)
+        parts, last = [], -1
+        while last < total:
+            expected = (total - 1 - last) * p
+            keys = last + np.cumsum(rng.geometric(p, size=int(expected + 5 * np.sqrt(expected) + 10)))
+            parts.append(keys)
+            last = int(keys[-1])
+        key = np.concatenate(parts)
+        key = key[key < total]
     src, dst = key // max(n2, 1), key % max(n2, 1)
     return pd.DataFrame({"from": take(g1, src), "to": take(g2, dst)})
 

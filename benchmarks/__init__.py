@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and peak memory of the shipped scenarios (``make bench``)."""

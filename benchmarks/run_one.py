@@ -1,0 +1,69 @@
+"""One benchmark measurement in a fresh process, printed as one JSON line.
+
+A fresh process per measurement makes the peak RSS (``ru_maxrss``) that of this scenario, size
+and duration alone.  The circus runs day by day; each day's logs are written to Parquet and
+dropped, as the daily pipeline does, so memory is the state plus one day of logs.
+
+Simulation time is the time spent in ``Circus.step``; write time is the time spent turning the
+day's tables into Parquet files, so "with Parquet" = simulation + write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from circus_core.logs import write_day
+from circus_core.operations import concat_tables
+from pipelines.scenarios import get_scenario
+
+
+def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, object]:
+    scenario = get_scenario(scenario_name)
+    t0 = time.perf_counter()
+    circus = scenario.create(size)
+    build = time.perf_counter() - t0
+    steps_per_day = circus.clock.steps_in("1D")
+    sim = write = 0.0
+    rows = 0
+    for _ in range(days):
+        date = circus.clock.now.date().isoformat()
+        day: dict[str, list[pa.Table]] = {}
+        t = time.perf_counter()
+        for _ in range(steps_per_day):
+            for log_id, table in circus.step().items():
+                day.setdefault(log_id, []).append(table)
+        tables = {k: concat_tables(v) for k, v in day.items()}
+        sim += time.perf_counter() - t
+        rows += sum(t.num_rows for t in tables.values())
+        t = time.perf_counter()
+        write_day(tables, out, date)
+        write += time.perf_counter() - t
+        del day, tables
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    return {"scenario": scenario_name, "members": size, "days": days, "build_s": build, "sim_s": sim,
+            "write_s": write, "rows": rows, "sim_rows_per_s": rows / sim if sim else 0.0,
+            "total_rows_per_s": rows / (sim + write) if sim + write else 0.0, "peak_rss_mib": peak}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--days", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="circus-bench-") as out:
+        result = measure(args.scenario, args.size, args.days, Path(out))
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
