@@ -194,7 +194,8 @@ def save_circus(circus: Circus, path: Path) -> Path:
                              "to_population": None if rel.to_population is None else rel.to_population.name})
         for i, story in enumerate(circus.stories.values()):
             story._grow(story.population.size)
-            cols: dict[str, Any] = {"timer": story.timer, "state": story.state}
+            cols: dict[str, Any] = {"timer": story.timer, "state": story.state, "next_mass": story.next_mass,
+                                    "forced": story.forced}
             for k in range(len(story.state_names)):
                 cols[f"activity_{k}"] = story.activity[k]
                 cols[f"back_{k}"] = story.back_to_default[k]
@@ -257,6 +258,8 @@ def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Cir
             raise CheckpointError(f"story {name!r}: {len(df)} timers saved for {story.population.size} members")
         story.timer = df["timer"].to_numpy(dtype=np.int64).copy()
         story.state = df["state"].to_numpy(dtype=np.int16).copy()
+        story.next_mass = df["next_mass"].to_numpy(dtype=float).copy()
+        story.forced = df["forced"].to_numpy(dtype=bool).copy()
         k = len(story.state_names)
         story.activity = np.vstack([df[f"activity_{i}"].to_numpy(dtype=float) for i in range(k)])
         story.back_to_default = np.vstack([df[f"back_{i}"].to_numpy(dtype=float) for i in range(k)])

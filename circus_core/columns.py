@@ -225,9 +225,13 @@ def to_arrow(column: Column) -> pa.Array | pa.ChunkedArray:
 def is_list_column(column: Any) -> bool:
     """True for Arrow ``list<...>`` columns (select_many, DependentBulkGenerator, select_all)."""
     dtype = getattr(column, "dtype", None)
-    return isinstance(dtype, pd.ArrowDtype) and (
-        pa.types.is_list(dtype.pyarrow_dtype) or pa.types.is_large_list(dtype.pyarrow_dtype)
-    )
+    if isinstance(dtype, pd.ArrowDtype):
+        return pa.types.is_list(dtype.pyarrow_dtype) or pa.types.is_large_list(dtype.pyarrow_dtype)
+    if dtype == object and len(column):
+        # Python lists, e.g. returned by a user's Apply: accepted (converted by Arrow, not per row here)
+        first = pd.Series(column).dropna()
+        return len(first) > 0 and isinstance(first.iloc[0], list | tuple | np.ndarray)
+    return False
 
 
 def list_column(offsets: np.ndarray, values: Column) -> Column:

@@ -47,6 +47,8 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
 
 def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     """Rebuild a generator from `rng_state` output; it continues exactly where it stopped."""
-    bit_generator = getattr(np.random, state["bit_generator"])()
+    # seeded with 0, never from OS entropy: the state set next is all that matters, and nothing
+    # in a restored process may depend on entropy
+    bit_generator = getattr(np.random, state["bit_generator"])(0)
     bit_generator.state = state
     return np.random.Generator(bit_generator)

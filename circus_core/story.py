@@ -3,7 +3,9 @@
 Each member of the initiating population has a *timer* per story: the number of steps until it
 next executes the story.  At every step the members whose timer is 0 execute the story's
 operations together (column-wise); their timers are reset from their activity level and the
-timer profile (see `circus_core.timers`), then every positive timer is decremented.
+timer profile (see `circus_core.timers`), then every positive timer is decremented.  Members
+whose next event falls in the same step execute again, in further rounds of that step, so
+activity levels are honoured exactly however high they are.
 Members can be in *states* ("default", "on_holiday"...) with their own activity levels and a
 probability, at each execution, of going back to the default state.
 """
@@ -19,7 +21,16 @@ import pandas as pd
 from circus_core.columns import take
 from circus_core.errors import CircusError, DuplicateNameError, InvalidActivityError, UnknownNameError
 from circus_core.generators import ConstantDependentGenerator, Generator, values_of
-from circus_core.operations import Chain, Context, Logs, Operation, SideEffectOnly, field, init_story_data
+from circus_core.operations import (
+    Chain,
+    Context,
+    Logs,
+    Operation,
+    SideEffectOnly,
+    field,
+    init_story_data,
+    merge_logs,
+)
 from circus_core.timers import CyclicTimerGenerator, check_activity
 
 if TYPE_CHECKING:
@@ -73,6 +84,8 @@ class Story:
         self.operations = Chain()
         self.ops = _StoryOps(self)
         self.timer = np.empty(0, dtype=np.int64)
+        self.next_mass = np.empty(0, dtype=float)  # profile mass of the next scheduled event
+        self.forced = np.empty(0, dtype=bool)  # timer set to 0 by force_act_next
         self.state = np.empty(0, dtype=np.int16)
         self.activity = np.empty((len(self.state_names), 0))
         self.back_to_default = np.empty((len(self.state_names), 0))
@@ -122,25 +135,43 @@ class Story:
         self.back_to_default = np.concatenate([self.back_to_default, np.vstack(backs)], axis=1)
         self.state = np.concatenate([self.state, np.zeros(new, dtype=np.int16)])
         self.timer = np.concatenate([self.timer, np.full(new, -1, dtype=np.int64)])
-        self.reset_timers_at(np.arange(old, size), from_step=self.clock.step_count - 1)
+        self.next_mass = np.concatenate([self.next_mass, np.full(new, np.nan)])
+        self.forced = np.concatenate([self.forced, np.zeros(new, dtype=bool)])
+        self.reset_timers_at(np.arange(old, size), including_this_step=True)
 
-    def reset_timers_at(self, positions: np.ndarray, from_step: int | None = None) -> None:
-        """Draw new timers for members at ``positions``, counted from ``from_step``."""
+    def reset_timers_at(self, positions: np.ndarray, including_this_step: bool = False,
+                        from_mass: np.ndarray | None = None) -> None:
+        """Draw new timers for members at ``positions``: from the end of the current step (or
+        its start with ``including_this_step``), or from explicit profile positions."""
         if not len(positions):
             return
-        step = self.clock.step_count if from_step is None else from_step
+        now = self.clock.step_count
         if isinstance(self.timer_gen, CyclicTimerGenerator):
+            if from_mass is None:
+                from_mass = np.full(len(positions), self.timer_gen.mass_at(now if including_this_step else now + 1))
             acts = self.activity[self.state[positions], positions]
-            delays = self.timer_gen.delays(step, acts, self.rng("timer"))
-            self.timer[positions] = np.where(delays > 0, delays + step - self.clock.step_count, -1)
+            self.next_mass[positions], steps = self.timer_gen.next_events(from_mass, acts, self.rng("timer"))
+            self.timer[positions] = np.where(steps >= 0, steps - now, -1)
         elif isinstance(self.timer_gen, ConstantDependentGenerator):
             value = int(self.timer_gen.value)
-            self.timer[positions] = value + step - self.clock.step_count if value > 0 else -1
+            self.timer[positions] = value - (1 if including_this_step else 0) if value > 0 else -1
         else:
             self.timer[positions] = -1
 
+    def _reset_after_execution(self, positions: np.ndarray) -> None:
+        """Continue each member's event process from the event that just happened (forced
+        executions restart from the end of the step)."""
+        if isinstance(self.timer_gen, CyclicTimerGenerator):
+            last = self.next_mass[positions]
+            end = self.timer_gen.mass_at(self.clock.step_count + 1)
+            restart = self.forced[positions] | np.isnan(last) | (last >= end)
+            self.reset_timers_at(positions, from_mass=np.where(restart, end, last))
+        else:
+            self.reset_timers_at(positions)
+
     def force_act_next_at(self, positions: np.ndarray) -> None:
         self.timer[positions] = 0
+        self.forced[positions] = True
 
     def transit_at(self, positions: np.ndarray, states: np.ndarray) -> None:
         self.state[positions] = states
@@ -152,20 +183,27 @@ class Story:
         return np.flatnonzero(self.timer == 0)
 
     def execute(self) -> Logs:
-        """Run one step of this story; returns the logs its operations emitted."""
+        """Run one step of this story; returns the logs its operations emitted.
+
+        Members whose next event falls in this same step run again in a further round (their
+        rows come after the first round's); members forced during the step run at the next one.
+        """
         active = self.active_positions()
-        if not len(active):
-            return {}
-        away = active[self.state[active] != 0]
-        if len(away):
-            back = self.rng("states").random(len(away)) < self.back_to_default[self.state[away], away]
-            self.state[away[back]] = 0
-        if self.auto_reset_timer:
-            self.reset_timers_at(active)
-        else:
-            self.timer[active] = -1
-        story_data = init_story_data(self.member_id_field, take(self.population.ids, active))
-        _, logs = self.operations(story_data, self.context)
+        logs: Logs = {}
+        while len(active):
+            away = active[self.state[active] != 0]
+            if len(away):
+                back = self.rng("states").random(len(away)) < self.back_to_default[self.state[away], away]
+                self.state[away[back]] = 0
+            if self.auto_reset_timer:
+                self._reset_after_execution(active)
+            else:
+                self.timer[active] = -1
+            self.forced[active] = False
+            story_data = init_story_data(self.member_id_field, take(self.population.ids, active))
+            _, round_logs = self.operations(story_data, self.context)
+            merge_logs(logs, round_logs)
+            active = active[(self.timer[active] == 0) & ~self.forced[active]]
         return logs
 
     def tick(self) -> None:

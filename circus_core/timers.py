@@ -2,10 +2,16 @@
 
 Activity levels are numbers of events per profile period.  After each execution a member's
 timer is reset by "walking the histogram" (seed 000): draw an exponential amount of
-probability mass with mean ``1 / activity`` periods and walk it along the profile from the
-current step; the number of steps walked is the new timer.  This is exactly a
-non-homogeneous Poisson process whose intensity follows the profile, so ``k`` events per
-period on average, placed as the profile says, with zero-weight slots never chosen.
+probability mass with mean ``1 / activity`` periods and walk it along the profile from where
+the last event was; the step where the walk lands is the next execution.
+
+Positions are kept as continuous *mass* (cumulative profile weight, in periods), not as whole
+steps, so the walk can land in the same step again: a member then executes several times in
+that step.  This makes each member's executions exactly a non-homogeneous Poisson process
+whose intensity follows the profile: ``k`` events per period on average whatever ``k`` and the
+clock step, placed as the profile says, zero-weight slots never chosen.  (The ancestor allowed
+one execution per step, which loses events when activity is high: 12 calls a day on hourly
+steps gave about 8.7.)
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class CyclicTimerGenerator:
         self.length = len(per_step)
         self.cdf = np.cumsum(per_step / per_step.sum())
         self.cdf[-1] = 1.0
+        self.cum = np.concatenate([[0.0], self.cdf])  # mass before each slot of a period
         self.offset = int(((clock.start - config.start_date) // step) % self.length)
 
     @property
@@ -89,24 +96,30 @@ class CyclicTimerGenerator:
         """The activity level (events per profile period) meaning ``n`` events per ``per``."""
         return float(n) * (self.period / as_timedelta(per, "activity per"))
 
-    def delays(self, step: int, activities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Steps from ``step`` to each member's next execution (>= 1), or -1 for activity 0."""
-        activities = np.asarray(activities, dtype=float)
-        mass = rng.exponential(size=len(activities))
-        with np.errstate(divide="ignore"):
-            mass = mass / activities
+    def mass_at(self, step: int) -> float:
+        """Cumulative profile mass (in periods) at the start of clock step ``step``."""
         g = self.offset + step
-        current = g // self.length + self.cdf[g % self.length]
-        target = current + mass
+        return float(g // self.length) + float(self.cum[g % self.length])
+
+    def next_events(self, from_mass: np.ndarray, activities: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Walk an exponential mass (mean ``1 / activity``) from ``from_mass``.
+
+        Returns the mass position of each member's next event (NaN for activity 0) and the clock
+        step it falls in (-1 for activity 0).
+        """
+        activities = np.asarray(activities, dtype=float)
+        walk = rng.exponential(size=len(activities))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            target = np.asarray(from_mass, dtype=float) + walk / activities
         finite = np.isfinite(target)
-        target = np.where(finite, target, 0.0)
-        whole = np.floor(target)
-        rest = target - whole
-        at_end = rest == 0
-        whole, rest = np.where(at_end, whole - 1, whole), np.where(at_end, 1.0, rest)
-        slot = np.searchsorted(self.cdf, rest, side="left")
-        out = whole.astype(np.int64) * self.length + slot - g
-        return np.where(finite, np.maximum(out, 1), -1)
+        target = np.where(finite, target, np.nan)
+        whole = np.floor(np.where(finite, target, 0.0))
+        # slot j holds masses [cum[j], cum[j+1]): empty for zero-weight slots, never chosen
+        slot = np.minimum(np.searchsorted(self.cdf, np.where(finite, target, 0.0) - whole, side="right"),
+                          self.length - 1)
+        step = whole.astype(np.int64) * self.length + slot - self.offset
+        return target, np.where(finite, step, -1)
 
 
 class WorkHoursTimerGenerator(CyclicTimerGenerator):

@@ -15,14 +15,22 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from circus_core import DB, Chain, CheckpointVersionError, Circus, CircusError, WorkHoursTimerGenerator
+from circus_core import (
+    DB,
+    Chain,
+    CheckpointVersionError,
+    Circus,
+    CircusError,
+    DefaultDailyTimerGenerator,
+    WorkHoursTimerGenerator,
+)
 from pipelines.scenarios import get_scenario, music, music_db
 
 USERS = 500
 SONGS_PER_GENRE = 200
 FRIDAY = "2026-01-09T00:00:00+00:00"  # Fri, Sat, Sun, Mon: two work days around a weekend
 WORK_DAYS = 2
-WORK_STEPS_PER_DAY = 48  # 9:00-17:00 in 10-minute steps
+WORK_STEPS_PER_DAY = 8  # 9:00-17:00 in 1-hour steps
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -103,31 +111,76 @@ def test_activity_levels_are_10_to_30_listens_per_work_day(run):
     assert abs(per_day.mean() - lw["mean"]) < 5 * lw["sd"] / np.sqrt(USERS)
 
 
+def poisson_dispersion(counts: np.ndarray, mu: np.ndarray) -> tuple[float, float]:
+    """Pearson's dispersion statistic ``D = sum((c - mu)^2 / mu)`` of independent Poisson(mu)
+    counts, and its sd: each term has mean 1 and variance ``2 + 1 / mu`` (Poisson central
+    moments mu2 = mu, mu4 = mu + 3 mu^2), so D has mean len(counts).  Under-dispersed counts (a
+    member firing at most once per step: binomial) give D well below, over-dispersed above."""
+    d = float(((counts - mu) ** 2 / mu).sum())
+    return d, float(np.sqrt((2 + 1 / mu).sum()))
+
+
 def test_listens_per_user_and_work_day_follow_activity(run):
+    """Each user's listens are a Poisson process over the work hours with the drawn number of
+    listens per work day as its mean: over the 2 work days of the run, Poisson(2 n)."""
     circus, listens, _ = run
     story = circus.get_story("listen")
     users = circus.get_population("users")
     n = music.events_per_work_day(story.timer_gen, story.activity[0])  # expected listens per work day
+    mu = n * WORK_DAYS
     counts = listens["USER_ID"].value_counts().reindex(users.ids, fill_value=0).to_numpy()
-    # a user fires in each of the 48 work steps of a day with probability p = n / 48
-    # (`work_day_activity`): its count over the work days is Binomial(48 * days, p)
-    p = n / WORK_STEPS_PER_DAY
-    var = WORK_STEPS_PER_DAY * WORK_DAYS * p * (1 - p)
-    z_user = (counts - n * WORK_DAYS) / np.sqrt(var)
-    assert np.abs(z_user).max() < 5  # 500 users: P(any beyond 5 sigma) ~ 3e-4
-    # so every user's mean listens per work day is in [10, 30] up to 5 binomial sd
-    lw, sd_user_mean = music.LISTENS_PER_WORK_DAY, np.sqrt(var) / WORK_DAYS
-    per_user_mean = counts / WORK_DAYS
-    assert (per_user_mean >= lw["low"] - 5 * sd_user_mean).all()
-    assert (per_user_mean <= lw["high"] + 5 * sd_user_mean).all()
-    # all users together: the binomial noise of the total is tiny, so this checks the timer
-    # model (one firing per step at most) is compensated exactly
-    z_total = (counts.sum() - (n * WORK_DAYS).sum()) / np.sqrt(var.sum())
-    assert abs(z_total) < 5
+    # every user inside its Poisson(mu) central interval of mass 1 - 1e-6 (exact Poisson tails,
+    # skewed at these means): P(any of 500 outside) <= 5e-4
+    low, high = stats.poisson.interval(1 - 1e-6, mu)
+    assert ((counts >= low) & (counts <= high)).all()
+    # so every user's mean listens per work day is in [10, 30] up to that Poisson noise
+    lw = music.LISTENS_PER_WORK_DAY
+    assert (n >= lw["low"] - 1e-9).all() and (n <= lw["high"] + 1e-9).all()
+    assert (counts / WORK_DAYS >= stats.poisson.ppf(1e-6, lw["low"] * WORK_DAYS) / WORK_DAYS).all()
+    assert (counts / WORK_DAYS <= stats.poisson.isf(1e-6, lw["high"] * WORK_DAYS) / WORK_DAYS).all()
+    # all users together: the total is Poisson(sum mu), sd ~141 for ~20,000 listens (0.7 %), so
+    # the activity is honoured exactly (the old one-listen-per-hour law gave ~7 a work day, not 20)
+    assert abs(counts.sum() - mu.sum()) < 5 * np.sqrt(mu.sum())
+    # Poisson, not binomial: the per-user spread matches var = mean (5 sd of the dispersion)
+    d, sd = poisson_dispersion(counts, mu)
+    assert abs(d - USERS) < 5 * sd, (d, sd)
     # the overall mean listens per user and work day is ~20: noise from the 500 activity draws
-    # (sd <= 5 each) plus the binomial noise, 5 sigma
-    sd_mean = np.sqrt(music.LISTENS_PER_WORK_DAY["sd"] ** 2 / USERS + var.sum() / (USERS * WORK_DAYS) ** 2)
-    assert abs(counts.sum() / (USERS * WORK_DAYS) - 20) < 5 * sd_mean
+    # (sd <= 5 each) plus the Poisson noise of the total, 5 sigma
+    sd_mean = np.sqrt(lw["sd"] ** 2 / USERS + mu.sum() / (USERS * WORK_DAYS) ** 2)
+    assert abs(counts.sum() / (USERS * WORK_DAYS) - lw["mean"]) < 5 * sd_mean
+
+
+def test_users_listen_several_times_within_one_hour(run):
+    """~2.5 listens an hour per user: with 1-hour steps a user executes ``listen`` several times
+    in one step (further rounds).  Over the 16 work hours of the run a user's listens in one
+    hour are Poisson(n / 8), independently from hour to hour."""
+    circus, listens, _ = run
+    story = circus.get_story("listen")
+    lam = music.events_per_work_day(story.timer_gen, story.activity[0]) / WORK_STEPS_PER_DAY
+    per_hour = listens.groupby([listens["USER_ID"], listens["TIMESTAMP"].dt.floor("h")]).size()
+    assert per_hour.max() > 5  # several listens per user-hour (P(>= 6) ~ 4 % at 2.5 an hour)
+    # user-hours with k listens, k = 0, 1, 2, >= 3: each of the 500 x 16 user-hours falls in
+    # class k with the Poisson(lam_i) probability; the count of a class is a sum of independent
+    # Bernoulli trials: within 5 sd (sqrt sum p (1 - p)) of its mean
+    hours = WORK_DAYS * WORK_STEPS_PER_DAY
+    assert per_hour.index.get_level_values(1).nunique() == hours
+    k = np.minimum(per_hour.to_numpy(), 3)
+    observed = np.bincount(k, minlength=4)
+    observed[0] = USERS * hours - len(per_hour)  # user-hours without a listen leave no row
+    pmf = np.column_stack([stats.poisson.pmf(j, lam) for j in range(3)])
+    p = np.column_stack([pmf, 1 - pmf.sum(axis=1)])
+    expected = hours * p.sum(axis=0)
+    sd = np.sqrt(hours * (p * (1 - p)).sum(axis=0))
+    assert (np.abs(observed - expected) < 5 * sd).all(), (observed, expected, sd)
+
+
+def test_listens_spread_evenly_over_the_work_hours(run):
+    """The work-hours profile is flat: the 16 hourly counts are independent Poisson of the same
+    mean (chi-square, 15 degrees of freedom)."""
+    _, listens, _ = run
+    hourly = listens["TIMESTAMP"].dt.floor("h").value_counts().to_numpy()
+    assert len(hourly) == WORK_DAYS * WORK_STEPS_PER_DAY
+    assert stats.chisquare(hourly).pvalue > 1e-4
 
 
 def test_listened_songs_belong_to_the_selected_genre(run):
@@ -172,29 +225,30 @@ def test_share_story_reuses_the_listen_chain(run):
         assert (shares[f"SHARED_TO_{attr}"].astype(str).to_numpy() == recipients[attr].astype(str).to_numpy()).all()
     assert (shares["SONG_GENRE"].astype(str) == shares["GENRE"].astype(str)).all()
 
-    # volume: Binomial per user as for listens, minus the self-shares dropped (1 / 500)
+    # volume: Poisson(sum 2 n) share attempts (see the listens), each dropped independently
+    # with probability 1 / 500 (a self-share): the logged count is Poisson of the thinned mean
     n = music.events_per_work_day(share.timer_gen, share.activity[0])
     sw = music.SHARES_PER_WORK_DAY
     assert n.min() >= sw["low"] - 1e-9 and n.max() <= sw["high"] + 1e-9
-    p = n / WORK_STEPS_PER_DAY
     expected = (n * WORK_DAYS).sum() * (1 - 1 / USERS)
-    sd = np.sqrt((WORK_STEPS_PER_DAY * WORK_DAYS * p * (1 - p)).sum())
-    assert abs(len(shares) - expected) < 5 * sd
+    assert abs(len(shares) - expected) < 5 * np.sqrt(expected)
 
 
-# --- activity compensation ---------------------------------------------------------------------
-def test_work_day_activity_round_trips_and_rejects_impossible_counts():
-    circus = Circus("t", 1, music.SCENARIO.start, music.SCENARIO.step)
-    timer = WorkHoursTimerGenerator(circus.clock, *music.WORK_HOURS)
-    n = np.array([0.0, 1.0, 10.0, 20.0, 30.0, 47.0])
-    act = music.work_day_activity(timer, n)
-    assert np.allclose(music.events_per_work_day(timer, act), n)
-    assert (act[1:] > 5 * n[1:]).all()  # more than the naive n per work day, 5n per week
-    with pytest.raises(CircusError, match="48 clock steps"):
-        music.work_day_activity(timer, [48.0])
-    hourly = Circus("t", 1, music.SCENARIO.start, "1h")
-    with pytest.raises(CircusError, match="8 clock steps"):
-        music.work_day_activity(WorkHoursTimerGenerator(hourly.clock, *music.WORK_HOURS), [20.0])
+# --- activity levels ---------------------------------------------------------------------------
+def test_work_day_activity_is_five_work_days_a_week_whatever_the_step():
+    """n listens per work day = 5 n per week (the timer's period), for any clock step and any
+    n: the engine honours activity levels exactly, so nothing depends on the step."""
+    n = np.array([0.0, 1.0, 10.0, 20.0, 30.0, 100.0])
+    for step in ("10min", "1h"):
+        circus = Circus("t", 1, music.SCENARIO.start, step)
+        timer = WorkHoursTimerGenerator(circus.clock, *music.WORK_HOURS)
+        act = music.work_day_activity(timer, n)
+        np.testing.assert_allclose(act, 5 * n)
+        np.testing.assert_allclose(music.events_per_work_day(timer, act), n)
+        # not timer.activity(n, per="1D"): that spreads 7 days' worth over the 5 work days
+        assert timer.activity(1, per="1D") == 7
+    with pytest.raises(CircusError, match="weekly timer"):
+        music.work_day_activity(DefaultDailyTimerGenerator(circus.clock), [20.0])
 
 
 # --- determinism and restarts ------------------------------------------------------------------

@@ -57,18 +57,16 @@ def run() -> Run:
     return Run(circus, circus.run(f"{DAYS}D"))
 
 
-def _fire_probabilities(activities: np.ndarray) -> np.ndarray:
-    """P(member i fires in hour h of a day), shape (members, 24), under the engine's timer law.
+def _hourly_shares() -> np.ndarray:
+    """Share of a day's calls expected in each hour: the default daily profile, normalised.
 
-    The engine walks the timer profile's histogram with exponential masses from the *end* of the
-    step in which a member fired (circus_core.timers), so a member fires in a step exactly when
-    a Poisson process of intensity ``activity * p_h`` has at least one event in it:
-    ``1 - exp(-activity * p_h)``.  That is ``activity * p_h`` only while it is small; at 12
-    calls a day in 1-hour steps it gives ~8.7 (see the report on the engine's at-most-one-event-
-    per-step behaviour).
+    The engine's timers make each subscriber's calls exactly a non-homogeneous Poisson process
+    whose intensity follows the profile (circus_core.timers; several calls in one hourly step
+    run as further rounds of that step): a subscriber of activity ``a`` (calls per day) places
+    Poisson(``a * p_h``) calls in hour ``h``, independently from hour to hour.
     """
-    p = np.asarray(DEFAULT_DAILY_PROFILE) / np.sum(DEFAULT_DAILY_PROFILE)
-    return -np.expm1(-np.outer(activities, p))
+    p = np.asarray(DEFAULT_DAILY_PROFILE)
+    return p / p.sum()
 
 
 # --- build ---------------------------------------------------------------------------------------
@@ -210,31 +208,56 @@ def test_popularity_is_read_at_run_time() -> None:
         assert not np.isin(callees, muted).any()
 
 
-def test_calls_per_subscriber_day_follow_the_activity(run: Run) -> None:
-    for story, log, per_day in (("voice", run.voice, CALLS_PER_DAY), ("sms", run.sms, SMS_PER_DAY)):
-        activity = run.circus.get_story(story).activity[0]
-        # Gamma(shape 4) around per_day: sd per_day / 2; 5 sd of the mean of SIZE draws.
-        assert abs(activity.mean() - per_day) < 5 * per_day / 2 / np.sqrt(SIZE)
-        # Each subscriber-hour is a Bernoulli trial (see _fire_probabilities): the total is
-        # within 5 sd (sqrt Σ q (1 - q)) of Σ q.
-        q = _fire_probabilities(activity)
-        expected, sd = DAYS * q.sum(), np.sqrt(DAYS * (q * (1 - q)).sum())
-        assert abs(len(log) - expected) < 5 * sd, (story, len(log) / SIZE / DAYS, expected / SIZE / DAYS)
-        # And per subscriber: busier subscribers (by activity level) place more calls.
-        counts = np.bincount(log["A_ID"], minlength=SIZE)
-        assert stats.spearmanr(activity, counts).statistic > 0.5
+@pytest.mark.parametrize(("story", "log", "per_day"), [("voice", "voice", CALLS_PER_DAY),
+                                                     ("sms", "sms", SMS_PER_DAY)])
+def test_calls_per_subscriber_day_follow_the_activity(run: Run, story: str, log: str, per_day: float) -> None:
+    """A subscriber of activity ``a`` places Poisson(DAYS * a) records over the run: the mean
+    per subscriber-day is the activity itself, however high (the daily profile's period is a
+    day, so the activity level is the number of events per day)."""
+    df = getattr(run, log)
+    activity = run.circus.get_story(story).activity[0]
+    # Gamma(shape 4) around per_day: sd per_day / 2; 5 sd of the mean of SIZE draws.
+    assert abs(activity.mean() - per_day) < 5 * per_day / 2 / np.sqrt(SIZE)
+    # The total is Poisson(DAYS * sum a) (independent subscribers): within 5 sd, i.e. 0.6 % of
+    # ~48,000 calls; the old one-call-per-hour law gave ~8.2 calls a day at 12, far outside.
+    mu = DAYS * activity
+    assert abs(len(df) - mu.sum()) < 5 * np.sqrt(mu.sum()), (story, len(df) / SIZE / DAYS, mu.sum() / SIZE / DAYS)
+    # Per subscriber, Poisson(mu_i): Pearson's dispersion D = sum (c - mu)^2 / mu has mean SIZE
+    # and sd sqrt(sum(2 + 1 / mu)) (Poisson moments); a count capped per step would be
+    # under-dispersed (binomial), D well below SIZE.
+    counts = np.bincount(df["A_ID"], minlength=SIZE)
+    d, sd = ((counts - mu) ** 2 / mu).sum(), np.sqrt((2 + 1 / mu).sum())
+    assert abs(d - SIZE) < 5 * sd, (story, d, sd)
+    # And busier subscribers (by activity level) place more calls.
+    assert stats.spearmanr(activity, counts).statistic > 0.5
 
 
-def test_hourly_histogram_follows_the_default_daily_profile(run: Run) -> None:
-    hours = np.bincount(run.voice["TIMESTAMP"].dt.hour, minlength=24)
-    q = _fire_probabilities(run.circus.get_story("voice").activity[0]).sum(axis=0)
-    expected = hours.sum() * q / q.sum()
-    # Chi-square goodness of fit, 23 degrees of freedom (Bernoulli counts have variance below
-    # their mean, so the Poisson-based statistic is conservative).
-    assert stats.chisquare(hours, expected).pvalue > 1e-3
+@pytest.mark.parametrize("log", ["voice", "sms"])
+def test_hourly_histogram_follows_the_default_daily_profile(run: Run, log: str) -> None:
+    """Calls per hour of the day are independent Poisson counts proportional to the default
+    daily profile (`_hourly_shares`), so given their total they are multinomial."""
+    hours = np.bincount(getattr(run, log)["TIMESTAMP"].dt.hour, minlength=24)
+    expected = hours.sum() * _hourly_shares()
+    # Chi-square goodness of fit against the profile's exact shape, 23 degrees of freedom.  It
+    # has power against the old one-event-per-step law: that flattened the peaks (a subscriber
+    # at 12 a day lost ~1 - (1 - e^-0.86) / 0.86 = 36 % of its 8 p.m. calls but ~1 % at 3 a.m.).
+    assert stats.chisquare(hours, expected).pvalue > 1e-4
     # Night hours are quiet, evenings busy, and a flat profile is rejected outright.
     assert hours[3] * 10 < hours[19]
     assert stats.chisquare(hours).pvalue < 1e-100
+
+
+def test_subscribers_call_several_times_within_one_hour(run: Run) -> None:
+    """Busy subscribers at peak hours call more than once in the same hourly step: rounds of
+    that step, each record with its own timestamp inside the hour.  Counted over subscriber-
+    hours: the number with 2 or more calls is a sum of independent Bernoulli trials of
+    probability 1 - e^-l (1 + l), l = a * p_h (Poisson(l) calls in that hour); 5 sd."""
+    per_hour = run.voice.groupby([run.voice["A_ID"], run.voice["TIMESTAMP"].dt.floor("h")]).size()
+    lam = np.outer(run.circus.get_story("voice").activity[0], _hourly_shares())  # (subscriber, hour)
+    q = -np.expm1(-lam) - lam * np.exp(-lam)  # P(Poisson(l) >= 2)
+    expected, sd = DAYS * q.sum(), np.sqrt(DAYS * (q * (1 - q)).sum())
+    assert abs((per_hour >= 2).sum() - expected) < 5 * sd, ((per_hour >= 2).sum(), expected, sd)
+    assert expected > 1_000  # the test has power: one call per step at most would give 0
 
 
 def test_durations_are_whole_seconds_exponential_mean(run: Run) -> None:
