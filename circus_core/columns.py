@@ -227,7 +227,7 @@ def is_list_column(column: Any) -> bool:
     dtype = getattr(column, "dtype", None)
     if isinstance(dtype, pd.ArrowDtype):
         return pa.types.is_list(dtype.pyarrow_dtype) or pa.types.is_large_list(dtype.pyarrow_dtype)
-    if dtype == object and len(column):
+    if isinstance(dtype, np.dtype) and dtype.kind == "O" and len(column):
         # Python lists, e.g. returned by a user's Apply: accepted (converted by Arrow, not per row here)
         first = pd.Series(column).dropna()
         return len(first) > 0 and isinstance(first.iloc[0], list | tuple | np.ndarray)

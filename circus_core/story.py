@@ -3,9 +3,9 @@
 Each member of the initiating population has a *timer* per story: the number of steps until it
 next executes the story.  At every step the members whose timer is 0 execute the story's
 operations together (column-wise); their timers are reset from their activity level and the
-timer profile (see `circus_core.timers`), then every positive timer is decremented.  Members
-whose next event falls in the same step execute again, in further rounds of that step, so
-activity levels are honoured exactly however high they are.
+timer profile (see `circus_core.timers`), then every positive timer is decremented.  A member
+whose next events still fall inside the step gets one story_data row per event, so activity
+levels are honoured exactly however high they are.
 Members can be in *states* ("default", "on_holiday"...) with their own activity levels and a
 probability, at each execution, of going back to the default state.
 """
@@ -29,7 +29,6 @@ from circus_core.operations import (
     SideEffectOnly,
     field,
     init_story_data,
-    merge_logs,
 )
 from circus_core.timers import CyclicTimerGenerator, check_activity
 
@@ -158,16 +157,33 @@ class Story:
         else:
             self.timer[positions] = -1
 
-    def _reset_after_execution(self, positions: np.ndarray) -> None:
+    def _reset_after_execution(self, positions: np.ndarray) -> np.ndarray:
         """Continue each member's event process from the event that just happened (forced
-        executions restart from the end of the step)."""
-        if isinstance(self.timer_gen, CyclicTimerGenerator):
-            last = self.next_mass[positions]
-            end = self.timer_gen.mass_at(self.clock.step_count + 1)
-            restart = self.forced[positions] | np.isnan(last) | (last >= end)
-            self.reset_timers_at(positions, from_mass=np.where(restart, end, last))
-        else:
+        executions restart from the end of the step); returns how many times each member
+        executes in this step: its further events that still fall inside the step count too.
+
+        Only this timer arithmetic loops (over shrinking arrays, once per extra event); the
+        operations then run once, on story_data with one row per execution.
+        """
+        counts = np.ones(len(positions), dtype=np.int64)
+        if not isinstance(self.timer_gen, CyclicTimerGenerator):
             self.reset_timers_at(positions)
+            return counts
+        now = self.clock.step_count
+        last = self.next_mass[positions]
+        end = self.timer_gen.mass_at(now + 1)
+        restart = self.forced[positions] | np.isnan(last) | (last >= end)
+        # an event of an earlier step executed late (a member grown mid-step after this story
+        # ran) continues from this step's start: from its own past mass it could land before now
+        late_ok = np.maximum(last, self.timer_gen.mass_at(now))
+        self.reset_timers_at(positions, from_mass=np.where(restart, end, late_ok))
+        again = np.flatnonzero(self.timer[positions] == 0)
+        while len(again):
+            counts[again] += 1
+            pos = positions[again]
+            self.reset_timers_at(pos, from_mass=self.next_mass[pos])
+            again = again[self.timer[pos] == 0]
+        return counts
 
     def force_act_next_at(self, positions: np.ndarray) -> None:
         self.timer[positions] = 0
@@ -185,25 +201,25 @@ class Story:
     def execute(self) -> Logs:
         """Run one step of this story; returns the logs its operations emitted.
 
-        Members whose next event falls in this same step run again in a further round (their
-        rows come after the first round's); members forced during the step run at the next one.
+        A member whose events fall several times in this step has that many (consecutive) rows
+        in story_data; members forced during the step execute at the next one.
         """
         active = self.active_positions()
-        logs: Logs = {}
-        while len(active):
-            away = active[self.state[active] != 0]
-            if len(away):
-                back = self.rng("states").random(len(away)) < self.back_to_default[self.state[away], away]
-                self.state[away[back]] = 0
-            if self.auto_reset_timer:
-                self._reset_after_execution(active)
-            else:
-                self.timer[active] = -1
-            self.forced[active] = False
-            story_data = init_story_data(self.member_id_field, take(self.population.ids, active))
-            _, round_logs = self.operations(story_data, self.context)
-            merge_logs(logs, round_logs)
-            active = active[(self.timer[active] == 0) & ~self.forced[active]]
+        if not len(active):
+            return {}
+        away = active[self.state[active] != 0]
+        if len(away):
+            back = self.rng("states").random(len(away)) < self.back_to_default[self.state[away], away]
+            self.state[away[back]] = 0
+        if self.auto_reset_timer:
+            counts = self._reset_after_execution(active)
+        else:
+            self.timer[active] = -1
+            counts = np.ones(len(active), dtype=np.int64)
+        self.forced[active] = False
+        rows = active if counts.max() == 1 else np.repeat(active, counts)
+        story_data = init_story_data(self.member_id_field, take(self.population.ids, rows))
+        _, logs = self.operations(story_data, self.context)
         return logs
 
     def tick(self) -> None:

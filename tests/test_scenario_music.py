@@ -152,7 +152,7 @@ def test_listens_per_user_and_work_day_follow_activity(run):
 
 def test_users_listen_several_times_within_one_hour(run):
     """~2.5 listens an hour per user: with 1-hour steps a user executes ``listen`` several times
-    in one step (further rounds).  Over the 16 work hours of the run a user's listens in one
+    in one step (one story_data row per event of the step).  Over the 16 work hours of the run a user's listens in one
     hour are Poisson(n / 8), independently from hour to hour."""
     circus, listens, _ = run
     story = circus.get_story("listen")

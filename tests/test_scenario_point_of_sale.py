@@ -1,9 +1,14 @@
 """The point-of-sale scenario (seed 000, example 2): what the seed says must happen, checked on
 one simulated week of 3,000 customers and 30 shops.
 
-The week is run once, step by step, counting before each step the customers whose purchase
-timer is due (the purchase *attempts*: a customer who finds an empty shop leaves no
-``purchases`` row, so attempts and sales differ) and saving a checkpoint on Thursday at noon.
+The week is run once, step by step, saving a checkpoint on Thursday at noon.  The purchase
+*attempts* are logged by the test: `log_attempts` inserts a `FieldLogger` into the purchase
+story, right after the shop is drawn, so every execution of the story leaves a row (customer,
+shop), including the customers who find the shop empty and leave no ``purchases`` row.  The
+logger draws no random numbers, so the scenario's own logs are unchanged (checked against an
+uninstrumented run).  A customer can attempt several purchases within one hourly step (one
+execution per event of its timer in the step), so attempts cannot be counted from the due
+timers alone: those count the customers of a step, not their attempts.
 The checkpoint is then restored and run to the end of the week; it must reproduce the straight
 run byte for byte.  Item ids are sequential, so which shop holds which id can be rebuilt from the
 logs alone (initial stock in shop order, then each restock's ids in log order), and every sale,
@@ -19,8 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from scipy import stats
 
-from circus_core import Circus
+from circus_core import Circus, FieldLogger
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.point_of_sale import (
     INITIAL_STOCK,
@@ -39,15 +45,30 @@ STEPS = DAYS * 24
 SPLIT = 3 * 24 + 12  # checkpoint when the clock reads Thursday 12:00, after a busy work hour
 WORK_SLOTS = 5 * 8  # work hours per week (Monday-Friday, 9:00-17:00)
 LOGS = ("purchases", "restocks", "stock_report")
+ATTEMPTS = "purchase_attempts"  # the test's log of purchase attempts (`log_attempts`)
+
+
+def log_attempts(circus: Circus) -> Circus:
+    """Log every purchase attempt as ``purchase_attempts`` (CUST_ID, POS_ID): a `FieldLogger`
+    inserted in the purchase story right after the shop is drawn, before the item is taken (a
+    customer facing an empty shop is dropped there).  It draws nothing: every random stream is
+    named after its story and operation, not its position, so the other logs stay the same."""
+    purchase = circus.get_story("purchase")
+    ops = list(purchase.operations)
+    at = [i for i, op in enumerate(ops) if getattr(op, "named_as", None) == "POS_ID"]
+    assert len(at) == 1
+    purchase.set_operations(*ops[:at[0] + 1], FieldLogger(ATTEMPTS, cols=["CUST_ID", "POS_ID"]), *ops[at[0] + 1:])
+    return circus
 
 
 @dataclass
 class Run:
-    """A run of the scenario: its logs per step, the purchase attempts per step, the circus."""
+    """A run of the scenario: its logs per step, the purchase timers due before each step (the
+    customers who attempt purchases in the step), the circus."""
 
     circus: Circus
     steps: list[dict[str, pa.Table]]
-    attempts: np.ndarray
+    due: np.ndarray
 
     def table(self, log_id: str, first_step: int = 0) -> pa.Table:
         parts = [s[log_id] for s in self.steps[first_step:] if log_id in s and s[log_id].num_rows]
@@ -56,15 +77,34 @@ class Run:
     def df(self, log_id: str) -> pd.DataFrame:
         return self.table(log_id).to_pandas()
 
+    def rows(self, log_id: str) -> np.ndarray:
+        """Rows of ``log_id`` per step."""
+        return np.array([s[log_id].num_rows if log_id in s else 0 for s in self.steps])
+
+    @property
+    def attempts(self) -> np.ndarray:
+        """Purchase attempts per step (needs `log_attempts`)."""
+        return self.rows(ATTEMPTS)
+
+    def per_shop(self, log_id: str, weights: str | None = None) -> np.ndarray:
+        """Rows (or the sum of column ``weights``) of ``log_id`` per step and shop: (steps, N_POS)."""
+        out = np.zeros((len(self.steps), N_POS))
+        for i, logs in enumerate(self.steps):  # 168 steps: a loop over steps, in the test only
+            if log_id in logs and logs[log_id].num_rows:
+                t = logs[log_id]
+                w = None if weights is None else t.column(weights).to_numpy()
+                out[i] = np.bincount(t.column("POS_ID").to_numpy(), weights=w, minlength=N_POS)
+        return out
+
 
 def run_steps(circus: Circus, n: int) -> Run:
-    """Run ``n`` steps, counting the due purchase timers before each (the attempts)."""
+    """Run ``n`` steps, counting the due purchase timers before each."""
     purchase = circus.get_story("purchase")
-    steps, attempts = [], np.zeros(n, dtype=np.int64)
+    steps, due = [], np.zeros(n, dtype=np.int64)
     for i in range(n):
-        attempts[i] = np.count_nonzero(purchase.timer == 0)
+        due[i] = np.count_nonzero(purchase.timer == 0)
         steps.append(circus.step())
-    return Run(circus, steps, attempts)
+    return Run(circus, steps, due)
 
 
 @dataclass
@@ -82,16 +122,24 @@ class Week:
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> Week:
     path = tmp_path_factory.mktemp("pos") / "checkpoint"
-    circus = SCENARIO.create(SIZE)
+    circus = log_attempts(SCENARIO.create(SIZE))
     activities = circus.get_story("purchase").activity[0].copy()
     first = run_steps(circus, SPLIT)
     pending = int(np.count_nonzero(circus.get_story("restock").timer == 0))
     counter = circus.get_generator("item_id").counter
     circus.save(path)
     rest = run_steps(circus, STEPS - SPLIT)
-    straight = Run(circus, first.steps + rest.steps, np.concatenate([first.attempts, rest.attempts]))
-    restored = run_steps(SCENARIO.restore(path), STEPS - SPLIT)
+    straight = Run(circus, first.steps + rest.steps, np.concatenate([first.due, rest.due]))
+    restored = run_steps(log_attempts(SCENARIO.restore(path)), STEPS - SPLIT)
     return Week(straight, restored, activities, pending, counter, path)
+
+
+def stock_ledger(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step and shop, (steps, N_POS) each: the stock when the purchases of the step start
+    (restocks run first in a step), the purchase attempts and the sales."""
+    restocked, sold = run.per_shop("restocks", weights="restock_volume"), run.per_shop("purchases")
+    start = INITIAL_STOCK + np.cumsum(restocked, axis=0) - (np.cumsum(sold, axis=0) - sold)
+    return start, run.per_shop(ATTEMPTS), sold
 
 
 def item_numbers(ids: pd.Series) -> np.ndarray:
@@ -151,9 +199,19 @@ def test_stock_never_negative_and_sales_only_from_stock(week: Week) -> None:
     assert (purchases["pos_stock_level"] >= 0).all()
     assert (restocks["stock_before"] >= 0).all()
     assert (report["stock_level"] >= 0).all()
-    # never more sales in a step than attempts: a failed purchase leaves no row, never a bogus one
-    sales_per_step = np.array([s["purchases"].num_rows if "purchases" in s else 0 for s in week.straight.steps])
-    assert (sales_per_step <= week.straight.attempts).all()
+    # per step and shop, the attempts sell the stock until it is gone and no further: a shop
+    # sells min(attempts, stock at the start of the step), however many attempts a customer
+    # makes in the step (no restock comes in the middle of a step); a failed attempt leaves no
+    # row, never a bogus one
+    start, attempts, sold = stock_ledger(week.straight)
+    assert (start >= 0).all()
+    assert np.array_equal(sold, np.minimum(attempts, start))
+    assert (attempts > sold).sum() > 50  # shops do run dry: the min is not just the attempts
+    # and each step's last sale of a shop shows the stock the step left (start - sales)
+    purchases["step"] = np.repeat(np.arange(STEPS), week.straight.rows("purchases"))
+    last = purchases.groupby(["step", "POS_ID"])["pos_stock_level"].last()
+    steps, shops = last.index.get_level_values(0), last.index.get_level_values(1)
+    assert np.array_equal(last.to_numpy(), (start - sold)[steps, shops])
 
 
 def test_no_item_sold_twice(week: Week) -> None:
@@ -237,10 +295,12 @@ def test_restocks_are_forced_by_low_stock_flags(week: Week) -> None:
     and only then; it sees the stock level those sales left."""
     purchases, restocks = week.straight.df("purchases"), week.straight.df("restocks")
     purchases["step"] = purchases["TIME"].dt.floor("h")
+    # a sale sees the stock left after it (and the sales logged with it): never more than an
+    # earlier sale of the shop in the step; the restock sees the level of the step's last sale
+    # (test_stock_never_negative_and_sales_only_from_stock: that is the stock the step left)
+    assert (purchases.groupby(["step", "POS_ID"])["pos_stock_level"].diff().fillna(0) <= 0).all()
     groups = purchases.groupby(["step", "POS_ID"]).agg(
-        flagged=("should_restock", "any"), level=("pos_stock_level", "first"),
-        levels=("pos_stock_level", "nunique"))
-    assert (groups["levels"] == 1).all()  # all sales of a step see the stock left after them
+        flagged=("should_restock", "any"), level=("pos_stock_level", "last"))
     triggers = groups[groups["flagged"]]
     assert (restocks["TIME"].dt.strftime("%M:%S") == "00:00").all()
     fired = restocks.set_index([restocks["TIME"] - pd.Timedelta(hours=1), "POS_ID"])
@@ -289,38 +349,69 @@ def test_purchases_only_during_work_hours(week: Week) -> None:
     assert (purchases["TIME"].dt.day_of_week < 5).all()
     assert purchases["TIME"].dt.hour.nunique() == 8 and purchases["TIME"].dt.day_of_week.nunique() == 5
     assert restocks["TIME"].dt.hour.between(10, 17).all() and (restocks["TIME"].dt.day_of_week < 5).all()
-    # no attempt at all outside work hours; during work hours they are spread evenly: each work
-    # step's count is Binomial-ish with the same mean (5 sd of a Poisson of that mean)
+    # no attempt at all outside work hours; during work hours each step's attempts are
+    # Poisson(sum a_i / 40) (every customer's attempts are a Poisson process of intensity a_i
+    # per week spread evenly over the 40 work hours): each within 5 sd (P(any of 40 beyond)
+    # ~2e-5), and the 40 counts together fit that mean (chi-square, 39 degrees of freedom)
     hours = pd.date_range(SCENARIO.start, periods=STEPS, freq="h")
     work = (hours.day_of_week < 5) & (hours.hour >= 9) & (hours.hour < 17)
     attempts = week.straight.attempts
     assert (attempts[~work] == 0).all() and work.sum() == WORK_SLOTS
-    mean = attempts[work].mean()
+    mean = week.activities.sum() / WORK_SLOTS
     assert (np.abs(attempts[work] - mean) <= 5 * np.sqrt(mean)).all()
+    assert stats.chisquare(attempts[work], np.full(WORK_SLOTS, attempts[work].sum() / WORK_SLOTS)).pvalue > 1e-4
 
 
 def test_about_one_purchase_per_customer_per_day(week: Week) -> None:
-    """~1 purchase attempt per customer per calendar day, measured on attempts (sales to empty
-    shops fail and leave no row).
+    """1 purchase attempt per customer per calendar day on average (7 a week, all in work hours:
+    1.4 per work day), measured on attempts (sales to empty shops fail and leave no row).
 
     Given the customers' activity levels a_i (events per week, gamma distributed with mean 7),
-    an ideal Poisson process gives sum(a_i) attempts; the engine's timers fire at most once per
-    step, so each of the 40 work-hour steps holds an attempt with probability 1 - exp(-a_i/40),
-    which gives fewer.  The count must lie between the two, with 5 sd of sampling noise.
+    customer i's attempts over the week are exactly Poisson(a_i): the engine runs a customer
+    again within a step when its next purchase falls in the same hour.
     """
     a = week.activities
     # the activity levels themselves: gamma(shape 4, mean 7) -> sd 3.5; 5 sd of the mean
     assert abs(a.mean() - 7) <= 5 * 3.5 / np.sqrt(SIZE)
-    attempts = week.straight.attempts.sum()
-    poisson_mean = a.sum()
-    p = 1 - np.exp(-a / WORK_SLOTS)
-    stepped_mean, stepped_sd = (WORK_SLOTS * p).sum(), np.sqrt((WORK_SLOTS * p * (1 - p)).sum())
-    assert stepped_mean - 5 * stepped_sd <= attempts <= poisson_mean + 5 * np.sqrt(poisson_mean)
-    per_customer_day = attempts / (SIZE * DAYS)
-    assert 0.85 <= per_customer_day <= 1.05  # the bounds above, in words: ~1 a day
+    run = week.straight
+    attempts = run.df(ATTEMPTS)
+    counts = np.bincount(attempts["CUST_ID"], minlength=SIZE)
+    # the total is Poisson(sum a_i): within 5 sd (~3.5 % of ~21,000)
+    assert abs(counts.sum() - a.sum()) <= 5 * np.sqrt(a.sum())
+    # per customer-day, ~1: the total's Poisson noise plus that of the 3,000 gamma draws around
+    # their mean 7 (sd 3.5 each), 5 sd
+    sd = np.sqrt(7 * SIZE + 3.5**2 * SIZE) / (SIZE * DAYS)
+    assert abs(counts.sum() / (SIZE * DAYS) - 1) <= 5 * sd
+    # per customer, Poisson(a_i): Pearson's dispersion D = sum (c - a)^2 / a has mean SIZE and
+    # sd sqrt(sum(2 + 1 / a)) (Poisson moments); capped per-step counts would be under-dispersed
+    d, d_sd = ((counts - a) ** 2 / a).sum(), np.sqrt((2 + 1 / a).sum())
+    assert abs(d - SIZE) <= 5 * d_sd, (d, d_sd)
     # sales: attempts minus those that found an empty shop; measured, and most attempts succeed
-    sold = week.straight.table("purchases").num_rows
-    assert 0.7 * attempts <= sold < attempts
+    sold = run.table("purchases").num_rows
+    assert 0.7 * counts.sum() <= sold < counts.sum()
+
+
+def test_customers_can_purchase_several_times_in_one_step(week: Week) -> None:
+    """The customers attempting in a step are those whose timer was due, some of them several
+    times.  Repeats per customer and work hour are max(X - 1, 0) for X ~ Poisson(a_i / 40):
+    their total is within 5 sd of its mean (a sum of independent terms, moments from the
+    Poisson pmf)."""
+    run = week.straight
+    attempts = run.df(ATTEMPTS)
+    attempts["step"] = np.repeat(np.arange(STEPS), run.attempts)
+    per_step = attempts.groupby("step")["CUST_ID"].nunique().reindex(range(STEPS), fill_value=0)
+    assert np.array_equal(per_step.to_numpy(), run.due)
+    occurrence = attempts.groupby(["step", "CUST_ID"]).cumcount()  # 0 for a first attempt in the step
+    lam = week.activities / WORK_SLOTS
+    k = np.arange(40)
+    pmf = stats.poisson.pmf(k[None, :], lam[:, None])
+    extra = np.maximum(k - 1, 0)
+    mean = (pmf * extra).sum(axis=1)
+    var = (pmf * extra**2).sum(axis=1) - mean**2
+    repeats = int((occurrence > 0).sum())
+    expected, sd = WORK_SLOTS * mean.sum(), np.sqrt(WORK_SLOTS * var.sum())
+    assert abs(repeats - expected) < 5 * sd, (repeats, expected, sd)
+    assert expected > 1_000  # the test has power: one attempt per step at most would give 0
 
 
 # --- determinism and restarts -------------------------------------------------------------------
@@ -332,7 +423,9 @@ def ipc_bytes(table: pa.Table) -> bytes:
 
 
 def test_same_seed_gives_identical_tables(week: Week) -> None:
+    # not instrumented: the attempts logger of the straight run changed none of the logs
     again = run_steps(SCENARIO.create(SIZE), 2 * 24)
+    assert ATTEMPTS not in again.steps[12] and ATTEMPTS in week.straight.steps[12]
     for log_id in LOGS:
         first_two_days = pa.concat_tables([s[log_id] for s in week.straight.steps[:48] if log_id in s])
         assert ipc_bytes(again.table(log_id)) == ipc_bytes(first_two_days), log_id
@@ -345,9 +438,9 @@ def test_restored_checkpoint_continues_byte_identically(week: Week) -> None:
     counter; the restored run must continue exactly as the straight one did."""
     assert week.pending_restocks_at_split > 0  # the checkpoint carries forced timers
     restored, straight = week.restored, week.straight
-    for log_id in LOGS:
+    for log_id in (*LOGS, ATTEMPTS):
         assert ipc_bytes(restored.table(log_id)) == ipc_bytes(straight.table(log_id, SPLIT)), log_id
-    assert np.array_equal(restored.attempts, straight.attempts[SPLIT:])
+    assert np.array_equal(restored.due, straight.due[SPLIT:])
     assert restored.circus.get_generator("item_id").counter == straight.circus.get_generator("item_id").counter
     assert restored.circus.get_generator("item_id").counter > week.counter_at_split
     for pop, rel in (("point_of_sale", "items"), ("customer", "my_items")):

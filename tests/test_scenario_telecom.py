@@ -61,9 +61,10 @@ def _hourly_shares() -> np.ndarray:
     """Share of a day's calls expected in each hour: the default daily profile, normalised.
 
     The engine's timers make each subscriber's calls exactly a non-homogeneous Poisson process
-    whose intensity follows the profile (circus_core.timers; several calls in one hourly step
-    run as further rounds of that step): a subscriber of activity ``a`` (calls per day) places
-    Poisson(``a * p_h``) calls in hour ``h``, independently from hour to hour.
+    whose intensity follows the profile (circus_core.timers; a subscriber with several calls in
+    one hourly step executes the story that many times in the step): a subscriber of activity
+    ``a`` (calls per day) places Poisson(``a * p_h``) calls in hour ``h``, independently from
+    hour to hour.
     """
     p = np.asarray(DEFAULT_DAILY_PROFILE)
     return p / p.sum()
@@ -240,7 +241,7 @@ def test_hourly_histogram_follows_the_default_daily_profile(run: Run, log: str) 
     expected = hours.sum() * _hourly_shares()
     # Chi-square goodness of fit against the profile's exact shape, 23 degrees of freedom.  It
     # has power against the old one-event-per-step law: that flattened the peaks (a subscriber
-    # at 12 a day lost ~1 - (1 - e^-0.86) / 0.86 = 36 % of its 8 p.m. calls but ~1 % at 3 a.m.).
+    # at 12 a day lost 1 - (1 - e^-0.88) / 0.88 = 34 % of its 8 p.m. calls, 0.6 % at 3 a.m.).
     assert stats.chisquare(hours, expected).pvalue > 1e-4
     # Night hours are quiet, evenings busy, and a flat profile is rejected outright.
     assert hours[3] * 10 < hours[19]
@@ -248,8 +249,8 @@ def test_hourly_histogram_follows_the_default_daily_profile(run: Run, log: str) 
 
 
 def test_subscribers_call_several_times_within_one_hour(run: Run) -> None:
-    """Busy subscribers at peak hours call more than once in the same hourly step: rounds of
-    that step, each record with its own timestamp inside the hour.  Counted over subscriber-
+    """Busy subscribers at peak hours call more than once in the same hourly step, each record
+    with its own timestamp inside the hour.  Counted over subscriber-
     hours: the number with 2 or more calls is a sum of independent Bernoulli trials of
     probability 1 - e^-l (1 + l), l = a * p_h (Poisson(l) calls in that hour); 5 sd."""
     per_hour = run.voice.groupby([run.voice["A_ID"], run.voice["TIMESTAMP"].dt.floor("h")]).size()

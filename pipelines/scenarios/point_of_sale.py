@@ -23,10 +23,11 @@ timer by a restock forced when the stock gets low):
   minted by the ``item_id`` generator and logs the stock before and after, not the new ids.
 
 Traffic: about 100 customers per shop wanting ~1 item per day each (7 a week, all in the 40
-work hours) make ~16 purchase attempts per shop-hour, against restocks of 18.5 items on average
-at most once an hour: stock keeps running low, every shop restocks every weekday, and some
-customers find an empty shop (about 14 % of attempts at 3,000 customers; the tests measure it
-rather than assume it).
+work hours: 1.4 per work day) make 17.5 purchase attempts per shop-hour on average (each
+customer's attempts are a Poisson process, several in one hour now and then), against restocks
+of 18.5 items on average at most once an hour: stock keeps running low, every shop restocks
+every weekday, and some customers find an empty shop (about 16 % of attempts at 3,000
+customers; the tests measure it rather than assume it).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ duration and the sites.  What the seed asks for, and where it is:
 - price and currency (step 7): one `Apply` over DURATION, SITE_A and SITE_B returning a
   DataFrame of two columns.
 
-Activity levels are what the seed calls them: events per day fed to the timer.  The engine
-fires a member at most once per clock step, so with 1-hour steps the realised rates are
-lower where the daily profile peaks (every Poisson event of a step is merged into one
-record): an activity of exactly 12 gives about 8.7 calls a day, the gamma-spread levels
-around 12 about 8.2; the tests check that exact law.
+Activity levels are what the seed calls them: events per day fed to the timer.  Each
+subscriber's calls are exactly a Poisson process whose intensity follows the default daily
+profile, so an activity of 12 gives 12 calls a day on average, spread over the hours as the
+profile says; a busy subscriber at the evening peak may call several times within one hourly
+step (each record with its own timestamp in that hour).  The tests check that exact law.
 
 ``build`` attaches only serialisable generators (Faker, numpy, sequential), so a checkpoint
 holds everything; ``add_stories`` creates the timer, the mapped generators and the stories.
@@ -155,7 +155,9 @@ def voice_price(cdr: pd.DataFrame) -> pd.DataFrame:
     on the same site.  Takes DURATION, SITE_A, SITE_B; returns PRICE and CURRENCY with
     ``cdr``'s index.  Computed in whole cents, so prices are exact to the cent."""
     minutes = -(-cdr["DURATION"].to_numpy(dtype=np.int64) // 60)
-    same_site = cdr["SITE_A"].to_numpy() == cdr["SITE_B"].to_numpy()
+    # both sites come from the same relationship, so they share one dictionary: comparing them
+    # compares integer codes instead of materialising strings
+    same_site = (cdr["SITE_A"] == cdr["SITE_B"]).to_numpy(dtype=bool)
     cents = minutes * np.where(same_site, SAME_SITE_CENTS_PER_MINUTE, OTHER_SITE_CENTS_PER_MINUTE)
     return pd.DataFrame({"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype="str")},
                         index=cdr.index)
