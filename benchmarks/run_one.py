@@ -22,10 +22,12 @@ import pyarrow as pa
 
 from circus_core.logs import write_day
 from circus_core.operations import concat_tables
+from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import get_scenario
 
 
 def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, object]:
+    use_jemalloc()
     scenario = get_scenario(scenario_name)
     t0 = time.perf_counter()
     circus = scenario.create(size)

@@ -120,6 +120,13 @@ class Circus:
         except KeyError:
             raise UnknownNameError(kind, name, f"circus {self.name!r}", list(registry)) from None
 
+    def compact(self) -> None:
+        """Index every relationship now (sort edges added since the last read), so that the
+        first simulated step does not pay for what was built."""
+        for pop in self.populations.values():
+            for rel in pop.relationships.values():
+                rel.compact()
+
     # --- running ---------------------------------------------------------------------------
     def step(self) -> Logs:
         """Execute one clock step; returns this step's logs by log id."""

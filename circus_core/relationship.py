@@ -101,6 +101,10 @@ class Relationship:
             counts = np.bincount(self._from, minlength=n_from)
             self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
+    def compact(self) -> None:
+        """Merge pending edges and rebuild the index now rather than at the next read."""
+        self._compact()
+
     def _keep(self, mask: np.ndarray) -> None:
         self._compact()
         self._from = self._from[mask]

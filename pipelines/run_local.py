@@ -21,6 +21,7 @@ import pandas as pd
 from circus_core import Circus, CircusError
 from circus_core.logs import write_day
 from circus_core.operations import concat_tables
+from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import all_scenarios, get_scenario
 
 
@@ -31,6 +32,7 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def run(scenario_name: str, days: int, out: Path, size: int | None, fmt: str) -> list[Path]:
+    use_jemalloc()
     scenario = get_scenario(scenario_name)
     root = out / scenario.name
     checkpoint = latest_checkpoint(root / "checkpoints")

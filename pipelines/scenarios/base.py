@@ -37,6 +37,7 @@ class Scenario:
             raise CircusError(f"scenario {self.name!r}: size must be positive, got {size}")
         circus = Circus(self.name, self.seed if seed is None else seed, self.start, self.step)
         self.build(circus, size)
+        circus.compact()
         self.add_stories(circus)
         return circus
 
