@@ -17,6 +17,7 @@ env: $(VENV)/.installed
 
 test: env
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 lint: env

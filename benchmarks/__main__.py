@@ -17,14 +17,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-COLUMNS = [("scenario", "{}"), ("members", "{:,}"), ("days", "{}"), ("build_s", "{:.2f}"),
-           ("sim_s", "{:.2f}"), ("write_s", "{:.2f}"), ("rows", "{:,}"), ("sim_rows_per_s", "{:,.0f}"),
-           ("total_rows_per_s", "{:,.0f}"), ("peak_rss_mib", "{:,.0f}")]
+COLUMNS = [
+    ("scenario", "{}"),
+    ("members", "{:,}"),
+    ("days", "{}"),
+    ("build_s", "{:.2f}"),
+    ("sim_s", "{:.2f}"),
+    ("write_s", "{:.2f}"),
+    ("rows", "{:,}"),
+    ("sim_rows_per_s", "{:,.0f}"),
+    ("total_rows_per_s", "{:,.0f}"),
+    ("peak_rss_mib", "{:,.0f}"),
+]
 
 
 def run_one(scenario: str, size: int, days: int) -> dict[str, object]:
-    cmd = [sys.executable, "-m", "benchmarks.run_one", "--scenario", scenario, "--size", str(size),
-           "--days", str(days)]
+    cmd = [sys.executable, "-m", "benchmarks.run_one", "--scenario", scenario, "--size", str(size), "--days", str(days)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"benchmark failed: {' '.join(cmd)}\n{done.stderr}")
@@ -61,8 +69,11 @@ def main(argv: list[str] | None = None) -> None:
             for days in (int(d) for d in args.days.split(",")):
                 runs = []
                 for i in range(args.repeat):
-                    print(f"running {scenario} members={size:,} days={days} ({i + 1}/{args.repeat})...",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"running {scenario} members={size:,} days={days} ({i + 1}/{args.repeat})...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     runs.append(run_one(scenario, size, days))
                 raw.extend(runs)
                 results.append(median_of(runs))

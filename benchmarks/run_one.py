@@ -50,9 +50,18 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
         write += time.perf_counter() - t
         del day, tables
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    return {"scenario": scenario_name, "members": size, "days": days, "build_s": build, "sim_s": sim,
-            "write_s": write, "rows": rows, "sim_rows_per_s": rows / sim if sim else 0.0,
-            "total_rows_per_s": rows / (sim + write) if sim + write else 0.0, "peak_rss_mib": peak}
+    return {
+        "scenario": scenario_name,
+        "members": size,
+        "days": days,
+        "build_s": build,
+        "sim_s": sim,
+        "write_s": write,
+        "rows": rows,
+        "sim_rows_per_s": rows / sim if sim else 0.0,
+        "total_rows_per_s": rows / (sim + write) if sim + write else 0.0,
+        "peak_rss_mib": peak,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

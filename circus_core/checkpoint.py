@@ -140,8 +140,13 @@ def generator_config(gen: AnyGenerator, name: str, tables: dict[str, pd.DataFram
         tables[name] = pd.DataFrame({"value": gen.values, "weight": gen.weights})
         return {"type": "empirical", "table": name}
     if isinstance(gen, FakerGenerator):
-        return {"type": "faker", "method": gen.method, "locale": gen.locale,
-                "pool_size": gen.pool_size, "fake_args": gen.fake_args}
+        return {
+            "type": "faker",
+            "method": gen.method,
+            "locale": gen.locale,
+            "pool_size": gen.pool_size,
+            "fake_args": gen.fake_args,
+        }
     if isinstance(gen, ConstantDependentGenerator):
         return {"type": "constant_dependent", "value": gen.value}
     if isinstance(gen, DependentBulkGenerator):
@@ -164,8 +169,7 @@ def generator_from_config(conf: dict[str, Any], tables: Callable[[str], pd.DataF
         df = tables(conf["table"])
         return EmpiricalGenerator(df["value"].array, df["weight"].to_numpy())
     if kind == "faker":
-        return FakerGenerator(conf["method"], locale=conf["locale"], pool_size=conf["pool_size"],
-                              **conf["fake_args"])
+        return FakerGenerator(conf["method"], locale=conf["locale"], pool_size=conf["pool_size"], **conf["fake_args"])
     if kind == "constant_dependent":
         return ConstantDependentGenerator(conf["value"])
     if kind == "bulk":
@@ -177,8 +181,10 @@ def generator_from_config(conf: dict[str, Any], tables: Callable[[str], pd.DataF
 def save_circus(circus: Circus, path: Path) -> Path:
     """Save ``circus`` to folder ``path`` (replacing it atomically if it exists)."""
     gen_tables: dict[str, pd.DataFrame] = {}
-    generators = {name: {"config": generator_config(g, name, gen_tables), "state": g.get_state()}
-                  for name, g in circus.generators.items()}
+    generators = {
+        name: {"config": generator_config(g, name, gen_tables), "state": g.get_state()}
+        for name, g in circus.generators.items()
+    }
 
     def fill(tmp: Path) -> None:
         for sub in ("populations", "relationships", "stories", "generators"):
@@ -190,34 +196,52 @@ def save_circus(circus: Circus, path: Path) -> Path:
             for rel in pop.relationships.values():
                 j = len(rels)
                 write_table(rel.to_table(), tmp / "relationships" / f"{j}.parquet")
-                rels.append({"population": pop.name, "name": rel.name,
-                             "to_population": None if rel.to_population is None else rel.to_population.name})
+                rels.append(
+                    {
+                        "population": pop.name,
+                        "name": rel.name,
+                        "to_population": None if rel.to_population is None else rel.to_population.name,
+                    }
+                )
         for i, story in enumerate(circus.stories.values()):
             story._grow(story.population.size)
-            cols: dict[str, Any] = {"timer": story.timer, "state": story.state, "next_mass": story.next_mass,
-                                    "forced": story.forced}
+            cols: dict[str, Any] = {
+                "timer": story.timer,
+                "state": story.state,
+                "next_mass": story.next_mass,
+                "forced": story.forced,
+            }
             for k in range(len(story.state_names)):
                 cols[f"activity_{k}"] = story.activity[k]
                 cols[f"back_{k}"] = story.back_to_default[k]
             write_table(pd.DataFrame(cols), tmp / "stories" / f"{i}.parquet")
-            stories[story.name] = {"file": i, "population": story.population.name,
-                                   "states": story.state_names,
-                                   "rngs": {k: rng_state(r) for k, r in story.context.rngs.items()}}
+            stories[story.name] = {
+                "file": i,
+                "population": story.population.name,
+                "states": story.state_names,
+                "rngs": {k: rng_state(r) for k, r in story.context.rngs.items()},
+            }
         for name, df in gen_tables.items():
             write_table(df, tmp / "generators" / f"{name}.parquet")
-        write_json(tmp / "circus.json", {
-            "format_version": FORMAT_VERSION,
-            "kind": "circus",
-            "name": circus.name,
-            "master_seed": circus.master_seed,
-            "clock": {"start": circus.clock.start.isoformat(), "step_seconds": circus.clock.step_seconds,
-                      "step_count": circus.clock.step_count},
-            "populations": pops,
-            "relationships": rels,
-            "generators": generators,
-            "stories": stories,
-            "contexts": {n: {k: rng_state(r) for k, r in c.rngs.items()} for n, c in circus.contexts.items()},
-        })
+        write_json(
+            tmp / "circus.json",
+            {
+                "format_version": FORMAT_VERSION,
+                "kind": "circus",
+                "name": circus.name,
+                "master_seed": circus.master_seed,
+                "clock": {
+                    "start": circus.clock.start.isoformat(),
+                    "step_seconds": circus.clock.step_seconds,
+                    "step_count": circus.clock.step_count,
+                },
+                "populations": pops,
+                "relationships": rels,
+                "generators": generators,
+                "stories": stories,
+                "contexts": {n: {k: rng_state(r) for k, r in c.rngs.items()} for n, c in circus.contexts.items()},
+            },
+        )
 
     return write_atomic_dir(path, fill)
 
@@ -247,12 +271,15 @@ def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Cir
         add_stories(circus)
     for name, entry in meta["stories"].items():
         if name not in circus.stories:
-            raise CheckpointError(f"checkpoint {str(path)!r} has story {name!r}, which add_stories did "
-                                  f"not create (it created {list(circus.stories)})")
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has story {name!r}, which add_stories did "
+                f"not create (it created {list(circus.stories)})"
+            )
         story = circus.stories[name]
         if story.state_names != entry["states"]:
-            raise CheckpointError(f"story {name!r}: states {story.state_names} differ from the "
-                                  f"checkpoint's {entry['states']}")
+            raise CheckpointError(
+                f"story {name!r}: states {story.state_names} differ from the checkpoint's {entry['states']}"
+            )
         df = read_table(path / "stories" / f"{entry['file']}.parquet")
         if len(df) != story.population.size:
             raise CheckpointError(f"story {name!r}: {len(df)} timers saved for {story.population.size} members")

@@ -35,8 +35,9 @@ class Circus:
     ``start`` must be timezone-aware; time is kept in UTC.
     """
 
-    def __init__(self, name: str, master_seed: int, start: datetime | str,
-                 step_duration: timedelta | str = "1h") -> None:
+    def __init__(
+        self, name: str, master_seed: int, start: datetime | str, step_duration: timedelta | str = "1h"
+    ) -> None:
         self.name = name
         self.master_seed = check_seed(master_seed, f"circus {name!r}")
         self.clock = Clock(start, step_duration)
@@ -46,8 +47,9 @@ class Circus:
         self.contexts: dict[str, Context] = {}
 
     # --- building --------------------------------------------------------------------------
-    def create_population(self, name: str, size: int = 0, ids_gen: Generator | None = None,
-                          ids: Any = None) -> Population:
+    def create_population(
+        self, name: str, size: int = 0, ids_gen: Generator | None = None, ids: Any = None
+    ) -> Population:
         """A new population of ``size`` members (ids ``0..size-1`` unless ``ids``/``ids_gen``)."""
         self._check_new(name, self.populations, "population")
         pop = Population(name, size=size, ids=ids, ids_gen=ids_gen, root_seed=self.master_seed)
@@ -64,16 +66,34 @@ class Circus:
         self.populations[name] = population
         return population
 
-    def create_story(self, name: str, initiating_population: Population | str, member_id_field: str,
-                     timer_gen: TimerGen | None = None, activity_gen: Generator | float | None = None,
-                     states: Mapping[str, Mapping[str, Any]] | None = None,
-                     auto_reset_timer: bool = True) -> Story:
+    def create_story(
+        self,
+        name: str,
+        initiating_population: Population | str,
+        member_id_field: str,
+        timer_gen: TimerGen | None = None,
+        activity_gen: Generator | float | None = None,
+        states: Mapping[str, Mapping[str, Any]] | None = None,
+        auto_reset_timer: bool = True,
+    ) -> Story:
         """A new story; see `Story` for the parameters."""
         self._check_new(name, self.stories, "story")
-        pop = (self.get_population(initiating_population) if isinstance(initiating_population, str)
-               else initiating_population)
-        story = Story(name, pop, member_id_field, self.clock, self.master_seed, timer_gen=timer_gen,
-                      activity_gen=activity_gen, states=states, auto_reset_timer=auto_reset_timer)
+        pop = (
+            self.get_population(initiating_population)
+            if isinstance(initiating_population, str)
+            else initiating_population
+        )
+        story = Story(
+            name,
+            pop,
+            member_id_field,
+            self.clock,
+            self.master_seed,
+            timer_gen=timer_gen,
+            activity_gen=activity_gen,
+            states=states,
+            auto_reset_timer=auto_reset_timer,
+        )
         self.stories[name] = story
         return story
 
@@ -95,8 +115,9 @@ class Circus:
         """A context to run operations outside stories (e.g. a Chain at build time) with streams
         saved in checkpoints."""
         if name not in self.contexts:
-            self.contexts[name] = Context(name=f"context {name}", root_seed=self.master_seed,
-                                          clock=self.clock, standalone=False)
+            self.contexts[name] = Context(
+                name=f"context {name}", root_seed=self.master_seed, clock=self.clock, standalone=False
+            )
         return self.contexts[name]
 
     def get_population(self, name: str) -> Population:
@@ -145,8 +166,7 @@ class Circus:
             start = self.clock.now
             yield start, self.step()
 
-    def run(self, duration: timedelta | str,
-            on_step: Callable[[int, int, int], None] | None = None) -> Logs:
+    def run(self, duration: timedelta | str, on_step: Callable[[int, int, int], None] | None = None) -> Logs:
         """Run for ``duration``; returns all logs by log id, in step order.
 
         ``on_step(done, total, rows)`` is called after each step (progress reporting).
@@ -178,5 +198,7 @@ class Circus:
         return load_circus(Path(path), add_stories)
 
     def __repr__(self) -> str:
-        return (f"Circus({self.name!r}, now={self.clock.now.isoformat()}, populations="
-                f"{list(self.populations)}, stories={list(self.stories)})")
+        return (
+            f"Circus({self.name!r}, now={self.clock.now.isoformat()}, populations="
+            f"{list(self.populations)}, stories={list(self.stories)})"
+        )

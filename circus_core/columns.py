@@ -91,8 +91,9 @@ def _normalise_arrow(values: pd.api.extensions.ExtensionArray) -> Column:
         pa_type = dtype.pyarrow_dtype
         if pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
             values = pd.array(values, dtype="str")
-        if (pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type)
-                or pa.types.is_boolean(pa_type)) and not values.isna().any():
+        if (
+            pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type) or pa.types.is_boolean(pa_type)
+        ) and not values.isna().any():
             return values.to_numpy()
     chunked = getattr(values, "_pa_array", None)
     if isinstance(chunked, pa.ChunkedArray) and chunked.num_chunks > 1:
@@ -191,7 +192,7 @@ def set_values(column: Column, positions: np.ndarray, values: Any) -> Column:
             values = pd.Categorical(values)
         merged = concat_columns([column, values])
         codes = merged.codes.copy()
-        codes[positions] = merged.codes[len(column):]
+        codes[positions] = merged.codes[len(column) :]
         return pd.Categorical.from_codes(codes[: len(column)], dtype=merged.dtype, validate=False)
     series = pd.Series(column, copy=True)
     series.iloc[positions] = values

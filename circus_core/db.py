@@ -55,8 +55,9 @@ class DB:
         path = self._entry(namespace, kind, entry_id)
         if not path.exists():
             known = self.list(namespace, kind)
-            raise CheckpointError(f"no {kind} {entry_id!r} in DB namespace {namespace!r} at "
-                                  f"{str(self.root)!r}; it has {known}")
+            raise CheckpointError(
+                f"no {kind} {entry_id!r} in DB namespace {namespace!r} at {str(self.root)!r}; it has {known}"
+            )
         return path
 
     def list(self, namespace: str, kind: str) -> list[str]:
@@ -74,6 +75,7 @@ class DB:
     def save_population(self, namespace: str, population_id: str, population: Population) -> Path:
         """Save members, attributes and the relationships that point to plain ids or to the
         population itself (relationships to other populations: `save_relationship`)."""
+
         def fill(tmp: Path) -> None:
             write_table(population_table(population), tmp / "members.parquet")
             rels = []
@@ -82,8 +84,16 @@ class DB:
                     continue
                 write_table(rel.to_table(), tmp / f"relationship-{len(rels)}.parquet")
                 rels.append({"name": rel.name, "to_self": rel.to_population is population})
-            write_json(tmp / "meta.json", {"format_version": FORMAT_VERSION, "kind": "population",
-                                           "name": population.name, "relationships": rels})
+            write_json(
+                tmp / "meta.json",
+                {
+                    "format_version": FORMAT_VERSION,
+                    "kind": "population",
+                    "name": population.name,
+                    "relationships": rels,
+                },
+            )
+
         return write_atomic_dir(self._entry(namespace, "population", population_id), fill)
 
     def load_population(self, namespace: str, population_id: str, name: str | None = None) -> Population:
@@ -99,12 +109,20 @@ class DB:
     def save_relationship(self, namespace: str, relationship_id: str, relationship: Relationship) -> Path:
         def fill(tmp: Path) -> None:
             write_table(relationship.to_table(), tmp / "edges.parquet")
-            write_json(tmp / "meta.json", {"format_version": FORMAT_VERSION, "kind": "relationship",
-                                           "name": relationship.name})
+            write_json(
+                tmp / "meta.json", {"format_version": FORMAT_VERSION, "kind": "relationship", "name": relationship.name}
+            )
+
         return write_atomic_dir(self._entry(namespace, "relationship", relationship_id), fill)
 
-    def load_relationship(self, namespace: str, relationship_id: str, from_population: Population,
-                          to_population: Population | None = None, name: str | None = None) -> Relationship:
+    def load_relationship(
+        self,
+        namespace: str,
+        relationship_id: str,
+        from_population: Population,
+        to_population: Population | None = None,
+        name: str | None = None,
+    ) -> Relationship:
         """Load edges into a new relationship of ``from_population`` (ids must be its members)."""
         path = self._existing(namespace, "relationship", relationship_id)
         meta = read_meta(path, "relationship")
@@ -120,8 +138,8 @@ class DB:
         def fill(tmp: Path) -> None:
             for key, df in tables.items():
                 write_table(df, tmp / f"{key}.parquet")
-            write_json(tmp / "meta.json", {"format_version": FORMAT_VERSION, "kind": "generator",
-                                           "config": config})
+            write_json(tmp / "meta.json", {"format_version": FORMAT_VERSION, "kind": "generator", "config": config})
+
         return write_atomic_dir(self._entry(namespace, "generator", generator_id), fill)
 
     def load_generator(self, namespace: str, generator_id: str, seed: int | None = None) -> AnyGenerator:

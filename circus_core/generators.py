@@ -56,9 +56,7 @@ class _Seeded:
     @property
     def rng(self) -> np.random.Generator:
         if self._rng is None:
-            raise CircusError(
-                f"{self!r} has no random stream: pass seed= or attach it with circus.attach_generator"
-            )
+            raise CircusError(f"{self!r} has no random stream: pass seed= or attach it with circus.attach_generator")
         return self._rng
 
     def get_state(self) -> dict[str, Any]:
@@ -186,8 +184,11 @@ class NumpyRandomGenerator(Generator):
         choices = numpy_parameters.get("a")
         # choice among strings: draw positions (the same draws numpy would make) and take from a
         # dictionary-encoded column, instead of building a numpy string array per call
-        self._choices = encode(list(choices)) if method == "choice" and np.ndim(choices) == 1 and \
-            is_string_column(as_column(list(choices))) else None
+        self._choices = (
+            encode(list(choices))
+            if method == "choice" and np.ndim(choices) == 1 and is_string_column(as_column(list(choices)))
+            else None
+        )
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
         try:
@@ -225,8 +226,9 @@ class EmpiricalGenerator(Generator):
         self._cdf[-1] = 1.0
 
     @classmethod
-    def from_table(cls, table: Any, value_col: str, weight_col: str | None = None,
-                   seed: int | None = None) -> EmpiricalGenerator:
+    def from_table(
+        cls, table: Any, value_col: str, weight_col: str | None = None, seed: int | None = None
+    ) -> EmpiricalGenerator:
         """From a DataFrame or a Parquet/CSV path: weights read from ``weight_col``, or else the
         frequency of each value (values sorted, so the result does not depend on row order)."""
         from circus_core.tables import read_table
@@ -254,8 +256,9 @@ class FakerGenerator(Generator):
     stream (never the global ``Faker.seed``); values are then drawn from that pool with numpy.
     """
 
-    def __init__(self, method: str, locale: str = "en_US", seed: int | None = None,
-                 pool_size: int = 5_000, **fake_args: Any) -> None:
+    def __init__(
+        self, method: str, locale: str = "en_US", seed: int | None = None, pool_size: int = 5_000, **fake_args: Any
+    ) -> None:
         super().__init__(seed)
         self.method, self.locale, self.pool_size, self.fake_args = method, locale, int(pool_size), fake_args
         self._pool: Column | None = None
@@ -300,8 +303,12 @@ class FakerGenerator(Generator):
 class MappedGenerator(Generator):
     """``upstream`` values passed through ``f`` (element-wise) or ``vectorized_f`` (whole array)."""
 
-    def __init__(self, upstream: Generator, f: Callable[[Any], Any] | None = None,
-                 vectorized_f: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        upstream: Generator,
+        f: Callable[[Any], Any] | None = None,
+        vectorized_f: Callable[[Any], Any] | None = None,
+    ) -> None:
         if (f is None) == (vectorized_f is None):
             raise CircusError("map() takes exactly one of f or vectorized_f")
         super().__init__()
@@ -380,8 +387,9 @@ class DependentTriggerGenerator(DependentGenerator):
     stock level into "should restock" flags that become likely as the stock gets low.
     """
 
-    def __init__(self, value_to_proba_mapper: Callable[[np.ndarray], np.ndarray] = lambda x: x,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, value_to_proba_mapper: Callable[[np.ndarray], np.ndarray] = lambda x: x, seed: int | None = None
+    ) -> None:
         super().__init__(seed)
         self.mapper = value_to_proba_mapper
 
@@ -441,8 +449,7 @@ class FlatMappedGenerator(Generator):
         self.dependent.set_state(state["dependent"])
 
 
-def bounded_sigmoid(x_min: float, x_max: float, shape: float,
-                    incrementing: bool = True) -> Callable[[Any], np.ndarray]:
+def bounded_sigmoid(x_min: float, x_max: float, shape: float, incrementing: bool = True) -> Callable[[Any], np.ndarray]:
     """An S-shaped function equal to 0 at ``x_min`` and 1 at ``x_max`` (reversed when not
     ``incrementing``), flat outside; ``shape`` is the steepness."""
     if not x_max > x_min:
@@ -470,8 +477,9 @@ def logistic(k: float, x0: float = 0.0, L: float = 1.0) -> Callable[[Any], np.nd
     return f
 
 
-def values_of(gen_or_values: Generator | Sequence[Any] | Any, size: int, where: str,
-              rng: np.random.Generator | None = None) -> Column:
+def values_of(
+    gen_or_values: Generator | Sequence[Any] | Any, size: int, where: str, rng: np.random.Generator | None = None
+) -> Column:
     """Values from a generator, or given values checked to have ``size`` elements."""
     if isinstance(gen_or_values, Generator):
         return gen_or_values.generate(size, rng)

@@ -21,8 +21,9 @@ __all__ = ["LogWriter", "write_day"]
 FORMATS = ("parquet", "csv")
 
 
-def write_day(logs: Mapping[str, pa.Table], out: str | Path, date: str, fmt: str = "parquet",
-              part: int = 0) -> dict[str, Path]:
+def write_day(
+    logs: Mapping[str, pa.Table], out: str | Path, date: str, fmt: str = "parquet", part: int = 0
+) -> dict[str, Path]:
     """Write one day's tables: one file per log id; returns the paths written."""
     if fmt not in FORMATS:
         raise CircusError(f"unknown log format {fmt!r}; expected one of {FORMATS}")

@@ -193,9 +193,7 @@ def assign(story_data: pd.DataFrame, columns: dict[str, Any], where: str) -> pd.
         if np.ndim(col) == 0:
             col = np.full(n, col)
         if len(col) != n:
-            raise LengthMismatchError(
-                f"{where}: field {name!r} has {len(col)} values for {n} rows of story_data"
-            )
+            raise LengthMismatchError(f"{where}: field {name!r} has {len(col)} values for {n} rows of story_data")
         new[name] = col
     out = story_data.copy(deep=False)
     for name, col in new.items():
@@ -234,9 +232,7 @@ class Apply(AddColumns):
             result = self.f(story_data[self.source_fields])
         if isinstance(result, pd.DataFrame):
             if result.shape[1] != len(self.named_as):
-                raise LengthMismatchError(
-                    f"{where} returned {result.shape[1]} columns for named_as {self.named_as}"
-                )
+                raise LengthMismatchError(f"{where} returned {result.shape[1]} columns for named_as {self.named_as}")
             return {n: _aligned(result.iloc[:, i], story_data, where) for i, n in enumerate(self.named_as)}
         if len(self.named_as) != 1:
             raise LengthMismatchError(f"{where} returned one column for named_as {self.named_as}")

@@ -91,8 +91,9 @@ class Population:
     ``ids_gen`` (e.g. a `SequencialGenerator`), or left to the default ``0..size-1``.
     """
 
-    def __init__(self, name: str, size: int = 0, ids: Any = None, ids_gen: Generator | None = None,
-                 root_seed: int = 0) -> None:
+    def __init__(
+        self, name: str, size: int = 0, ids: Any = None, ids_gen: Generator | None = None, root_seed: int = 0
+    ) -> None:
         self.name = name
         self.root_seed = root_seed
         if ids is not None and ids_gen is not None:
@@ -108,8 +109,10 @@ class Population:
 
     # --- ids -------------------------------------------------------------------------------
     def _set_ids(self, ids: Column) -> None:
-        if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu" and (
-            len(ids) == 0 or (ids[0] == 0 and np.array_equal(ids, np.arange(len(ids))))
+        if (
+            isinstance(ids, np.ndarray)
+            and ids.dtype.kind in "iu"
+            and (len(ids) == 0 or (ids[0] == 0 and np.array_equal(ids, np.arange(len(ids)))))
         ):
             index: pd.Index = pd.RangeIndex(len(ids))
             ids = ids.astype(np.int64)
@@ -153,8 +156,7 @@ class Population:
         return self._index.get_indexer(ids) >= 0
 
     # --- attributes ------------------------------------------------------------------------
-    def create_attribute(self, name: str, init_gen: Generator | None = None,
-                         init_values: Any = None) -> Attribute:
+    def create_attribute(self, name: str, init_gen: Generator | None = None, init_values: Any = None) -> Attribute:
         """A new attribute from a generator (one value per member) or from given values."""
         if name in self.attributes:
             raise DuplicateNameError(f"population {self.name!r} already has an attribute {name!r}")
@@ -172,8 +174,7 @@ class Population:
         try:
             return self.attributes[name]
         except KeyError:
-            raise UnknownNameError("attribute", name, f"population {self.name!r}",
-                                   list(self.attributes)) from None
+            raise UnknownNameError("attribute", name, f"population {self.name!r}", list(self.attributes)) from None
 
     def get_attribute_values(self, name: str, ids: Any = None) -> pd.Series:
         return self.get_attribute(name).get_values(ids)
@@ -194,8 +195,9 @@ class Population:
         try:
             return self.relationships[name]
         except KeyError:
-            raise UnknownNameError("relationship", name, f"population {self.name!r}",
-                                   list(self.relationships)) from None
+            raise UnknownNameError(
+                "relationship", name, f"population {self.name!r}", list(self.relationships)
+            ) from None
 
     # --- growth ----------------------------------------------------------------------------
     def update(self, data: pd.DataFrame | Mapping[str, Any], id_col: str | None = None) -> None:
@@ -240,12 +242,10 @@ class Population:
 
     def to_dataframe(self) -> pd.DataFrame:
         """Members as a DataFrame indexed by id (for previews and tests)."""
-        return pd.DataFrame({n: a.values for n, a in self.attributes.items()},
-                            index=pd.Index(self.ids, name="id"))
+        return pd.DataFrame({n: a.values for n, a in self.attributes.items()}, index=pd.Index(self.ids, name="id"))
 
     @classmethod
-    def from_table(cls, name: str, table: Any, id_col: str | None = None,
-                   root_seed: int = 0) -> Population:
+    def from_table(cls, name: str, table: Any, id_col: str | None = None, root_seed: int = 0) -> Population:
         """A population from a DataFrame or a Parquet/CSV file (e.g. a real song list)."""
         from circus_core.tables import read_table
 
@@ -277,8 +277,9 @@ class _PopulationOps:
         """Set ``attribute`` of the members in ``id_field`` (default: the story's member ids)."""
         return Overwrite(self.population, attribute, copy_from_field, id_field)
 
-    def select_one(self, named_as: str, weight_attribute_name: str | None = None,
-                   one_to_one: bool = False) -> SelectOneMember:
+    def select_one(
+        self, named_as: str, weight_attribute_name: str | None = None, one_to_one: bool = False
+    ) -> SelectOneMember:
         """A random member id per row, uniform or weighted by an attribute."""
         return SelectOneMember(self.population, named_as, weight_attribute_name, one_to_one)
 
@@ -304,8 +305,7 @@ class Lookup(AddColumns):
 
 
 class Overwrite(SideEffectOnly):
-    def __init__(self, population: Population, attribute: str, copy_from_field: str,
-                 id_field: str | None) -> None:
+    def __init__(self, population: Population, attribute: str, copy_from_field: str, id_field: str | None) -> None:
         self.population, self.attribute = population, attribute
         self.copy_from_field, self.id_field = copy_from_field, id_field
 
@@ -319,8 +319,9 @@ class Overwrite(SideEffectOnly):
 
 
 class SelectOneMember(AddColumns):
-    def __init__(self, population: Population, named_as: str, weight_attribute_name: str | None,
-                 one_to_one: bool) -> None:
+    def __init__(
+        self, population: Population, named_as: str, weight_attribute_name: str | None, one_to_one: bool
+    ) -> None:
         self.population, self.named_as = population, named_as
         self.weight_attribute_name, self.one_to_one = weight_attribute_name, one_to_one
         self.rng_key = f"select_one:{named_as}"
@@ -334,13 +335,16 @@ class SelectOneMember(AddColumns):
         if self.weight_attribute_name is not None:
             w = np.asarray(self.population.get_attribute(self.weight_attribute_name).values, dtype=float)
             if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise CircusError(f"weights of {self.population.name}.{self.weight_attribute_name} "
-                                  "must be finite, >= 0 and not all zero")
+                raise CircusError(
+                    f"weights of {self.population.name}.{self.weight_attribute_name} "
+                    "must be finite, >= 0 and not all zero"
+                )
             p = w / w.sum()
         if self.one_to_one:
             if n > size:
-                raise CircusError(f"select_one(one_to_one) of {n} rows from {size} members of "
-                                  f"{self.population.name!r} in {ctx.name}")
+                raise CircusError(
+                    f"select_one(one_to_one) of {n} rows from {size} members of {self.population.name!r} in {ctx.name}"
+                )
             pos = rng.choice(size, size=n, replace=False, p=p)
         elif p is None:
             pos = rng.integers(0, size, size=n)

@@ -40,8 +40,9 @@ __all__ = ["Relationship", "make_random_assign", "make_random_bipartite_data"]
 class Relationship:
     """Weighted edges ``from member -> to``; create with `Population.create_relationship`."""
 
-    def __init__(self, name: str, from_population: Population,
-                 to_population: Population | None = None, root_seed: int = 0) -> None:
+    def __init__(
+        self, name: str, from_population: Population, to_population: Population | None = None, root_seed: int = 0
+    ) -> None:
         self.name = name
         self.from_population, self.to_population = from_population, to_population
         self.root_seed = root_seed
@@ -151,7 +152,7 @@ class Relationship:
         codes, _ = pd.factorize(pd.Series(concat_columns([self._to, to_ids])))
         k = int(codes.max()) + 1
         edge_keys = self._from * k + codes[: len(self._from)]
-        drop_keys = pos * k + codes[len(self._from):]
+        drop_keys = pos * k + codes[len(self._from) :]
         self._keep(~np.isin(edge_keys, drop_keys))
 
     def get_relations(self, from_ids: Any = None) -> pd.DataFrame:
@@ -161,11 +162,13 @@ class Relationship:
             idx = np.arange(len(self._from))
         else:
             idx, _ = self._gather(self.from_population.positions(as_column(from_ids), self.where))
-        return pd.DataFrame({
-            "from": take(self.from_population.ids, self._from[idx]),
-            "to": self._to_values(idx),
-            "weight": self._w[idx],
-        })
+        return pd.DataFrame(
+            {
+                "from": take(self.from_population.ids, self._from[idx]),
+                "to": self._to_values(idx),
+                "weight": self._w[idx],
+            }
+        )
 
     def get_neighbourhood_size(self, from_ids: Any) -> np.ndarray:
         pos = self.from_population.positions(as_column(from_ids), self.where)
@@ -193,15 +196,17 @@ class Relationship:
         w = self._w[edge_idx]
         if weight is not None:
             if self._to_pos is None or weight.population is not self.to_population:
-                raise CircusError(f"{self.where}: weight attribute {weight!r} is not an attribute of "
-                                  "the 'to' population")
+                raise CircusError(
+                    f"{self.where}: weight attribute {weight!r} is not an attribute of the 'to' population"
+                )
             w = w * np.asarray(weight.values, dtype=float)[self._to_pos[edge_idx]]
             if not np.isfinite(w).all() or (w < 0).any():
                 raise InvalidActivityError(f"{self.where}: weights from {weight!r} must be finite and >= 0")
         return w
 
-    def select_one_positions(self, pos: np.ndarray, rng: np.random.Generator, *,
-                             weight: Attribute | None = None, one_to_one: bool = False) -> np.ndarray:
+    def select_one_positions(
+        self, pos: np.ndarray, rng: np.random.Generator, *, weight: Attribute | None = None, one_to_one: bool = False
+    ) -> np.ndarray:
         """One edge index per member in ``pos`` (-1 when it has none), drawn ∝ weight.
 
         With ``one_to_one`` the same edge or "to" is never given to two rows.
@@ -235,8 +240,7 @@ class Relationship:
         self._cw_cache = (key, cw)
         return cw
 
-    def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator,
-                         weight: Attribute | None) -> np.ndarray:
+    def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator, weight: Attribute | None) -> np.ndarray:
         n = len(pos)
         uniq, group = np.unique(pos, return_inverse=True)
         idx, seg = self._gather(uniq)
@@ -265,13 +269,17 @@ class Relationship:
         has = np.flatnonzero(chosen >= 0)
         if not len(has):
             return chosen
-        key = self._to_pos[chosen[has]] if self._to_pos is not None else pd.factorize(
-            pd.Series(take(self._to, chosen[has])))[0]
+        key = (
+            self._to_pos[chosen[has]]
+            if self._to_pos is not None
+            else pd.factorize(pd.Series(take(self._to, chosen[has])))[0]
+        )
         chosen[has[~first_occurrences(key)]] = -1
         return chosen
 
-    def select_many_positions(self, pos: np.ndarray, quantities: np.ndarray, rng: np.random.Generator,
-                              weight: Attribute | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def select_many_positions(
+        self, pos: np.ndarray, quantities: np.ndarray, rng: np.random.Generator, weight: Attribute | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``quantities[i]`` distinct edges per row (weighted, without replacement).
 
         Returns (list offsets per row, edge indices)."""
@@ -316,8 +324,16 @@ class Relationship:
         self._compact()
 
     @classmethod
-    def from_table(cls, table: Any, name: str, from_population: Population, from_col: str, to_col: str,
-                   weight_col: str | None = None, to_population: Population | None = None) -> Relationship:
+    def from_table(
+        cls,
+        table: Any,
+        name: str,
+        from_population: Population,
+        from_col: str,
+        to_col: str,
+        weight_col: str | None = None,
+        to_population: Population | None = None,
+    ) -> Relationship:
         """A relationship from a DataFrame or a Parquet/CSV file, attached to ``from_population``."""
         from circus_core.tables import read_table
 
@@ -407,20 +423,33 @@ class _RelationshipOps:
     def __init__(self, relationship: Relationship) -> None:
         self.relationship = relationship
 
-    def select_one(self, from_field: str, named_as: str, one_to_one: bool = False, pop: bool = False,
-                   discard_empty: bool = True, weight: Attribute | None = None) -> SelectOne:
+    def select_one(
+        self,
+        from_field: str,
+        named_as: str,
+        one_to_one: bool = False,
+        pop: bool = False,
+        discard_empty: bool = True,
+        weight: Attribute | None = None,
+    ) -> SelectOne:
         """One "to" per row, ∝ the edge weight (times ``weight``, an attribute of the "to"
         population read at run time).  ``one_to_one``: never the same "to" twice in a step;
         ``pop``: remove the selected edge; ``discard_empty``: drop rows with nothing to select
         (else the field is null)."""
         return SelectOne(self.relationship, from_field, named_as, one_to_one, pop, discard_empty, weight)
 
-    def select_many(self, from_field: str, named_as: str, quantity_field: str | None = None,
-                    quantity: int | None = None, discard_empty: bool = False, pop: bool = False,
-                    weight: Attribute | None = None) -> SelectMany:
+    def select_many(
+        self,
+        from_field: str,
+        named_as: str,
+        quantity_field: str | None = None,
+        quantity: int | None = None,
+        discard_empty: bool = False,
+        pop: bool = False,
+        weight: Attribute | None = None,
+    ) -> SelectMany:
         """A list of distinct "to" per row: ``quantity`` of them, or as many as ``quantity_field``."""
-        return SelectMany(self.relationship, from_field, named_as, quantity_field, quantity,
-                          discard_empty, pop, weight)
+        return SelectMany(self.relationship, from_field, named_as, quantity_field, quantity, discard_empty, pop, weight)
 
     def select_all(self, from_field: str, named_as: str, discard_empty: bool = False) -> SelectAll:
         """The list of all "to" of each row's member."""
@@ -443,24 +472,30 @@ class _RelationshipOps:
         return NeighbourhoodSize(self.relationship, from_field, named_as)
 
 
-def _from_positions(rel: Relationship, story_data: pd.DataFrame, from_field: str, ctx: Context,
-                    op: str) -> np.ndarray:
+def _from_positions(rel: Relationship, story_data: pd.DataFrame, from_field: str, ctx: Context, op: str) -> np.ndarray:
     where = f"{op} on {rel.where} in {ctx.name}"
     ids = field(story_data, from_field, where)
     return rel.from_population.positions(ids.array, f"{where}, field {from_field!r}")
 
 
 class SelectOne(AddColumns):
-    def __init__(self, rel: Relationship, from_field: str, named_as: str, one_to_one: bool, pop: bool,
-                 discard_empty: bool, weight: Attribute | None) -> None:
+    def __init__(
+        self,
+        rel: Relationship,
+        from_field: str,
+        named_as: str,
+        one_to_one: bool,
+        pop: bool,
+        discard_empty: bool,
+        weight: Attribute | None,
+    ) -> None:
         self.rel, self.from_field, self.named_as = rel, from_field, named_as
         self.one_to_one, self.pop, self.discard_empty, self.weight = one_to_one, pop, discard_empty, weight
         self.rng_key = f"select_one:{named_as}"
 
     def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
         pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_one")
-        chosen = self.rel.select_one_positions(pos, self.rng(ctx), weight=self.weight,
-                                               one_to_one=self.one_to_one)
+        chosen = self.rel.select_one_positions(pos, self.rng(ctx), weight=self.weight, one_to_one=self.one_to_one)
         if self.pop and not self.one_to_one:
             chosen = _first_of_each(chosen)
         ok = chosen >= 0
@@ -482,8 +517,17 @@ def _first_of_each(chosen: np.ndarray) -> np.ndarray:
 
 
 class SelectMany(AddColumns):
-    def __init__(self, rel: Relationship, from_field: str, named_as: str, quantity_field: str | None,
-                 quantity: int | None, discard_empty: bool, pop: bool, weight: Attribute | None) -> None:
+    def __init__(
+        self,
+        rel: Relationship,
+        from_field: str,
+        named_as: str,
+        quantity_field: str | None,
+        quantity: int | None,
+        discard_empty: bool,
+        pop: bool,
+        weight: Attribute | None,
+    ) -> None:
         if (quantity_field is None) == (quantity is None):
             raise CircusError(f"select_many on {rel.where}: give quantity_field or quantity")
         self.rel, self.from_field, self.named_as = rel, from_field, named_as
@@ -497,14 +541,15 @@ class SelectMany(AddColumns):
             q = field(story_data, self.quantity_field, f"select_many in {ctx.name}").to_numpy()
             q = np.asarray(q, dtype=float)
             if np.isnan(q).any() or (q < 0).any():
-                raise CircusError(f"select_many on {self.rel.where} in {ctx.name}: quantities in "
-                                  f"{self.quantity_field!r} must be non-negative numbers")
+                raise CircusError(
+                    f"select_many on {self.rel.where} in {ctx.name}: quantities in "
+                    f"{self.quantity_field!r} must be non-negative numbers"
+                )
             q = q.astype(np.int64)
         else:
             q = np.full(len(pos), int(self.quantity), dtype=np.int64)
         offsets, selected = self.rel.select_many_positions(pos, q, self.rng(ctx), self.weight)
-        values = list_column(offsets, take(self.rel._to, selected) if len(selected) else
-                             _empty_to(self.rel))
+        values = list_column(offsets, take(self.rel._to, selected) if len(selected) else _empty_to(self.rel))
         if self.pop:
             self.rel.pop_edges(selected)
         if self.discard_empty:

@@ -53,20 +53,30 @@ class Story:
     ``value`` steps.
     """
 
-    def __init__(self, name: str, initiating_population: Population, member_id_field: str, clock: Clock,
-                 root_seed: int, timer_gen: TimerGen | None = None,
-                 activity_gen: Generator | float | None = None,
-                 states: Mapping[str, Mapping[str, Any]] | None = None,
-                 auto_reset_timer: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        initiating_population: Population,
+        member_id_field: str,
+        clock: Clock,
+        root_seed: int,
+        timer_gen: TimerGen | None = None,
+        activity_gen: Generator | float | None = None,
+        states: Mapping[str, Mapping[str, Any]] | None = None,
+        auto_reset_timer: bool = True,
+    ) -> None:
         self.name, self.population, self.member_id_field = name, initiating_population, member_id_field
         self.clock, self.timer_gen, self.auto_reset_timer = clock, timer_gen, auto_reset_timer
         if timer_gen is not None and not isinstance(timer_gen, CyclicTimerGenerator | ConstantDependentGenerator):
-            raise CircusError(f"story {name!r}: timer_gen must be a CyclicTimerGenerator or a "
-                              f"ConstantDependentGenerator, got {timer_gen!r}")
+            raise CircusError(
+                f"story {name!r}: timer_gen must be a CyclicTimerGenerator or a "
+                f"ConstantDependentGenerator, got {timer_gen!r}"
+            )
         if isinstance(timer_gen, CyclicTimerGenerator) and activity_gen is None:
             raise CircusError(f"story {name!r}: a timer profile needs activity_gen")
-        self.context = Context(name=f"story {name}", root_seed=root_seed, clock=clock,
-                               member_id_field=member_id_field, standalone=False)
+        self.context = Context(
+            name=f"story {name}", root_seed=root_seed, clock=clock, member_id_field=member_id_field, standalone=False
+        )
         states = dict(states or {})
         if DEFAULT_STATE in states:
             raise DuplicateNameError(f"story {name!r}: state {DEFAULT_STATE!r} is implicit; don't declare it")
@@ -76,8 +86,10 @@ class Story:
         for state, conf in states.items():
             unknown = set(conf) - {"activity", "back_to_default_probability"}
             if unknown or "activity" not in conf:
-                raise CircusError(f"story {name!r}, state {state!r}: expected keys 'activity' and "
-                                  f"optionally 'back_to_default_probability', got {sorted(conf)}")
+                raise CircusError(
+                    f"story {name!r}, state {state!r}: expected keys 'activity' and "
+                    f"optionally 'back_to_default_probability', got {sorted(conf)}"
+                )
             self._activity_sources.append(conf["activity"])
             self._back_sources.append(conf.get("back_to_default_probability", 0.0))
         self.operations = Chain()
@@ -124,8 +136,7 @@ class Story:
         acts, backs = [], []
         for i, state in enumerate(self.state_names):
             where = f"story {self.name!r}, state {state!r}"
-            acts.append(check_activity(values_of(self._activity_sources[i], new, where, self.rng("activity")),
-                                       where))
+            acts.append(check_activity(values_of(self._activity_sources[i], new, where, self.rng("activity")), where))
             p = np.asarray(values_of(self._back_sources[i], new, where, self.rng("activity")), dtype=float)
             if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
                 raise InvalidActivityError(f"{where}: back_to_default_probability must be in [0, 1]")
@@ -138,8 +149,9 @@ class Story:
         self.forced = np.concatenate([self.forced, np.zeros(new, dtype=bool)])
         self.reset_timers_at(np.arange(old, size), including_this_step=True)
 
-    def reset_timers_at(self, positions: np.ndarray, including_this_step: bool = False,
-                        from_mass: np.ndarray | None = None) -> None:
+    def reset_timers_at(
+        self, positions: np.ndarray, including_this_step: bool = False, from_mass: np.ndarray | None = None
+    ) -> None:
         """Draw new timers for members at ``positions``: from the end of the current step (or
         its start with ``including_this_step``), or from explicit profile positions."""
         if not len(positions):
@@ -243,15 +255,21 @@ class _StoryOps:
         """Draw new timers for the members in ``member_id_field`` (default: the story's members)."""
         return ResetTimers(self.story, member_id_field)
 
-    def transit_to_state(self, member_id_field: str, state_field: str | None = None,
-                         state: str | None = None, condition_field: str | None = None) -> TransitToState:
+    def transit_to_state(
+        self,
+        member_id_field: str,
+        state_field: str | None = None,
+        state: str | None = None,
+        condition_field: str | None = None,
+    ) -> TransitToState:
         """Move members to ``state`` (or to the state named in ``state_field``); their timers
         are reset with that state's activity."""
         return TransitToState(self.story, member_id_field, state_field, state, condition_field)
 
 
-def _selected_positions(story: Story, story_data: pd.DataFrame, id_field: str,
-                        condition_field: str | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _selected_positions(
+    story: Story, story_data: pd.DataFrame, id_field: str, condition_field: str | None, where: str
+) -> tuple[np.ndarray, np.ndarray]:
     ids = field(story_data, id_field, where).array
     rows = np.arange(len(story_data))
     if condition_field is not None:
@@ -284,8 +302,14 @@ class ResetTimers(SideEffectOnly):
 
 
 class TransitToState(SideEffectOnly):
-    def __init__(self, story: Story, member_id_field: str, state_field: str | None, state: str | None,
-                 condition_field: str | None) -> None:
+    def __init__(
+        self,
+        story: Story,
+        member_id_field: str,
+        state_field: str | None,
+        state: str | None,
+        condition_field: str | None,
+    ) -> None:
         if (state_field is None) == (state is None):
             raise CircusError(f"transit_to_state of story {story.name!r}: give state or state_field")
         if state is not None:
@@ -295,8 +319,7 @@ class TransitToState(SideEffectOnly):
 
     def side_effect(self, story_data: pd.DataFrame, ctx: Context) -> None:
         where = f"transit_to_state of story {self.story.name!r} in {ctx.name}"
-        pos, rows = _selected_positions(self.story, story_data, self.member_id_field,
-                                        self.condition_field, where)
+        pos, rows = _selected_positions(self.story, story_data, self.member_id_field, self.condition_field, where)
         if self.state is not None:
             codes = np.full(len(pos), self.story.state_index(self.state), dtype=np.int16)
         else:

@@ -36,8 +36,30 @@ __all__ = [
 # Relative call intensity per hour of the day (00:00 to 23:00), the shape of the ancestor's
 # default daily profile: quiet nights, a morning ramp, a plateau, an evening peak.
 DEFAULT_DAILY_PROFILE = (
-    1.0, 0.5, 0.2, 0.15, 0.2, 0.4, 3.8, 7.2, 8.4, 9.1, 9.0, 8.3,
-    8.1, 7.7, 7.4, 7.8, 8.0, 7.9, 9.7, 10.4, 10.5, 8.8, 5.7, 2.8,
+    1.0,
+    0.5,
+    0.2,
+    0.15,
+    0.2,
+    0.4,
+    3.8,
+    7.2,
+    8.4,
+    9.1,
+    9.0,
+    8.3,
+    8.1,
+    7.7,
+    7.4,
+    7.8,
+    8.0,
+    7.9,
+    9.7,
+    10.4,
+    10.5,
+    8.8,
+    5.7,
+    2.8,
 )
 
 
@@ -46,8 +68,13 @@ class CyclicTimerProfile:
     and repeating with period ``len(profile) * profile_time_steps`` (checked against
     ``period`` when given)."""
 
-    def __init__(self, profile: Sequence[float], profile_time_steps: timedelta | str,
-                 start_date: datetime | str, period: timedelta | str | None = None) -> None:
+    def __init__(
+        self,
+        profile: Sequence[float],
+        profile_time_steps: timedelta | str,
+        start_date: datetime | str,
+        period: timedelta | str | None = None,
+    ) -> None:
         weights = np.asarray(profile, dtype=float)
         if weights.ndim != 1 or len(weights) == 0:
             raise TimerProfileError(f"timer profile must be a non-empty list of weights, got {profile!r}")
@@ -101,8 +128,9 @@ class CyclicTimerGenerator:
         g = self.offset + step
         return float(g // self.length) + float(self.cum[g % self.length])
 
-    def next_events(self, from_mass: np.ndarray, activities: np.ndarray,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def next_events(
+        self, from_mass: np.ndarray, activities: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Walk an exponential mass (mean ``1 / activity``) from ``from_mass``.
 
         Returns the mass position of each member's next event (NaN for activity 0) and the clock
@@ -116,8 +144,9 @@ class CyclicTimerGenerator:
         target = np.where(finite, target, np.nan)
         whole = np.floor(np.where(finite, target, 0.0))
         # slot j holds masses [cum[j], cum[j+1]): empty for zero-weight slots, never chosen
-        slot = np.minimum(np.searchsorted(self.cdf, np.where(finite, target, 0.0) - whole, side="right"),
-                          self.length - 1)
+        slot = np.minimum(
+            np.searchsorted(self.cdf, np.where(finite, target, 0.0) - whole, side="right"), self.length - 1
+        )
         step = whole.astype(np.int64) * self.length + slot - self.offset
         return target, np.where(finite, step, -1)
 
@@ -126,8 +155,9 @@ class WorkHoursTimerGenerator(CyclicTimerGenerator):
     """Constant intensity during work hours (``start_hour`` to ``end_hour``, Monday to Friday
     unless ``weekend``), zero otherwise; period one week."""
 
-    def __init__(self, clock: Clock, start_hour: int = 9, end_hour: int = 17, weekend: bool = False,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, clock: Clock, start_hour: int = 9, end_hour: int = 17, weekend: bool = False, seed: int | None = None
+    ) -> None:
         if not 0 <= start_hour < end_hour <= 24:
             raise TimerProfileError(f"work hours {start_hour}-{end_hour} must satisfy 0 <= start < end <= 24")
         day = np.zeros(24)
@@ -150,6 +180,5 @@ def check_activity(values: np.ndarray, where: str) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
-        raise InvalidActivityError(f"{where}: activity levels must be finite and >= 0, got "
-                                   f"{values[bad][:5].tolist()}")
+        raise InvalidActivityError(f"{where}: activity levels must be finite and >= 0, got {values[bad][:5].tolist()}")
     return values

@@ -58,8 +58,12 @@ def run(scenario_name: str, days: int, out: Path, size: int | None, fmt: str) ->
             done += 1
             elapsed = time.perf_counter() - t0
             left = elapsed / done * (total - done)
-            print(f"\r{scenario.name} {date}: step {done}/{total}, {rows:,} rows, "
-                  f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left", end="", file=sys.stderr)
+            print(
+                f"\r{scenario.name} {date}: step {done}/{total}, {rows:,} rows, "
+                f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left",
+                end="",
+                file=sys.stderr,
+            )
         written += write_day({k: concat_tables(v) for k, v in collected.items()}, root / "logs", date, fmt).values()
         circus.save(root / "checkpoints" / date)
     print(file=sys.stderr)

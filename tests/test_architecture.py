@@ -30,8 +30,24 @@ def test_circus_core_imports_neither_dagster_google_pipelines_nor_random() -> No
 
 
 def test_scenarios_import_only_the_engine_and_data_libraries() -> None:
-    allowed = {"circus_core", "pipelines", "numpy", "pandas", "pyarrow", "__future__", "collections", "dataclasses",
-               "pathlib", "typing", "importlib", "os", "functools", "math", "datetime", "itertools"}
+    allowed = {
+        "circus_core",
+        "pipelines",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "__future__",
+        "collections",
+        "dataclasses",
+        "pathlib",
+        "typing",
+        "importlib",
+        "os",
+        "functools",
+        "math",
+        "datetime",
+        "itertools",
+    }
     for path in sorted((ROOT / "pipelines" / "scenarios").glob("*.py")):
         for module in imported_modules(path):
             assert module.split(".")[0] in allowed, (path, module)
@@ -44,6 +60,18 @@ def test_public_api_is_importable_and_complete() -> None:
 
     missing = [name for name in circus_core.__all__ if not hasattr(circus_core, name)]
     assert not missing
-    for name in ("Circus", "Population", "Relationship", "Story", "FieldLogger", "Chain", "DropRow", "Apply",
-                 "DependentTriggerGenerator", "DependentBulkGenerator", "bounded_sigmoid", "DB"):
+    for name in (
+        "Circus",
+        "Population",
+        "Relationship",
+        "Story",
+        "FieldLogger",
+        "Chain",
+        "DropRow",
+        "Apply",
+        "DependentTriggerGenerator",
+        "DependentBulkGenerator",
+        "bounded_sigmoid",
+        "DB",
+    ):
         assert name in circus_core.__all__

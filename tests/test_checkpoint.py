@@ -69,9 +69,13 @@ def add_stories(circus: Circus) -> None:
     )
 
     purchase = circus.create_story(
-        "purchase", customers, "customer", timer_gen=timer,
+        "purchase",
+        customers,
+        "customer",
+        timer_gen=timer,
         activity_gen=NumpyRandomGenerator("uniform", low=1, high=5),
-        states={"away": {"activity": 0.2, "back_to_default_probability": 0.3}})
+        states={"away": {"activity": 0.2, "back_to_default_probability": 0.3}},
+    )
     purchase.set_operations(
         circus.clock.ops.timestamp("ts"),
         shops.ops.select_one("shop"),
@@ -80,7 +84,8 @@ def add_stories(circus: Circus) -> None:
         customers.ops.lookup("customer", {"city": "city"}),
         stock.ops.get_neighbourhood_size("shop", "stock_left"),
         DependentTriggerGenerator(bounded_sigmoid(0, 4, 10, incrementing=False)).ops.generate(
-            "low_stock", observed_field="stock_left"),
+            "low_stock", observed_field="stock_left"
+        ),
         restock.ops.force_act_next("shop", condition_field="low_stock"),
         NumpyRandomGenerator("random").ops.generate("u"),
         Apply("u", "leave", lambda u: u < 0.1),
@@ -156,8 +161,10 @@ def test_load_restores_generators_and_clock(tmp_path: Path) -> None:
     loaded = Circus.load(tmp_path / "ckpt", add_stories)
     assert loaded.clock.step_count == 5 and loaded.clock.step == pd.Timedelta("1h")
     for name in ("budget", "price", "item_ids", "customer_ids"):
-        assert np.array_equal(np.asarray(loaded.get_generator(name).generate(5), dtype=object),
-                              np.asarray(circus.get_generator(name).generate(5), dtype=object)), name
+        assert np.array_equal(
+            np.asarray(loaded.get_generator(name).generate(5), dtype=object),
+            np.asarray(circus.get_generator(name).generate(5), dtype=object),
+        ), name
     assert list(loaded.get_generator("city").generate(20)) == list(circus.get_generator("city").generate(20))
 
 

@@ -42,8 +42,9 @@ def song_circus() -> Circus:
     songs.create_attribute("genre", init_values=["rock", "jazz", "rock", "pop", "folk", "rock"])
     songs.create_attribute("length", init_values=[180.0, 240.0, 200.0, 150.0, 300.0, 210.0])
     songs.create_relationship("writers").add_relations(["S0", "S0", "S3"], ["ann", "bob", "cid"])
-    songs.create_relationship("similar", to_population=songs).add_relations(["S1", "S2"], ["S4", "S5"],
-                                                                               weights=[0.5, 2.0])
+    songs.create_relationship("similar", to_population=songs).add_relations(
+        ["S1", "S2"], ["S4", "S5"], weights=[0.5, 2.0]
+    )
     return circus
 
 
@@ -66,8 +67,9 @@ def test_population_with_relationships_round_trip(tmp_path: Path) -> None:
 
     # the loaded population works in the other circus's stories
     story = other.create_story("play", loaded, "song", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(loaded.get_relationship("writers").ops.select_one("song", "writer"),
-                         FieldLogger("plays", ["song", "writer"]))
+    story.set_operations(
+        loaded.get_relationship("writers").ops.select_one("song", "writer"), FieldLogger("plays", ["song", "writer"])
+    )
     log = other.step()["plays"].to_pandas()
     played = dict(zip(as_list(log["song"]), as_list(log["writer"]), strict=True))
     assert set(played) == {"S0", "S3"}  # songs without writers are discarded
@@ -84,8 +86,9 @@ def test_relationship_round_trip_between_populations(tmp_path: Path) -> None:
 
     other = Circus("other", 3, START)
     assert db.list("music", "population") == []  # only the relationship was saved
-    songs = other.add_population(Population.from_table("songs", pd.DataFrame({"id": [f"S{k}" for k in range(6)]}),
-                                                       id_col="id"))
+    songs = other.add_population(
+        Population.from_table("songs", pd.DataFrame({"id": [f"S{k}" for k in range(6)]}), id_col="id")
+    )
     users2 = other.create_population("users", 3)
     loaded = db.load_relationship("music", "likes", users2, to_population=songs)
     assert loaded.name == "likes" and users2.get_relationship("likes") is loaded
@@ -137,11 +140,13 @@ def test_db_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 # --- from tables ----------------------------------------------------------------------------------
-SONG_TABLE = pd.DataFrame({
-    "song_id": ["S0", "S1", "S2", "S3"],
-    "genre": ["rock", "jazz", "rock", "pop"],
-    "length": [180.0, 240.0, 200.0, 150.0],
-})
+SONG_TABLE = pd.DataFrame(
+    {
+        "song_id": ["S0", "S1", "S2", "S3"],
+        "genre": ["rock", "jazz", "rock", "pop"],
+        "length": [180.0, 240.0, 200.0, 150.0],
+    }
+)
 PLAYLIST_TABLE = pd.DataFrame({"user": [0, 0, 1, 2], "song": ["S0", "S2", "S1", "S3"], "w": [1.0, 2.0, 3.0, 4.0]})
 
 
@@ -167,12 +172,20 @@ def test_population_and_relationship_from_table(kind: str, tmp_path: Path) -> No
     circus = Circus("t", 1, START)
     circus.add_population(songs)
     users = circus.create_population("users", 3)
-    rel = Relationship.from_table(source(PLAYLIST_TABLE, kind, tmp_path, "playlists"), "playlist", users,
-                                  "user", "song", weight_col="w", to_population=songs)
+    rel = Relationship.from_table(
+        source(PLAYLIST_TABLE, kind, tmp_path, "playlists"),
+        "playlist",
+        users,
+        "user",
+        "song",
+        weight_col="w",
+        to_population=songs,
+    )
     assert users.get_relationship("playlist") is rel
     assert edges(rel) == [(0, "S0", 1.0), (0, "S2", 2.0), (1, "S1", 3.0), (2, "S3", 4.0)]
-    plain = Relationship.from_table(source(PLAYLIST_TABLE, kind, tmp_path, "playlists2"), "plain", users,
-                                    "user", "song")
+    plain = Relationship.from_table(
+        source(PLAYLIST_TABLE, kind, tmp_path, "playlists2"), "plain", users, "user", "song"
+    )
     assert [w for _, _, w in edges(plain)] == [1.0] * 4
 
 

@@ -34,8 +34,9 @@ START = "2026-01-05T00:00:00+00:00"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build(seed: int = 11, extra_story: bool = False, extra_generator: bool = False,
-          extra_story_first: bool = False) -> Circus:
+def build(
+    seed: int = 11, extra_story: bool = False, extra_generator: bool = False, extra_story_first: bool = False
+) -> Circus:
     """A small telecom-like circus; the ``extra_*`` flags add unrelated components."""
     circus = Circus("det", seed, START)
     if extra_generator:
@@ -44,8 +45,9 @@ def build(seed: int = 11, extra_story: bool = False, extra_generator: bool = Fal
     names = circus.attach_generator("names", FakerGenerator("first_name", pool_size=100))
     subs = circus.create_population("subs", 300)
     subs.create_attribute("name", init_gen=names)
-    subs.create_attribute("popularity", init_gen=circus.attach_generator(
-        "popularity", NumpyRandomGenerator("pareto", a=2.0)))
+    subs.create_attribute(
+        "popularity", init_gen=circus.attach_generator("popularity", NumpyRandomGenerator("pareto", a=2.0))
+    )
     friends = subs.create_relationship("friends", to_population=subs)
     pairs = make_random_bipartite_data(np.arange(300), np.arange(300), 0.02, seed=circus.seed_for("friends"))
     friends.add_relations(pairs["from"], pairs["to"])
@@ -53,17 +55,20 @@ def build(seed: int = 11, extra_story: bool = False, extra_generator: bool = Fal
     def add_extra() -> None:
         work = WorkHoursTimerGenerator(circus.clock)
         sms = circus.create_story("sms", subs, "sender", timer_gen=work, activity_gen=work.activity(5, per="1D"))
-        sms.set_operations(circus.clock.ops.timestamp("ts"),
-                           friends.ops.select_one("sender", "to", weight=subs.get_attribute("popularity")),
-                           subs.ops.lookup("to", {"name": "to_name"}),
-                           NumpyRandomGenerator("integers", low=1, high=160).ops.generate("chars"),
-                           FieldLogger("sms"))
+        sms.set_operations(
+            circus.clock.ops.timestamp("ts"),
+            friends.ops.select_one("sender", "to", weight=subs.get_attribute("popularity")),
+            subs.ops.lookup("to", {"name": "to_name"}),
+            NumpyRandomGenerator("integers", low=1, high=160).ops.generate("chars"),
+            FieldLogger("sms"),
+        )
 
     if extra_story and extra_story_first:
         add_extra()
     timer = DefaultDailyTimerGenerator(circus.clock)
-    calls = circus.create_story("calls", subs, "caller", timer_gen=timer,
-                                activity_gen=NumpyRandomGenerator("uniform", low=1, high=6))
+    calls = circus.create_story(
+        "calls", subs, "caller", timer_gen=timer, activity_gen=NumpyRandomGenerator("uniform", low=1, high=6)
+    )
     calls.set_operations(
         circus.clock.ops.timestamp("ts"),
         friends.ops.select_one("caller", "callee", weight=subs.get_attribute("popularity")),
@@ -132,8 +137,14 @@ def test_identical_bytes_in_another_process_with_another_hash_seed(tmp_path: Pat
         "print(sorted((k, len(v)) for k, v in t.run_and_write(t.build(), Path(sys.argv[2]), days=1).items()))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "there")],
-                   check=True, env=env, capture_output=True, cwd=REPO)
-    there = {str(p.relative_to(tmp_path / "there")): p.read_bytes()
-             for p in sorted((tmp_path / "there").rglob("*.parquet"))}
+    subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "there")],
+        check=True,
+        env=env,
+        capture_output=True,
+        cwd=REPO,
+    )
+    there = {
+        str(p.relative_to(tmp_path / "there")): p.read_bytes() for p in sorted((tmp_path / "there").rglob("*.parquet"))
+    }
     assert there == here

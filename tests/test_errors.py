@@ -53,8 +53,15 @@ def run_one_step_with(*ops) -> None:
 
 
 def test_hierarchy() -> None:
-    for cls in (UnknownNameError, DuplicateNameError, LengthMismatchError, InvalidActivityError,
-                TimerProfileError, InvalidSeedError, UnknownMemberError):
+    for cls in (
+        UnknownNameError,
+        DuplicateNameError,
+        LengthMismatchError,
+        InvalidActivityError,
+        TimerProfileError,
+        InvalidSeedError,
+        UnknownMemberError,
+    ):
         assert issubclass(cls, CircusError)
     assert issubclass(UnknownNameError, KeyError) and issubclass(LengthMismatchError, ValueError)
 
@@ -150,23 +157,28 @@ def test_negative_or_nan_activity(bad: float) -> None:
     with pytest.raises(InvalidActivityError, match=r"story 'calls', state 'default'.*activity levels"):
         circus.create_story("calls", "people", "id", timer_gen=timer, activity_gen=bad)
     with pytest.raises(InvalidActivityError, match=r"story 'calls2', state 'away'"):
-        circus.create_story("calls2", "people", "id", timer_gen=timer, activity_gen=1.0,
-                            states={"away": {"activity": bad}})
+        circus.create_story(
+            "calls2", "people", "id", timer_gen=timer, activity_gen=1.0, states={"away": {"activity": bad}}
+        )
 
 
 def test_activity_from_a_generator_with_negative_values() -> None:
     circus = circus_with_people()
     timer = CyclicTimerGenerator(circus.clock, CyclicTimerProfile([1.0] * 24, "1h", START))
     with pytest.raises(InvalidActivityError, match=r"story 'calls'.*-"):
-        circus.create_story("calls", "people", "id", timer_gen=timer,
-                            activity_gen=NumpyRandomGenerator("normal", seed=1, loc=-5, scale=1))
+        circus.create_story(
+            "calls",
+            "people",
+            "id",
+            timer_gen=timer,
+            activity_gen=NumpyRandomGenerator("normal", seed=1, loc=-5, scale=1),
+        )
 
 
 def test_back_to_default_probability_out_of_range() -> None:
     circus = circus_with_people()
     with pytest.raises(InvalidActivityError, match=r"story 's', state 'away'.*back_to_default_probability"):
-        circus.create_story("s", "people", "id", states={"away": {"activity": 1.0,
-                                                                   "back_to_default_probability": 1.5}})
+        circus.create_story("s", "people", "id", states={"away": {"activity": 1.0, "back_to_default_probability": 1.5}})
 
 
 def test_invalid_weights_and_probabilities() -> None:
@@ -235,8 +247,11 @@ def test_relation_ids_that_are_not_members() -> None:
     users = circus.create_population("users", 3)
     songs = circus.create_population("songs", ids=["s1", "s2"])
     likes = users.create_relationship("likes", to_population=songs)
-    with pytest.raises(UnknownMemberError, match=r"not members of population 'users' \('from' side of "
-                                                 r"relationship users\.likes\): \[7\]"):
+    with pytest.raises(
+        UnknownMemberError,
+        match=r"not members of population 'users' \('from' side of "
+        r"relationship users\.likes\): \[7\]",
+    ):
         likes.add_relations([0, 7], ["s1", "s2"])
     with pytest.raises(UnknownMemberError, match=r"not members of population 'songs' \('to' side .*\['s9'\]"):
         likes.add_relations([0, 1], ["s1", "s9"])
@@ -246,9 +261,11 @@ def test_relation_ids_that_are_not_members() -> None:
 def test_unknown_member_ids_in_a_story() -> None:
     circus = circus_with_people()
     people = circus.get_population("people")
-    with pytest.raises(UnknownMemberError,
-                       match=r"2 ids are not members of population 'people' \(lookup.*my_story, field 'other'\): "
-                             r"\[5, 6\]"):
+    with pytest.raises(
+        UnknownMemberError,
+        match=r"2 ids are not members of population 'people' \(lookup.*my_story, field 'other'\): "
+        r"\[5, 6\]",
+    ):
         run_one_step_with(Apply("id", "other", lambda s: s + 2), people.ops.lookup("other", {"age": "a"}))
 
 

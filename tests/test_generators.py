@@ -154,8 +154,9 @@ def test_empirical_zero_weight_value_never_drawn() -> None:
     assert set(np.unique(x)) == {1, 3}
 
 
-SONGS = pd.DataFrame({"genre": ["rock", "jazz", "rock", "pop", "rock", "jazz"],
-                      "plays": [10.0, 1.0, 10.0, 5.0, 10.0, 1.0]})
+SONGS = pd.DataFrame(
+    {"genre": ["rock", "jazz", "rock", "pop", "rock", "jazz"], "plays": [10.0, 1.0, 10.0, 5.0, 10.0, 1.0]}
+)
 
 
 @pytest.mark.parametrize("kind", ["dataframe", "parquet", "csv"])

@@ -55,8 +55,9 @@ def test_apply_on_a_dataframe_with_several_outputs() -> None:
     data = init_story_data("id", [1, 2, 3]).assign(duration=[30, 90, 300])
 
     def price(df: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"p": df["duration"] * 0.01, "c": np.where(df["duration"] > 60, "EUR", "USD")},
-                            index=df.index)
+        return pd.DataFrame(
+            {"p": df["duration"] * 0.01, "c": np.where(df["duration"] > 60, "EUR", "USD")}, index=df.index
+        )
 
     out, _ = Apply(["duration"], ["price", "currency"], price, f_args="dataframe")(data)
     assert np.allclose(out["price"], [0.3, 0.9, 3.0])
@@ -137,7 +138,8 @@ def test_field_logger_exploded_cols() -> None:
     """Each element of the exploded list columns is one log row; other columns are repeated;
     rows with empty lists produce nothing."""
     data = init_story_data("user", [7, 8, 9]).assign(
-        songs=lists_field([["s1", "s2"], [], ["s3"]]), genres=lists_field([["rock", "jazz"], [], ["pop"]]))
+        songs=lists_field([["s1", "s2"], [], ["s3"]]), genres=lists_field([["rock", "jazz"], [], ["pop"]])
+    )
     _, logs = FieldLogger("listen", ["user", "songs", "genres"], exploded_cols=["songs", "genres"])(data)
     table = logs["listen"]
     assert table.column_names == ["user", "songs", "genres"]
@@ -149,9 +151,11 @@ def test_field_logger_exploded_bulk_in_a_story() -> None:
     pop = circus.create_population("p", 40)
     bulk = DependentBulkGenerator(NumpyRandomGenerator("integers", low=0, high=100))
     story = circus.create_story("s", pop, "id", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(NumpyRandomGenerator("integers", low=0, high=4).ops.generate("n"),
-                         bulk.ops.generate("items", observed_field="n"),
-                         FieldLogger("items", ["id", "n", "items"], exploded_cols="items"))
+    story.set_operations(
+        NumpyRandomGenerator("integers", low=0, high=4).ops.generate("n"),
+        bulk.ops.generate("items", observed_field="n"),
+        FieldLogger("items", ["id", "n", "items"], exploded_cols="items"),
+    )
     table = circus.step()["items"].to_pandas()
     per_member = table.groupby("id").size()
     assert (per_member == table.groupby("id")["n"].first()).all()
@@ -200,8 +204,9 @@ def test_timestamps_are_utc_inside_the_step() -> None:
     circus = Circus("ts", 4, "2026-01-05T07:00:00+02:00", "15min")
     pop = circus.create_population("p", 500)
     story = circus.create_story("s", pop, "id", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(circus.clock.ops.timestamp("ts"), circus.clock.ops.timestamp("start", random=False),
-                         FieldLogger("log"))
+    story.set_operations(
+        circus.clock.ops.timestamp("ts"), circus.clock.ops.timestamp("start", random=False), FieldLogger("log")
+    )
     for step_start, logs in circus.iter_steps("1h"):
         table = logs["log"]
         assert table.schema.field("ts").type == pa.timestamp("us", tz="UTC")
@@ -218,9 +223,11 @@ def test_timestamp_log_format() -> None:
     circus = Circus("ts", 5, START)
     pop = circus.create_population("p", 20)
     story = circus.create_story("s", pop, "id", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(circus.clock.ops.timestamp("when", log_format="%Y-%m-%d %H:%M:%S"),
-                         circus.clock.ops.timestamp("day", random=False, log_format="%d/%m/%Y"),
-                         FieldLogger("log"))
+    story.set_operations(
+        circus.clock.ops.timestamp("when", log_format="%Y-%m-%d %H:%M:%S"),
+        circus.clock.ops.timestamp("day", random=False, log_format="%d/%m/%Y"),
+        FieldLogger("log"),
+    )
     circus.step()
     table = circus.step()["log"]  # second step: 01:00-01:59
     when = table.column("when").to_pylist()

@@ -88,8 +88,7 @@ def test_lookup_on_list_valued_ids_from_select_many() -> None:
     ctx = circus.context("t")
     data, _ = owns.ops.select_many("user", "items", quantity=3)(init_story_data("user", np.arange(50)), ctx)
     out, _ = items.ops.lookup("items", {"price": "prices", "label": "labels"})(data, ctx)
-    for ids, prices, labels in zip(as_list(out["items"]), as_list(out["prices"]), as_list(out["labels"]),
-                                   strict=True):
+    for ids, prices, labels in zip(as_list(out["items"]), as_list(out["prices"]), as_list(out["labels"]), strict=True):
         assert prices == [10.0 * i for i in ids]
         assert labels == [f"L{i}" for i in ids]
 
@@ -102,9 +101,11 @@ def test_lookup_in_a_story_logs_exploded_attributes() -> None:
     likes = users.create_relationship("likes", to_population=songs)
     likes.add_relations(np.repeat(np.arange(10), 5), np.tile(np.arange(5), 10))
     story = circus.create_story("listen", users, "user", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(likes.ops.select_many("user", "songs", quantity=2),
-                         songs.ops.lookup("songs", {"genre": "genres"}),
-                         FieldLogger("listens", ["user", "songs", "genres"], exploded_cols=["songs", "genres"]))
+    story.set_operations(
+        likes.ops.select_many("user", "songs", quantity=2),
+        songs.ops.lookup("songs", {"genre": "genres"}),
+        FieldLogger("listens", ["user", "songs", "genres"], exploded_cols=["songs", "genres"]),
+    )
     log = circus.step()["listens"].to_pandas()
     assert len(log) == 20
     genre_of = dict(enumerate(["rock", "jazz", "pop", "folk", "soul"]))
@@ -117,9 +118,11 @@ def test_overwrite_attribute_from_a_field() -> None:
     pop = circus.create_population("people", 5)
     pop.create_attribute("balance", init_values=np.zeros(5))
     story = circus.create_story("pay", pop, "id", timer_gen=ConstantDependentGenerator(1))
-    story.set_operations(pop.ops.lookup("id", {"balance": "b"}),
-                         NumpyRandomGenerator("integers", low=1, high=2).ops.generate("one"),
-                         pop.ops.overwrite("balance", "one"))
+    story.set_operations(
+        pop.ops.lookup("id", {"balance": "b"}),
+        NumpyRandomGenerator("integers", low=1, high=2).ops.generate("one"),
+        pop.ops.overwrite("balance", "one"),
+    )
     circus.run("1h")
     assert pop.get_attribute("balance").values.tolist() == [1.0] * 5
     other = circus.create_population("shops", 2)
@@ -144,14 +147,16 @@ def test_population_select_one_weighted() -> None:
     pop = circus.create_population("shops", ids=["a", "b", "c", "d"])
     size = pop.create_attribute("size", init_values=[1.0, 3.0, 0.0, 6.0])
     n = 20_000
-    out, _ = pop.ops.select_one("shop", weight_attribute_name="size")(init_story_data("c", np.arange(n)),
-                                                                       circus.context("t"))
+    out, _ = pop.ops.select_one("shop", weight_attribute_name="size")(
+        init_story_data("c", np.arange(n)), circus.context("t")
+    )
     counts = pd.Series(as_list(out["shop"])).value_counts().reindex(["a", "b", "c", "d"], fill_value=0)
     assert counts["c"] == 0
     assert stats.chisquare(counts[["a", "b", "d"]].to_numpy(), np.array([1, 3, 6]) / 10 * n).pvalue > 0.001
     size.update(["a", "b", "c", "d"], [0.0, 0.0, 1.0, 0.0])  # read at run time
-    out, _ = pop.ops.select_one("shop", weight_attribute_name="size")(init_story_data("c", np.arange(50)),
-                                                                       circus.context("t"))
+    out, _ = pop.ops.select_one("shop", weight_attribute_name="size")(
+        init_story_data("c", np.arange(50)), circus.context("t")
+    )
     assert set(as_list(out["shop"])) == {"c"}
 
 
@@ -159,8 +164,7 @@ def test_population_select_one_one_to_one() -> None:
     circus = Circus("pop", 6, START)
     pop = circus.create_population("seats", 30)
     for _ in range(20):
-        out, _ = pop.ops.select_one("seat", one_to_one=True)(init_story_data("c", np.arange(30)),
-                                                             circus.context("t"))
+        out, _ = pop.ops.select_one("seat", one_to_one=True)(init_story_data("c", np.arange(30)), circus.context("t"))
         assert sorted(out["seat"].tolist()) == list(range(30))
 
 
@@ -183,8 +187,7 @@ def test_population_grows_at_run_time_and_new_members_get_timers() -> None:
     every_step = circus.create_story("visit", customers, "customer", timer_gen=ConstantDependentGenerator(1))
     every_step.set_operations(FieldLogger("visits", ["customer"]))
     flat = CyclicTimerGenerator(circus.clock, CyclicTimerProfile([1.0] * 24, "1h", START))
-    cyclic = circus.create_story("buy", customers, "customer", timer_gen=flat,
-                                 activity_gen=flat.activity(12, per="1D"))
+    cyclic = circus.create_story("buy", customers, "customer", timer_gen=flat, activity_gen=flat.activity(12, per="1D"))
     cyclic.set_operations(FieldLogger("buys", ["customer"]))
     visits, buys = [], []
     for _, logs in circus.iter_steps("48h"):

@@ -54,7 +54,13 @@ def test_add_get_remove_relations() -> None:
     rel.add_grouped_relations([2, 3], [["d", "e"], ["f"]])
     got = rel.get_relations()
     assert sorted(zip(got["from"], as_list(got["to"]), got["weight"], strict=True)) == [
-        (0, "a", 1.0), (0, "b", 2.0), (1, "c", 3.0), (2, "d", 1.0), (2, "e", 1.0), (3, "f", 1.0)]
+        (0, "a", 1.0),
+        (0, "b", 2.0),
+        (1, "c", 3.0),
+        (2, "d", 1.0),
+        (2, "e", 1.0),
+        (3, "f", 1.0),
+    ]
     assert rel.get_neighbourhood_size([0, 1, 2, 3, 4]).tolist() == [2, 1, 2, 1, 0]
     rel.remove_relations([0, 2], ["a", "e"])
     assert sorted(as_list(rel.get_relations([0, 2])["to"])) == ["b", "d"]
@@ -186,7 +192,8 @@ def test_select_one_pop_with_one_to_one() -> None:
     left = rel.get_relations()
     assert len(left) == 4 - len(got)
     removed = set(zip([0, 0, 1, 1], ["a", "b", "b", "c"], strict=True)) - set(
-        zip(left["from"], as_list(left["to"]), strict=True))
+        zip(left["from"], as_list(left["to"]), strict=True)
+    )
     assert sorted(item for _, item in removed) == sorted(got)
 
 
@@ -286,7 +293,10 @@ def test_add_remove_and_neighbourhood_size_operations() -> None:
     data = rows([0, 0, 1, 3]).assign(item=["a", "b", "c", None])
     Chain(rel.ops.add("user", "item"))(data, ctx)
     assert sorted(zip(rel.get_relations()["from"], as_list(rel.get_relations()["to"]), strict=True)) == [
-        (0, "a"), (0, "b"), (1, "c")]  # null items are not added
+        (0, "a"),
+        (0, "b"),
+        (1, "c"),
+    ]  # null items are not added
     lists = pa.array([["x", "y", "z"]])
     grouped = rows([2]).assign(items=pd.array(lists, dtype=pd.ArrowDtype(lists.type)))
     rel.ops.add_grouped("user", "items")(grouped, ctx)
@@ -304,8 +314,9 @@ def test_add_operation_in_a_story_grows_the_relationship_every_step() -> None:
     story = circus.create_story("visit", users, "user", timer_gen=ConstantDependentGenerator(1))
     from circus_core import SequencialGenerator
 
-    story.set_operations(SequencialGenerator(prefix="page", max_length=3).ops.generate("page"),
-                         seen.ops.add("user", "page"))
+    story.set_operations(
+        SequencialGenerator(prefix="page", max_length=3).ops.generate("page"), seen.ops.add("user", "page")
+    )
     circus.run("3h")
     assert seen.size == 60
     assert (seen.get_neighbourhood_size(np.arange(20)) == 3).all()
@@ -323,7 +334,8 @@ def test_make_random_bipartite_data() -> None:
     mean_degree = len(df) / n1
     assert abs(mean_degree - n2 * p) <= 5 * np.sqrt(n2 * p * (1 - p) / n1), mean_degree
     assert make_random_bipartite_data(np.arange(n1), np.arange(n2), p, seed=7).equals(
-        make_random_bipartite_data(np.arange(n1), np.arange(n2), p, seed=7))
+        make_random_bipartite_data(np.arange(n1), np.arange(n2), p, seed=7)
+    )
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0])

@@ -8,8 +8,11 @@ from pipelines.run_local import run
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))
-            if "checkpoints" not in p.parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*.parquet"))
+        if "checkpoints" not in p.parts
+    }
 
 
 def test_resumed_run_writes_the_same_files_as_one_run(tmp_path: Path) -> None:

@@ -187,8 +187,10 @@ def test_listened_songs_belong_to_the_selected_genre(run):
     circus, listens, _ = run
     assert list(listens.columns) == list(music.LISTEN_SCHEMA)
     repo = circus.get_population("music_repository")
-    assert (listens["GENRE"].astype(str).to_numpy()
-            == repo.get_attribute("GENRE_NAME").get_values(listens["GENRE_ID"]).astype(str).to_numpy()).all()
+    assert (
+        listens["GENRE"].astype(str).to_numpy()
+        == repo.get_attribute("GENRE_NAME").get_values(listens["GENRE_ID"]).astype(str).to_numpy()
+    ).all()
     assert (listens["SONG_GENRE"].astype(str) == listens["GENRE"].astype(str)).all()
     # genres are drawn uniformly: chi-square with 4 degrees of freedom
     observed = listens["GENRE_ID"].value_counts().reindex(repo.ids, fill_value=0).to_numpy()
@@ -292,15 +294,16 @@ def test_music_db_builds_the_library_once_then_loads_it(tmp_path, monkeypatch):
     for circus in (first, second):
         songs = circus.get_population("songs")
         assert songs.size == 500
-        pd.testing.assert_frame_equal(songs.to_dataframe().astype(expected.dtypes), expected,
-                                      check_index_type=False)
+        pd.testing.assert_frame_equal(songs.to_dataframe().astype(expected.dtypes), expected, check_index_type=False)
         rel = circus.get_population("music_repository").get_relationship("songs")
         assert rel.to_population is songs  # re-attached to the loaded songs population
         edges = rel.get_relations()
         genres = circus.get_population("music_repository").get_attribute("GENRE_NAME")
         assert len(edges) == 500
-        assert (songs.get_attribute("SONG_GENRE").get_values(edges["to"]).astype(str).to_numpy()
-                == genres.get_values(edges["from"]).astype(str).to_numpy()).all()
+        assert (
+            songs.get_attribute("SONG_GENRE").get_values(edges["to"]).astype(str).to_numpy()
+            == genres.get_values(edges["from"]).astype(str).to_numpy()
+        ).all()
 
     logs1, logs2 = first.run("1D"), second.run("1D")
     assert_same_logs(logs1, logs2)

@@ -57,7 +57,7 @@ def log_attempts(circus: Circus) -> Circus:
     ops = list(purchase.operations)
     at = [i for i, op in enumerate(ops) if getattr(op, "named_as", None) == "POS_ID"]
     assert len(at) == 1
-    purchase.set_operations(*ops[:at[0] + 1], FieldLogger(ATTEMPTS, cols=["CUST_ID", "POS_ID"]), *ops[at[0] + 1:])
+    purchase.set_operations(*ops[: at[0] + 1], FieldLogger(ATTEMPTS, cols=["CUST_ID", "POS_ID"]), *ops[at[0] + 1 :])
     return circus
 
 
@@ -162,7 +162,11 @@ def owners(run: Run) -> np.ndarray:
 def test_scenario_is_registered_with_its_settings() -> None:
     assert get_scenario("point_of_sale") is SCENARIO
     assert (SCENARIO.start, SCENARIO.step, SCENARIO.seed, SCENARIO.default_size) == (
-        "2026-01-05T00:00:00+00:00", "1h", 2, 10_000)
+        "2026-01-05T00:00:00+00:00",
+        "1h",
+        2,
+        10_000,
+    )
     assert [number_of_pos(n) for n in (1, 500, 1_000, 3_000, 10_000, 1_000_000)] == [10, 10, 10, 30, 100, 10_000]
 
 
@@ -265,12 +269,19 @@ def test_daily_report_matches_the_ledger(week: Week) -> None:
     assert (report["TIME"].dt.strftime("%H:%M:%S") == "23:00:00").all()
 
     def daily(df: pd.DataFrame, values: pd.Series) -> pd.DataFrame:
-        return (values.groupby([df["TIME"].dt.date, df["POS_ID"]]).sum().unstack(fill_value=0)
-                .reindex(index=sorted(report["TIME"].dt.date.unique()), columns=range(N_POS), fill_value=0))
+        return (
+            values.groupby([df["TIME"].dt.date, df["POS_ID"]])
+            .sum()
+            .unstack(fill_value=0)
+            .reindex(index=sorted(report["TIME"].dt.date.unique()), columns=range(N_POS), fill_value=0)
+        )
 
     purchases, restocks = run.df("purchases"), run.df("restocks")
-    expected = (INITIAL_STOCK + daily(restocks, restocks["restock_volume"]).cumsum()
-                - daily(purchases, pd.Series(1, index=purchases.index)).cumsum())
+    expected = (
+        INITIAL_STOCK
+        + daily(restocks, restocks["restock_volume"]).cumsum()
+        - daily(purchases, pd.Series(1, index=purchases.index)).cumsum()
+    )
     actual = report.assign(date=report["TIME"].dt.date).pivot(index="date", columns="POS_ID", values="stock_level")
     assert np.array_equal(actual.to_numpy(), expected.to_numpy())
 
@@ -300,7 +311,8 @@ def test_restocks_are_forced_by_low_stock_flags(week: Week) -> None:
     # (test_stock_never_negative_and_sales_only_from_stock: that is the stock the step left)
     assert (purchases.groupby(["step", "POS_ID"])["pos_stock_level"].diff().fillna(0) <= 0).all()
     groups = purchases.groupby(["step", "POS_ID"]).agg(
-        flagged=("should_restock", "any"), level=("pos_stock_level", "last"))
+        flagged=("should_restock", "any"), level=("pos_stock_level", "last")
+    )
     triggers = groups[groups["flagged"]]
     assert (restocks["TIME"].dt.strftime("%M:%S") == "00:00").all()
     fired = restocks.set_index([restocks["TIME"] - pd.Timedelta(hours=1), "POS_ID"])
@@ -326,8 +338,14 @@ def test_restock_flag_probability_follows_the_sigmoid(week: Week) -> None:
     n, k = stats["count"].to_numpy(), stats["sum"].to_numpy()
     assert (np.abs(k - n * p) <= 5 * np.sqrt(n * p * (1 - p)) + 1e-9).all()
     assert (k[p == 0] == 0).all() and (k[p == 1] == n[p == 1]).all()
-    rates = [k[m].sum() / n[m].sum() for m in (stats.index <= 3, (stats.index > 3) & (stats.index < 7),
-                                               (stats.index >= 7) & (stats.index < RESTOCK_HIGH))]
+    rates = [
+        k[m].sum() / n[m].sum()
+        for m in (
+            stats.index <= 3,
+            (stats.index > 3) & (stats.index < 7),
+            (stats.index >= 7) & (stats.index < RESTOCK_HIGH),
+        )
+    ]
     assert rates[0] > rates[1] > rates[2] > 0
     assert n[stats.index >= RESTOCK_HIGH].sum() > 1_000  # high stock levels were seen, never flagged
 

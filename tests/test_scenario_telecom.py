@@ -156,11 +156,15 @@ def test_sites_are_among_the_partys_five_sites(run: Run) -> None:
             assert pd.MultiIndex.from_arrays([df[id_col], df[site_col]]).isin(sites).all()
 
 
-@pytest.mark.parametrize(("log", "id_col", "site_col"), [
-    ("voice", "A_ID", "SITE_A"), ("voice", "B_ID", "SITE_B"), ("sms", "A_ID", "SITE_A"),
-])
-def test_home_and_work_are_each_chosen_30_percent_of_the_time(run: Run, log: str, id_col: str,
-                                                              site_col: str) -> None:
+@pytest.mark.parametrize(
+    ("log", "id_col", "site_col"),
+    [
+        ("voice", "A_ID", "SITE_A"),
+        ("voice", "B_ID", "SITE_B"),
+        ("sms", "A_ID", "SITE_A"),
+    ],
+)
+def test_home_and_work_are_each_chosen_30_percent_of_the_time(run: Run, log: str, id_col: str, site_col: str) -> None:
     loc = run.locations.assign(rank=run.locations.groupby("from").cumcount())
     df = getattr(run, log)
     ranks = df[[id_col, site_col]].merge(loc, left_on=[id_col, site_col], right_on=["from", "to"])["rank"]
@@ -209,8 +213,7 @@ def test_popularity_is_read_at_run_time() -> None:
         assert not np.isin(callees, muted).any()
 
 
-@pytest.mark.parametrize(("story", "log", "per_day"), [("voice", "voice", CALLS_PER_DAY),
-                                                     ("sms", "sms", SMS_PER_DAY)])
+@pytest.mark.parametrize(("story", "log", "per_day"), [("voice", "voice", CALLS_PER_DAY), ("sms", "sms", SMS_PER_DAY)])
 def test_calls_per_subscriber_day_follow_the_activity(run: Run, story: str, log: str, per_day: float) -> None:
     """A subscriber of activity ``a`` places Poisson(DAYS * a) records over the run: the mean
     per subscriber-day is the activity itself, however high (the daily profile's period is a
@@ -286,8 +289,10 @@ def test_price_and_currency_follow_the_tariff(run: Run) -> None:
 
 
 def test_voice_price_keeps_the_index_and_rounds_minutes_up() -> None:
-    cdr = pd.DataFrame({"DURATION": [1, 60, 61, 600], "SITE_A": ["S1", "S1", "S2", "S3"],
-                        "SITE_B": ["S1", "S2", "S2", "S4"]}, index=[7, 3, 9, 1])
+    cdr = pd.DataFrame(
+        {"DURATION": [1, 60, 61, 600], "SITE_A": ["S1", "S1", "S2", "S3"], "SITE_B": ["S1", "S2", "S2", "S4"]},
+        index=[7, 3, 9, 1],
+    )
     out = voice_price(cdr)
     assert list(out.columns) == ["PRICE", "CURRENCY"] and out.index.equals(cdr.index)
     assert out["PRICE"].tolist() == [0.05, 0.10, 0.10, 1.00]
@@ -329,5 +334,6 @@ def test_save_restore_gives_the_same_second_day(tmp_path: Path) -> None:
 
     for i, (date, logs) in enumerate((("2026-01-05", first), ("2026-01-06", second))):
         expected = {log_id: parts[i] for log_id, parts in split.items()}
-        assert _parquet_bytes(logs, tmp_path / "restarted", date) == \
-            _parquet_bytes(expected, tmp_path / "straight", date)
+        assert _parquet_bytes(logs, tmp_path / "restarted", date) == _parquet_bytes(
+            expected, tmp_path / "straight", date
+        )

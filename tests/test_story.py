@@ -70,8 +70,9 @@ def test_auto_reset_timer_false_fires_once() -> None:
     circus = Circus("s", 2, START)
     pop = circus.create_population("p", 300)
     timer = flat_timer(circus)
-    once = circus.create_story("once", pop, "id", timer_gen=timer, activity_gen=timer.activity(24, per="1D"),
-                               auto_reset_timer=False)
+    once = circus.create_story(
+        "once", pop, "id", timer_gen=timer, activity_gen=timer.activity(24, per="1D"), auto_reset_timer=False
+    )
     once.set_operations(FieldLogger("once", ["id"]))
     log = run_logs(circus, "2D")["once"]
     assert sorted(log["id"]) == list(range(300))
@@ -162,9 +163,14 @@ def test_low_activity_state_fires_proportionally_less() -> None:
     n = 4000
     pop = circus.create_population("p", n)
     timer = flat_timer(circus)
-    story = circus.create_story("act", pop, "id", timer_gen=timer, activity_gen=timer.activity(4, per="1D"),
-                                states={"low": {"activity": timer.activity(1, per="1D"),
-                                                "back_to_default_probability": 0.0}})
+    story = circus.create_story(
+        "act",
+        pop,
+        "id",
+        timer_gen=timer,
+        activity_gen=timer.activity(4, per="1D"),
+        states={"low": {"activity": timer.activity(1, per="1D"), "back_to_default_probability": 0.0}},
+    )
     story.set_operations(FieldLogger("act", ["id"]))
     low_ids = np.arange(0, n, 2)
     story.ops.transit_to_state("id", state="low")(init_story_data("id", low_ids), circus.context("setup"))
@@ -186,8 +192,13 @@ def test_back_to_default_probability() -> None:
     circus = Circus("states", 7, START)
     n = 10_000
     pop = circus.create_population("p", n)
-    story = circus.create_story("act", pop, "id", timer_gen=ConstantDependentGenerator(1),
-                                states={"away": {"activity": 1.0, "back_to_default_probability": 0.3}})
+    story = circus.create_story(
+        "act",
+        pop,
+        "id",
+        timer_gen=ConstantDependentGenerator(1),
+        states={"away": {"activity": 1.0, "back_to_default_probability": 0.3}},
+    )
     story.ops.transit_to_state("id", state="away")(init_story_data("id", np.arange(n)), circus.context("setup"))
     circus.step()  # transit reset the timers to 1: nobody fires at step 0
     assert (story.state == 1).all()
@@ -201,17 +212,27 @@ def test_state_parameters_from_generators_and_state_field() -> None:
     circus = Circus("states", 8, START)
     pop = circus.create_population("p", 1000)
     story = circus.create_story(
-        "act", pop, "id", timer_gen=ConstantDependentGenerator(1), activity_gen=2.0,
-        states={"busy": {"activity": NumpyRandomGenerator("uniform", low=5, high=6)},
-                "sleep": {"activity": 0.0, "back_to_default_probability":
-                          NumpyRandomGenerator("uniform", low=0.1, high=0.2)}})
+        "act",
+        pop,
+        "id",
+        timer_gen=ConstantDependentGenerator(1),
+        activity_gen=2.0,
+        states={
+            "busy": {"activity": NumpyRandomGenerator("uniform", low=5, high=6)},
+            "sleep": {
+                "activity": 0.0,
+                "back_to_default_probability": NumpyRandomGenerator("uniform", low=0.1, high=0.2),
+            },
+        },
+    )
     assert story.state_names == ["default", "busy", "sleep"]
     assert (story.activity[0] == 2.0).all()
     assert ((story.activity[1] >= 5) & (story.activity[1] < 6)).all()
     assert ((story.back_to_default[2] >= 0.1) & (story.back_to_default[2] < 0.2)).all()
     assert (story.back_to_default[1] == 0).all()
     data = init_story_data("id", np.arange(6)).assign(
-        target=["busy", "sleep", "busy", "default", "sleep", "busy"], go=[True, True, True, True, True, False])
+        target=["busy", "sleep", "busy", "default", "sleep", "busy"], go=[True, True, True, True, True, False]
+    )
     story.ops.transit_to_state("id", state_field="target", condition_field="go")(data, circus.context("x"))
     assert story.state[:6].tolist() == [1, 2, 1, 0, 2, 0]
 
@@ -221,8 +242,10 @@ def test_logs_of_several_stories_with_one_log_id_are_concatenated() -> None:
     a = circus.create_population("a", 3)
     b = circus.create_population("b", ids=["x", "y"])
     circus.create_story("sa", a, "who", timer_gen=ConstantDependentGenerator(1)).set_operations(
-        Apply("who", "kind", lambda s: s.map(lambda _: "a")), FieldLogger("events", ["kind"]))
+        Apply("who", "kind", lambda s: s.map(lambda _: "a")), FieldLogger("events", ["kind"])
+    )
     circus.create_story("sb", b, "who", timer_gen=ConstantDependentGenerator(1)).set_operations(
-        Apply("who", "kind", lambda s: s.map(lambda _: "b")), FieldLogger("events", ["kind"]))
+        Apply("who", "kind", lambda s: s.map(lambda _: "b")), FieldLogger("events", ["kind"])
+    )
     logs = circus.run("2h")
     assert logs["events"].column("kind").to_pylist() == ["a"] * 3 + ["b"] * 2 + ["a"] * 3 + ["b"] * 2

@@ -33,14 +33,16 @@ from circus_core.timers import DEFAULT_DAILY_PROFILE
 MONDAY = "2026-01-05T00:00:00+00:00"
 
 
-def circus_with_story(n: int, make_timer, activity_per_day: float, start: str = MONDAY, seed: int = 1,
-                      step: str = "1h") -> tuple[Circus, CyclicTimerGenerator]:
+def circus_with_story(
+    n: int, make_timer, activity_per_day: float, start: str = MONDAY, seed: int = 1, step: str = "1h"
+) -> tuple[Circus, CyclicTimerGenerator]:
     """A circus with one population of ``n`` members and a story logging the member id."""
     circus = Circus("timers", seed, start, step)
     pop = circus.create_population("people", n)
     timer = make_timer(circus.clock)
-    story = circus.create_story("act", pop, "id", timer_gen=timer,
-                                activity_gen=timer.activity(activity_per_day, per="1D"))
+    story = circus.create_story(
+        "act", pop, "id", timer_gen=timer, activity_gen=timer.activity(activity_per_day, per="1D")
+    )
     story.set_operations(FieldLogger("act", ["id"]))
     return circus, timer
 
@@ -131,6 +133,7 @@ CUSTOM_DAY = np.array([0, 0, 0, 0, 0, 0, 1, 2, 4, 4, 3, 3, 3, 3, 3, 4, 5, 6, 8, 
 def test_daily_profile_with_zero_hours(n: int, k: float) -> None:
     """A custom daily profile with 8 zero-weight hours: zero hours never used, the others follow
     the profile (chi-square), also at 40 a day, when busy hours hold several events per member."""
+
     def make(clock):
         return CyclicTimerGenerator(clock, CyclicTimerProfile(CUSTOM_DAY, "1h", MONDAY, period="1D"))
 
@@ -185,14 +188,13 @@ def test_profile_start_date_sets_the_phase() -> None:
 def test_work_hours_weekly_histogram() -> None:
     """WorkHours (weekly period): only Monday to Friday 09:00-16:59, uniformly; the clock starts on
     a Wednesday afternoon to check the weekly phase.  Histogram over the 168 hours of the week."""
-    circus, timer = circus_with_story(2000, WorkHoursTimerGenerator, 1.0, seed=8,
-                                      start="2026-01-07T13:00:00+00:00")
+    circus, timer = circus_with_story(2000, WorkHoursTimerGenerator, 1.0, seed=8, start="2026-01-07T13:00:00+00:00")
     assert timer.activity(1.0, per="1D") == pytest.approx(7.0)
     starts, counts = counts_per_step(circus, "14D")
     hist = hour_histogram(starts, counts, bins=168)
     expected = np.zeros(168)
     for day in range(5):
-        expected[day * 24 + 9: day * 24 + 17] = 1.0
+        expected[day * 24 + 9 : day * 24 + 17] = 1.0
     assert_histogram_matches(hist, expected)
     # 7 events per week (1 a day on average, all in work hours): Poisson(2000 * 2 * 7), 5 sd
     assert abs(counts.sum() - 28_000) <= 5 * np.sqrt(28_000)
@@ -200,6 +202,7 @@ def test_work_hours_weekly_histogram() -> None:
 
 def test_two_hour_clock_with_hourly_profile() -> None:
     """Clock step 2 h, hourly profile: each step gets the sum of its two hours' weights."""
+
     def make(clock):
         return CyclicTimerGenerator(clock, CyclicTimerProfile(CUSTOM_DAY, "1h", MONDAY))
 

@@ -89,8 +89,14 @@ _MAX_POOL = 5_000  # Faker values generated per name generator (then drawn from 
 _USER_FIELDS = ("USER_ID", "FIRST_NAME", "LAST_NAME")
 _SONG_FIELDS = ("GENRE_ID", "GENRE", "SONG_ID", *SONG_ATTRIBUTES)
 LISTEN_SCHEMA = ("TIMESTAMP", *_USER_FIELDS, *_SONG_FIELDS)
-SHARE_SCHEMA = ("TIMESTAMP", *_USER_FIELDS, "SHARED_TO_USER_ID", "SHARED_TO_FIRST_NAME",
-                "SHARED_TO_LAST_NAME", *_SONG_FIELDS)
+SHARE_SCHEMA = (
+    "TIMESTAMP",
+    *_USER_FIELDS,
+    "SHARED_TO_USER_ID",
+    "SHARED_TO_FIRST_NAME",
+    "SHARED_TO_LAST_NAME",
+    *_SONG_FIELDS,
+)
 
 
 # --- build ----------------------------------------------------------------------------------
@@ -127,13 +133,14 @@ def create_songs(circus: Circus, repository: Population, songs_per_genre: int) -
 
     total = songs_per_genre * repository.size
     # about 3 songs per artist; Faker pools no bigger than needed (Faker is slow)
-    artist = FakerGenerator("name", seed=circus.seed_for("songs_init/artist"),
-                            pool_size=min(_MAX_POOL, max(10, total // 3)))
-    title = FakerGenerator("catch_phrase", seed=circus.seed_for("songs_init/title"),
-                           pool_size=min(_MAX_POOL, total))
+    artist = FakerGenerator(
+        "name", seed=circus.seed_for("songs_init/artist"), pool_size=min(_MAX_POOL, max(10, total // 3))
+    )
+    title = FakerGenerator("catch_phrase", seed=circus.seed_for("songs_init/title"), pool_size=min(_MAX_POOL, total))
     d = DURATION_SECONDS
     duration = NumpyRandomGenerator("normal", loc=d["mean"], scale=d["sd"]).map(
-        vectorized_f=lambda x: np.clip(np.round(x), d["min"], d["max"]).astype(np.int64))
+        vectorized_f=lambda x: np.clip(np.round(x), d["min"], d["max"]).astype(np.int64)
+    )
     year = NumpyRandomGenerator("integers", low=RECORDING_YEARS[0], high=RECORDING_YEARS[1])
     ctx = circus.context("songs_init")
     genre_ids = repository.ids
@@ -157,10 +164,12 @@ def create_users(circus: Circus, size: int) -> Population:
     """Example 3 step 2: ``size`` listeners with a first and a last name."""
     users = circus.create_population("users", size=size)
     pool = min(_MAX_POOL, size)
-    users.create_attribute("FIRST_NAME", init_gen=FakerGenerator("first_name", seed=circus.seed_for("users/first"),
-                                                                 pool_size=pool))
-    users.create_attribute("LAST_NAME", init_gen=FakerGenerator("last_name", seed=circus.seed_for("users/last"),
-                                                                pool_size=pool))
+    users.create_attribute(
+        "FIRST_NAME", init_gen=FakerGenerator("first_name", seed=circus.seed_for("users/first"), pool_size=pool)
+    )
+    users.create_attribute(
+        "LAST_NAME", init_gen=FakerGenerator("last_name", seed=circus.seed_for("users/last"), pool_size=pool)
+    )
     return users
 
 
@@ -186,8 +195,9 @@ def work_day_activity(timer: CyclicTimerGenerator, per_work_day: Any) -> np.ndar
     would be ``7 n`` a week: 1.4 n per work day, the weekend's share moved onto the work days).
     """
     if timer.period != pd.Timedelta(days=7):
-        raise CircusError(f"work_day_activity needs a weekly timer (Monday to Friday work days), "
-                          f"got a period of {timer.period}")
+        raise CircusError(
+            f"work_day_activity needs a weekly timer (Monday to Friday work days), got a period of {timer.period}"
+        )
     return np.asarray(per_work_day, dtype=float) * timer.activity(WORK_DAYS_PER_WEEK, per="7D")
 
 
@@ -225,7 +235,8 @@ def add_stories(circus: Circus) -> None:
 
     lw = LISTENS_PER_WORK_DAY
     listens = NumpyRandomGenerator("normal", loc=lw["mean"], scale=lw["sd"]).map(
-        vectorized_f=lambda n: work_day_activity(timer, np.clip(n, lw["low"], lw["high"])))
+        vectorized_f=lambda n: work_day_activity(timer, np.clip(n, lw["low"], lw["high"]))
+    )
     listen = circus.create_story("listen", users, "USER_ID", timer_gen=timer, activity_gen=listens)
     listen.set_operations(
         chain,
@@ -235,14 +246,16 @@ def add_stories(circus: Circus) -> None:
 
     sw = SHARES_PER_WORK_DAY
     shares = NumpyRandomGenerator("uniform", low=sw["low"], high=sw["high"]).map(
-        vectorized_f=lambda n: work_day_activity(timer, n))
+        vectorized_f=lambda n: work_day_activity(timer, n)
+    )
     share = circus.create_story("share", users, "USER_ID", timer_gen=timer, activity_gen=shares)
     share.set_operations(
         users.ops.select_one("SHARED_TO_USER_ID"),
         Apply(["USER_ID", "SHARED_TO_USER_ID"], "SELF_SHARE", _same_user),
         DropRow("SELF_SHARE"),
-        users.ops.lookup("SHARED_TO_USER_ID",
-                         select={"FIRST_NAME": "SHARED_TO_FIRST_NAME", "LAST_NAME": "SHARED_TO_LAST_NAME"}),
+        users.ops.lookup(
+            "SHARED_TO_USER_ID", select={"FIRST_NAME": "SHARED_TO_FIRST_NAME", "LAST_NAME": "SHARED_TO_LAST_NAME"}
+        ),
         chain,
         circus.clock.ops.timestamp("TIMESTAMP"),
         FieldLogger("song_shares", cols=list(SHARE_SCHEMA)),
@@ -251,8 +264,10 @@ def add_stories(circus: Circus) -> None:
 
 SCENARIO = Scenario(
     name="music",
-    description=("Music streaming (seed 000 example 3): users listen to and share songs in work hours, "
-                 "10-30 listens per work day; songs created at build time by running a Chain."),
+    description=(
+        "Music streaming (seed 000 example 3): users listen to and share songs in work hours, "
+        "10-30 listens per work day; songs created at build time by running a Chain."
+    ),
     start="2026-01-05T00:00:00+00:00",
     step="1h",
     seed=3,

@@ -66,9 +66,11 @@ def db_root() -> Path:
 
 def has_song_library(db: DB) -> bool:
     """True when every entry of the library is in ``db`` (a partial library is rebuilt)."""
-    return (set(_POPULATIONS) <= set(db.list(NAMESPACE, "population"))
-            and _RELATIONSHIP in db.list(NAMESPACE, "relationship")
-            and _GENERATOR in db.list(NAMESPACE, "generator"))
+    return (
+        set(_POPULATIONS) <= set(db.list(NAMESPACE, "population"))
+        and _RELATIONSHIP in db.list(NAMESPACE, "relationship")
+        and _GENERATOR in db.list(NAMESPACE, "generator")
+    )
 
 
 def save_song_library(db: DB, songs_per_genre: int = LIBRARY_SONGS_PER_GENRE) -> None:
@@ -95,8 +97,9 @@ def load_song_library(circus: Circus, db: DB) -> tuple[Population, Population]:
     return repo, songs
 
 
-def build_with(circus: Circus, size: int, songs_per_genre: int = LIBRARY_SONGS_PER_GENRE,
-               root: str | Path | None = None) -> None:
+def build_with(
+    circus: Circus, size: int, songs_per_genre: int = LIBRARY_SONGS_PER_GENRE, root: str | Path | None = None
+) -> None:
     """`build` with explicit library size (used only if the DB has no library yet) and DB root."""
     db = DB(db_root() if root is None else root)
     if not has_song_library(db):
@@ -112,8 +115,10 @@ def build(circus: Circus, size: int) -> None:
 
 SCENARIO = Scenario(
     name="music_db",
-    description=("Music streaming with the song library loaded from the DB (seed 000 example 4): "
-                 "the music scenario's stories over genres and songs saved once and reused."),
+    description=(
+        "Music streaming with the song library loaded from the DB (seed 000 example 4): "
+        "the music scenario's stories over genres and songs saved once and reused."
+    ),
     start=music.SCENARIO.start,
     step=music.SCENARIO.step,
     seed=4,

@@ -129,14 +129,12 @@ def add_stories(circus: Circus) -> None:
         new_items.ops.generate("new_items_ids", observed_field="restock_volume"),
         items.ops.add_grouped("POS_ID", grouped_items_field="new_items_ids"),
         items.ops.get_neighbourhood_size("POS_ID", named_as="stock_after"),
-        FieldLogger("restocks", cols=["TIME", "POS_ID", "ADMIN_NAME", "stock_before", "restock_volume",
-                                      "stock_after"]),
+        FieldLogger("restocks", cols=["TIME", "POS_ID", "ADMIN_NAME", "stock_before", "restock_volume", "stock_after"]),
     )
 
     timer = WorkHoursTimerGenerator(circus.clock)
     mean_activity = timer.activity(PURCHASES_PER_DAY, per="1D")
-    activity = NumpyRandomGenerator("gamma", shape=ACTIVITY_GAMMA_SHAPE,
-                                    scale=mean_activity / ACTIVITY_GAMMA_SHAPE)
+    activity = NumpyRandomGenerator("gamma", shape=ACTIVITY_GAMMA_SHAPE, scale=mean_activity / ACTIVITY_GAMMA_SHAPE)
     purchase = circus.create_story("purchase", customers, "CUST_ID", timer_gen=timer, activity_gen=activity)
     purchase.set_operations(
         customers.ops.lookup("CUST_ID", select={"FIRST_NAME": "FIRST_NAME", "LAST_NAME": "LAST_NAME"}),
@@ -145,12 +143,24 @@ def add_stories(circus: Circus) -> None:
         items.ops.select_one("POS_ID", named_as="ITEM_ID", one_to_one=True, pop=True, discard_empty=True),
         my_items.ops.add("CUST_ID", item_field="ITEM_ID"),
         items.ops.get_neighbourhood_size("POS_ID", named_as="pos_stock_level"),
-        DependentTriggerGenerator(restock_probability).ops.generate("should_restock",
-                                                                    observed_field="pos_stock_level"),
+        DependentTriggerGenerator(restock_probability).ops.generate("should_restock", observed_field="pos_stock_level"),
         restock.ops.force_act_next("POS_ID", condition_field="should_restock"),
         circus.clock.ops.timestamp("TIME"),
-        FieldLogger("purchases", cols=["TIME", "CUST_ID", "FIRST_NAME", "LAST_NAME", "POS_ID", "POS_CITY",
-                                       "POS_COMPANY", "ITEM_ID", "pos_stock_level", "should_restock"]),
+        FieldLogger(
+            "purchases",
+            cols=[
+                "TIME",
+                "CUST_ID",
+                "FIRST_NAME",
+                "LAST_NAME",
+                "POS_ID",
+                "POS_CITY",
+                "POS_COMPANY",
+                "ITEM_ID",
+                "pos_stock_level",
+                "should_restock",
+            ],
+        ),
     )
 
     report = circus.create_story("report", pos, "POS_ID", timer_gen=ConstantDependentGenerator(value=24))
@@ -163,8 +173,10 @@ def add_stories(circus: Circus) -> None:
 
 SCENARIO = Scenario(
     name="point_of_sale",
-    description=("Customers buy uniquely identified items from points of sale during work hours; "
-                 "shops restock when their stock runs low (seed 000, example 2)."),
+    description=(
+        "Customers buy uniquely identified items from points of sale during work hours; "
+        "shops restock when their stock runs low (seed 000, example 2)."
+    ),
     start="2026-01-05T00:00:00+00:00",
     step="1h",
     seed=2,

@@ -81,13 +81,34 @@ SMS_PRICE = 0.05
 CURRENCY = "EUR"
 
 VOICE_SCHEMA = (
-    "TIMESTAMP", "A_ID", "A_MSISDN", "A_FIRST_NAME", "A_LAST_NAME", "SITE_A",
-    "B_ID", "B_MSISDN", "B_FIRST_NAME", "B_LAST_NAME", "SITE_B",
-    "DURATION", "PRICE", "CURRENCY",
+    "TIMESTAMP",
+    "A_ID",
+    "A_MSISDN",
+    "A_FIRST_NAME",
+    "A_LAST_NAME",
+    "SITE_A",
+    "B_ID",
+    "B_MSISDN",
+    "B_FIRST_NAME",
+    "B_LAST_NAME",
+    "SITE_B",
+    "DURATION",
+    "PRICE",
+    "CURRENCY",
 )
 SMS_SCHEMA = (
-    "TIMESTAMP", "A_ID", "A_MSISDN", "A_FIRST_NAME", "A_LAST_NAME", "SITE_A",
-    "B_ID", "B_MSISDN", "B_FIRST_NAME", "B_LAST_NAME", "PRICE", "CURRENCY",
+    "TIMESTAMP",
+    "A_ID",
+    "A_MSISDN",
+    "A_FIRST_NAME",
+    "A_LAST_NAME",
+    "SITE_A",
+    "B_ID",
+    "B_MSISDN",
+    "B_FIRST_NAME",
+    "B_LAST_NAME",
+    "PRICE",
+    "CURRENCY",
 )
 
 
@@ -100,10 +121,12 @@ def build(circus: Circus, size: int) -> None:
     popularity = circus.attach_generator("popularity", NumpyRandomGenerator("uniform", low=0.0, high=1.0))
     # Per-subscriber daily rates and the raw call duration: attached so that a checkpoint keeps
     # the scenario's knobs (and members added later draw from the same laws).
-    circus.attach_generator("calls_per_day", NumpyRandomGenerator(
-        "gamma", shape=ACTIVITY_SHAPE, scale=CALLS_PER_DAY / ACTIVITY_SHAPE))
-    circus.attach_generator("sms_per_day", NumpyRandomGenerator(
-        "gamma", shape=ACTIVITY_SHAPE, scale=SMS_PER_DAY / ACTIVITY_SHAPE))
+    circus.attach_generator(
+        "calls_per_day", NumpyRandomGenerator("gamma", shape=ACTIVITY_SHAPE, scale=CALLS_PER_DAY / ACTIVITY_SHAPE)
+    )
+    circus.attach_generator(
+        "sms_per_day", NumpyRandomGenerator("gamma", shape=ACTIVITY_SHAPE, scale=SMS_PER_DAY / ACTIVITY_SHAPE)
+    )
     circus.attach_generator("call_seconds", NumpyRandomGenerator("exponential", scale=MEAN_CALL_SECONDS))
 
     subscribers = circus.create_population("subscribers", size)
@@ -159,8 +182,9 @@ def voice_price(cdr: pd.DataFrame) -> pd.DataFrame:
     # compares integer codes instead of materialising strings
     same_site = (cdr["SITE_A"] == cdr["SITE_B"]).to_numpy(dtype=bool)
     cents = minutes * np.where(same_site, SAME_SITE_CENTS_PER_MINUTE, OTHER_SITE_CENTS_PER_MINUTE)
-    return pd.DataFrame({"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype="str")},
-                        index=cdr.index)
+    return pd.DataFrame(
+        {"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype="str")}, index=cdr.index
+    )
 
 
 def _per_day(circus: Circus, generator_name: str, timer: DefaultDailyTimerGenerator) -> Generator:
@@ -181,18 +205,22 @@ def add_stories(circus: Circus) -> None:
         """Caller details, counterpart among friends weighted by popularity, callee details,
         caller's site: what both stories share (each story still draws its own streams)."""
         return Chain(
-            subscribers.ops.lookup("A_ID", {"MSISDN": "A_MSISDN", "FIRST_NAME": "A_FIRST_NAME",
-                                            "LAST_NAME": "A_LAST_NAME"}),
+            subscribers.ops.lookup(
+                "A_ID", {"MSISDN": "A_MSISDN", "FIRST_NAME": "A_FIRST_NAME", "LAST_NAME": "A_LAST_NAME"}
+            ),
             friends.ops.select_one("A_ID", "B_ID", weight=subscribers.get_attribute("POPULARITY")),
-            subscribers.ops.lookup("B_ID", {"MSISDN": "B_MSISDN", "FIRST_NAME": "B_FIRST_NAME",
-                                            "LAST_NAME": "B_LAST_NAME"}),
+            subscribers.ops.lookup(
+                "B_ID", {"MSISDN": "B_MSISDN", "FIRST_NAME": "B_FIRST_NAME", "LAST_NAME": "B_LAST_NAME"}
+            ),
             locations.ops.select_one("A_ID", "SITE_A"),
         )
 
     duration = circus.get_generator("call_seconds").map(
-        vectorized_f=lambda seconds: np.ceil(np.asarray(seconds)).astype(np.int64))
-    voice = circus.create_story("voice", subscribers, "A_ID", timer_gen=timer,
-                                activity_gen=_per_day(circus, "calls_per_day", timer))
+        vectorized_f=lambda seconds: np.ceil(np.asarray(seconds)).astype(np.int64)
+    )
+    voice = circus.create_story(
+        "voice", subscribers, "A_ID", timer_gen=timer, activity_gen=_per_day(circus, "calls_per_day", timer)
+    )
     voice.set_operations(
         parties(),
         locations.ops.select_one("B_ID", "SITE_B"),
@@ -202,8 +230,9 @@ def add_stories(circus: Circus) -> None:
         FieldLogger("voice_cdr", cols=list(VOICE_SCHEMA)),
     )
 
-    sms = circus.create_story("sms", subscribers, "A_ID", timer_gen=timer,
-                              activity_gen=_per_day(circus, "sms_per_day", timer))
+    sms = circus.create_story(
+        "sms", subscribers, "A_ID", timer_gen=timer, activity_gen=_per_day(circus, "sms_per_day", timer)
+    )
     sms.set_operations(
         parties(),
         ConstantGenerator(SMS_PRICE).ops.generate("PRICE"),
@@ -216,7 +245,7 @@ def add_stories(circus: Circus) -> None:
 SCENARIO = Scenario(
     name="telecom",
     description="Mobile subscribers calling and texting friends: voice and SMS CDRs with cell sites "
-                "(mobility), a popularity-weighted social network and per-minute pricing (seed 000, example 1).",
+    "(mobility), a popularity-weighted social network and per-minute pricing (seed 000, example 1).",
     start="2026-01-05T00:00:00+00:00",
     step="1h",
     seed=1,
