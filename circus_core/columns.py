@@ -123,12 +123,18 @@ def is_string_column(column: Any) -> bool:
     return isinstance(column, np.ndarray) and column.dtype.kind in "US"
 
 
+_ENCODE_PROBE = 10_000
+
+
 def encode(values: Any) -> Column:
     """Stored form of a column: strings become a ``Categorical`` (categories in order of first
     appearance, so the encoding is deterministic); other columns are left as they are."""
     column = as_column(values)
     if not is_string_column(column):
         return column
+    probe = column[:_ENCODE_PROBE]
+    if len(column) > 2 * _ENCODE_PROBE and 2 * len(pd.unique(probe)) > len(probe):
+        return column  # the first values are mostly distinct: ids, not a dictionary's worth
     codes, uniques = pd.factorize(column)
     if 2 * len(uniques) > len(column):
         return column
