@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
                 raw.extend(runs)
                 results.append(median_of(runs))
     print_table(results)
+    print()
+    from benchmarks.generators import main as generators
+
+    generators()
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
 
