@@ -6,6 +6,7 @@ Pure Python on numpy, pandas and pyarrow; it never imports dagster or google.*.
 from circus_core.checkpoint import FORMAT_VERSION
 from circus_core.circus import Circus
 from circus_core.clock import Clock
+from circus_core.columns import STR
 from circus_core.db import DB
 from circus_core.errors import (
     CheckpointError,
@@ -60,6 +61,7 @@ from circus_core.timers import (
 __all__ = [
     "DB",
     "FORMAT_VERSION",
+    "STR",
     "AddColumns",
     "Apply",
     "Attribute",

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from circus_core.columns import STR
 from circus_core.errors import CircusError
 from circus_core.operations import AddColumns, Context
 
@@ -103,5 +104,5 @@ class Timestamp(AddColumns):
             if "%f" not in self.log_format:  # Arrow's %S on a µs timestamp prints "05.000000"
                 arrow = arrow.cast(pa.timestamp("s", tz="UTC"), safe=False)
             formatted = pc.strftime(arrow, format=self.log_format)
-            values = pd.array(formatted, dtype="str")
+            values = pd.array(formatted, dtype=STR)
         return {self.named_as: values}

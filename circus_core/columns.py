@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 __all__ = [
+    "STR",
     "Column",
     "as_column",
     "concat_columns",
@@ -47,6 +48,11 @@ __all__ = [
 
 Column = np.ndarray | pd.api.extensions.ExtensionArray
 
+#: The string dtype of every string column: Arrow-backed, NaN for missing values.  It is pandas
+#: 3's default ``str`` dtype, spelled out so that pandas 2.3 (which dagster-pandas requires) gives
+#: exactly the same columns.
+STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
 
 def as_column(values: Any) -> Column:
     """Normalise user values (list, Series, ndarray, Arrow array) into a column."""
@@ -57,6 +63,8 @@ def as_column(values: Any) -> Column:
             return values.to_pandas().array
         values = pd.array(values, dtype=pd.ArrowDtype(values.type))
         return _normalise_arrow(values)
+    if isinstance(values, pd.Categorical):
+        return _normalise_categories(values)
     if isinstance(values, pd.api.extensions.ExtensionArray):
         if isinstance(values, pd.arrays.NumpyExtensionArray):
             return as_column(values.to_numpy())
@@ -65,10 +73,21 @@ def as_column(values: Any) -> Column:
         return values
     arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
     if arr.dtype.kind in "US" or (arr.dtype == object and _all_str(arr)):
-        return pd.array(arr.astype(object), dtype="str")
+        return pd.array(arr.astype(object), dtype=STR)
     if arr.dtype == object and len(arr) and _all_list(arr):
         return list_column_from_pylists(arr)
     return arr
+
+
+def _normalise_categories(values: pd.Categorical) -> pd.Categorical:
+    """String categories in `STR`, whatever produced the Categorical (pandas 2 gives object)."""
+    cats = values.categories
+    if cats.dtype == STR or not (cats.dtype == object or is_string_column(cats.array)):
+        return values
+    if cats.dtype == object and pd.api.types.infer_dtype(cats, skipna=True) != "string":
+        return values
+    dtype = pd.CategoricalDtype(pd.Index(cats, dtype=STR), ordered=values.ordered)
+    return pd.Categorical.from_codes(values.codes, dtype=dtype, validate=False)
 
 
 def _all_str(arr: np.ndarray) -> bool:
@@ -90,7 +109,7 @@ def _normalise_arrow(values: pd.api.extensions.ExtensionArray) -> Column:
     if isinstance(dtype, pd.ArrowDtype):
         pa_type = dtype.pyarrow_dtype
         if pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
-            values = pd.array(values, dtype="str")
+            values = pd.array(values, dtype=STR)
         if (
             pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type) or pa.types.is_boolean(pa_type)
         ) and not values.isna().any():
@@ -138,7 +157,7 @@ def encode(values: Any) -> Column:
     codes, uniques = pd.factorize(column)
     if 2 * len(uniques) > len(column):
         return column
-    categories = pd.Index(uniques, dtype="str")
+    categories = pd.Index(uniques, dtype=STR)
     return pd.Categorical.from_codes(codes.astype(np.int32), dtype=pd.CategoricalDtype(categories))
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from circus_core.columns import Column, as_column, encode, is_string_column, list_column, take
+from circus_core.columns import STR, Column, as_column, encode, is_string_column, list_column, take
 from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
 from circus_core.operations import AddColumns, Context, field
 from circus_core.rng import check_seed, make_rng, rng_from_state, rng_state
@@ -135,7 +135,7 @@ class ConstantGenerator(Generator):
 
     @property
     def _dtype(self) -> pd.CategoricalDtype:
-        return pd.CategoricalDtype(pd.Index([self.value], dtype="str"))
+        return pd.CategoricalDtype(pd.Index([self.value], dtype=STR))
 
     def __repr__(self) -> str:
         return f"ConstantGenerator({self.value!r})"
@@ -159,7 +159,7 @@ class SequencialGenerator(Generator):
         if self.prefix is None:
             return values
         digits = pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), self.max_length, "0")
-        return pd.array(pc.binary_join_element_wise(self.prefix, digits, ""), dtype="str")
+        return pd.array(pc.binary_join_element_wise(self.prefix, digits, ""), dtype=STR)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "counter": self.counter}

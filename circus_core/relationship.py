@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from circus_core.columns import (
+    STR,
     Column,
     as_column,
     concat_columns,
@@ -564,7 +565,7 @@ def _empty_to(rel: Relationship) -> Column:
         return take(rel._to, np.empty(0, dtype=np.int64))
     if rel.to_population is not None:
         return take(rel.to_population.ids, np.empty(0, dtype=np.int64))
-    return pd.array([], dtype="str")
+    return pd.array([], dtype=STR)
 
 
 class SelectAll(AddColumns):

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from circus_core import (
+    STR,
     Apply,
     Chain,
     Circus,
@@ -183,7 +184,7 @@ def voice_price(cdr: pd.DataFrame) -> pd.DataFrame:
     same_site = (cdr["SITE_A"] == cdr["SITE_B"]).to_numpy(dtype=bool)
     cents = minutes * np.where(same_site, SAME_SITE_CENTS_PER_MINUTE, OTHER_SITE_CENTS_PER_MINUTE)
     return pd.DataFrame(
-        {"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype="str")}, index=cdr.index
+        {"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype=STR)}, index=cdr.index
     )
 
 
