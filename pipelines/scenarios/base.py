@@ -29,6 +29,8 @@ class Scenario:
     default_size: int
     build: Callable[[Circus, int], None]
     add_stories: Callable[[Circus], None]
+    #: the log ids its stories emit (one Dagster asset per log stream)
+    logs: tuple[str, ...] = ()
 
     def create(self, size: int | None = None, seed: int | None = None) -> Circus:
         """A new circus at the scenario's start, built with ``size`` members (main population)."""

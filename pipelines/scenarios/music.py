@@ -274,4 +274,5 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
+    logs=("song_listens", "song_shares"),
 )

@@ -125,4 +125,5 @@ SCENARIO = Scenario(
     default_size=music.SCENARIO.default_size,
     build=build,
     add_stories=music.add_stories,
+    logs=("song_listens", "song_shares"),
 )

@@ -253,4 +253,5 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
+    logs=("voice_cdr", "sms_cdr"),
 )

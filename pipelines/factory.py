@@ -1,0 +1,242 @@
+"""The asset factory: every scenario becomes the same Dagster asset graph.
+
+    <scenario>/initial_state     not partitioned: the circus at the scenario's start
+    <scenario>/simulation        daily partitions: one simulated day from the previous day's
+                                 checkpoint (depends on its own previous partition)
+    <scenario>/<log_id>          daily partitions, one per log stream, with asset checks
+
+Large data never goes through an IO manager: assets write through the storage resource and
+return metadata.  Backfills run in one run that loops over the days in order
+(``BackfillPolicy.single_run()``), so ``dagster asset materialize --partition-range A...B``
+works from the CLI; daemon backfills follow the self-dependency one day at a time.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from circus_core import CircusError
+from pipelines.daystore import DayNotReadyError, DayStore
+from pipelines.scenarios import Scenario
+from pipelines.simulate import DayResult, simulate_day
+from resources.storage import StorageResource
+
+__all__ = ["InitialStateConfig", "build_scenario_definitions", "scenario_partitions"]
+
+
+class InitialStateConfig(dg.Config):
+    """Run configuration of ``<scenario>/initial_state``."""
+
+    size: int = Field(default=0, description="members of the main population (0: the scenario's default)")
+    seed: int = Field(default=-1, description="root seed (-1: the scenario's own)")
+
+
+def scenario_partitions(scenario: Scenario) -> dg.DailyPartitionsDefinition:
+    """Daily partitions (UTC) from the scenario's start, which must be a midnight."""
+    start = pd.Timestamp(scenario.start).tz_convert("UTC")
+    if start != start.normalize():
+        raise CircusError(f"scenario {scenario.name!r} starts at {start}, not at midnight UTC")
+    return dg.DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC")
+
+
+def _preview(df: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.head(rows).to_markdown() if hasattr(df, "to_markdown") else str(df.head(rows)))
+
+
+def _hour_chart(per_hour: Sequence[int]) -> dg.MetadataValue:
+    """Events per hour of the day as a markdown bar chart (Dagster has no native chart)."""
+    peak = max(max(per_hour), 1)
+    lines = ["| hour | events | |", "|---:|---:|:---|"]
+    lines += [f"| {h:02d}:00 | {n:,} | {'█' * round(30 * n / peak)} |" for h, n in enumerate(per_hour)]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
+    """The assets, checks, job and schedule of one scenario."""
+    name = scenario.name
+    partitions = scenario_partitions(scenario)
+    initial_key = dg.AssetKey([name, "initial_state"])
+    sim_key = dg.AssetKey([name, "simulation"])
+
+    @dg.asset(
+        key=initial_key,
+        group_name=name,
+        kinds={"python", "parquet"},
+        description=(
+            f"{scenario.description}\n\nThe circus at the scenario's start ({scenario.start}): populations, "
+            "relationships and generators, built and saved as the checkpoint the first simulated day starts from."
+        ),
+    )
+    def initial_state(
+        context: dg.AssetExecutionContext, config: InitialStateConfig, storage: StorageResource
+    ) -> dg.MaterializeResult:
+        try:
+            circus = scenario.create(config.size or None, None if config.seed < 0 else config.seed)
+            marker = DayStore(storage.backend(), scenario).save_initial(circus)
+        except CircusError as exc:
+            raise _fail(exc) from exc
+        metadata: dict[str, object] = {"checkpoint": marker["clock"], "seed": circus.master_seed}
+        for pop in circus.populations.values():
+            metadata[f"population {pop.name}"] = pop.size
+            metadata[f"preview {pop.name}"] = _preview(pop.to_dataframe())
+            for rel in pop.relationships.values():
+                metadata[f"relationship {pop.name}.{rel.name}"] = rel.size
+                metadata[f"preview {pop.name}.{rel.name}"] = _preview(rel.get_relations())
+        context.log.info(
+            f"{name}: initial state saved ({', '.join(f'{p.name}={p.size}' for p in circus.populations.values())})"
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        key=sim_key,
+        group_name=name,
+        kinds={"python", "parquet"},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[
+            initial_key,
+            dg.AssetDep(sim_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+        ],
+        description=(
+            f"One simulated day of {name} per partition: loads the previous day's end-of-day checkpoint "
+            "(the initial state for the first day), runs that day, and writes the day's logs (one Parquet "
+            "dataset per log, logs/<log_id>/date=YYYY-MM-DD/) and its end-of-day checkpoint, committed by a "
+            "marker written last. Backfills run the days in order, in one run."
+        ),
+    )
+    def simulation(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        store = DayStore(storage.backend(), scenario)
+        results: list[DayResult] = []
+        t0 = time.perf_counter()
+        for day in sorted(context.partition_keys):
+            try:
+                results.append(simulate_day(store, day, log=context.log.info))
+            except CircusError as exc:
+                raise _fail(exc) from exc
+        seconds = time.perf_counter() - t0
+        rows: dict[str, int] = {}
+        per_hour = [0] * 24
+        for r in results:
+            for log_id, n in r.rows.items():
+                rows[log_id] = rows.get(log_id, 0) + n
+            per_hour = [a + b for a, b in zip(per_hour, r.rows_per_hour, strict=True)]
+        total = sum(rows.values())
+        metadata: dict[str, object] = {f"rows {k}": v for k, v in sorted(rows.items())}
+        metadata.update(
+            {
+                "days": ", ".join(r.day for r in results),
+                "rows": total,
+                "wall time (s)": round(seconds, 2),
+                "rows/s": round(total / seconds) if seconds else 0,
+                "events per hour of day": _hour_chart(per_hour),
+            }
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    log_assets = [_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.logs]
+    job = dg.define_asset_job(
+        f"{name}_daily",
+        selection=dg.AssetSelection.assets(sim_key, *(a.key for a in log_assets)),
+        partitions_def=partitions,
+        description=f"One simulated day of {name} and its log streams.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        job, hour_of_day=1, description=f"Every day at 01:00 UTC, simulates the previous day of {name}."
+    )
+    return dg.Definitions(assets=[initial_state, simulation, *log_assets], jobs=[job], schedules=[schedule])
+
+
+def _log_asset(
+    scenario: Scenario, log_id: str, partitions: dg.DailyPartitionsDefinition, sim_key: dg.AssetKey
+) -> dg.AssetsDefinition:
+    """``<scenario>/<log_id>``: one log stream's daily files, checked, for downstream users."""
+    key = dg.AssetKey([scenario.name, log_id])
+    checks = [
+        dg.AssetCheckSpec("schema_is_stable", asset=key, description="Every day's file has the same Arrow schema."),
+        dg.AssetCheckSpec(
+            "timestamps_inside_day", asset=key, description="Every timestamp column lies inside the partition's day."
+        ),
+        dg.AssetCheckSpec("row_count", asset=key, description="Rows of the day's file (reported)."),
+    ]
+
+    @dg.asset(
+        key=key,
+        group_name=scenario.name,
+        kinds={"parquet"},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[sim_key],
+        check_specs=checks,
+        description=(
+            f"The {log_id!r} log stream of {scenario.name}: one Parquet file per day at "
+            f"logs/{log_id}/date=YYYY-MM-DD/, written by the simulation; depend on this asset to consume "
+            "only this stream."
+        ),
+    )
+    def log_stream(context: dg.AssetExecutionContext, storage: StorageResource) -> Iterator[object]:
+        store = DayStore(storage.backend(), scenario)
+        schemas: dict[str, pa.Schema] = {}
+        bad_times: list[str] = []
+        rows: dict[str, int] = {}
+        urls: list[str] = []
+        for day in sorted(context.partition_keys):
+            try:
+                marker = store.marker(day)
+            except DayNotReadyError as exc:
+                raise _fail(exc) from exc
+            entry = marker["logs"].get(log_id)
+            if entry is None:  # no event of this kind that day
+                rows[day] = 0
+                continue
+            table = _read(store, entry["key"])
+            schemas[day] = table.schema.remove_metadata()
+            rows[day] = table.num_rows
+            urls.append(entry["url"])
+            bad_times += _outside_day(table, day)
+        distinct = {s.to_string() for s in schemas.values()}
+        yield dg.AssetCheckResult(
+            check_name="schema_is_stable",
+            passed=len(distinct) <= 1,
+            metadata={"schema": dg.MetadataValue.md("```\n" + "\n---\n".join(sorted(distinct)) + "\n```")},
+        )
+        yield dg.AssetCheckResult(
+            check_name="timestamps_inside_day", passed=not bad_times, metadata={"problems": "; ".join(bad_times[:10])}
+        )
+        yield dg.AssetCheckResult(check_name="row_count", passed=True, metadata=dict(rows))
+        yield dg.MaterializeResult(metadata={"rows": sum(rows.values()), "files": "\n".join(urls)})
+
+    return log_stream
+
+
+def _read(store: DayStore, key: str) -> pa.Table:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="circus-log-") as tmp:
+        local = Path(tmp) / "part.parquet"
+        store.backend.get_file(key, local)
+        return pq.read_table(local)
+
+
+def _outside_day(table: pa.Table, day: str) -> list[str]:
+    """Timestamp columns with values outside [day, day + 1)."""
+    start = pd.Timestamp(day, tz="UTC")
+    end = start + pd.Timedelta(days=1)
+    problems = []
+    for name, typ in zip(table.column_names, table.schema.types, strict=True):
+        if pa.types.is_timestamp(typ) and table.num_rows:
+            col = table.column(name).to_pandas()
+            if typ.tz is None:
+                problems.append(f"{day}: {name} is not timezone-aware")
+            elif (col.min() < start) or (col.max() >= end):
+                problems.append(f"{day}: {name} spans {col.min()} .. {col.max()}")
+    return problems

@@ -1,0 +1,89 @@
+"""One simulated day from the previous day's checkpoint: the work behind the ``simulation``
+asset, kept free of Dagster so that it can be called and tested on its own."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from circus_core.operations import concat_tables
+from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
+
+__all__ = ["DayResult", "previous_day", "simulate_day"]
+
+
+@dataclass
+class DayResult:
+    """What one simulated day produced (asset metadata is built from it)."""
+
+    day: str
+    rows: dict[str, int]
+    rows_per_hour: list[int]
+    seconds: float
+    marker: dict = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def previous_day(scenario_start: str, day: str) -> str:
+    """The checkpoint ``day`` starts from: the day before, or the initial state."""
+    start = pd.Timestamp(scenario_start).tz_convert("UTC").normalize()
+    current = pd.Timestamp(day, tz="UTC")
+    if current < start:
+        raise DayNotReadyError(f"day {day} is before the scenario's start {start.date()}")
+    return INITIAL if current == start else (current - pd.Timedelta(days=1)).date().isoformat()
+
+
+def simulate_day(store: DayStore, day: str, log: Callable[[str], None] = print, every_s: float = 5.0) -> DayResult:
+    """Load the checkpoint before ``day``, simulate ``day``, commit its logs and checkpoint.
+
+    ``log`` receives progress lines (steps done, rows, rows/s, time left) at most every
+    ``every_s`` seconds and at the end.
+    """
+    scenario = store.scenario
+    before = previous_day(scenario.start, day)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="circus-load-") as tmp:
+        circus = store.load(before, Path(tmp))
+    expected = pd.Timestamp(day, tz="UTC")
+    if circus.clock.now != expected:
+        raise DayNotReadyError(
+            f"{scenario.name}: the checkpoint of {before} ends at {circus.clock.now.isoformat()}, "
+            f"not at the start of {day}; re-materialise {before}"
+        )
+    total = circus.clock.steps_in("1D")
+    collected: dict[str, list[pa.Table]] = {}
+    per_hour = [0] * 24
+    rows, last = 0, time.perf_counter()
+    for done in range(1, total + 1):
+        hour = circus.clock.now.hour
+        for log_id, table in circus.step().items():
+            collected.setdefault(log_id, []).append(table)
+            rows += table.num_rows
+            per_hour[hour] += table.num_rows
+        now = time.perf_counter()
+        if now - last >= every_s or done == total:
+            elapsed = now - t0
+            left = elapsed / done * (total - done)
+            log(
+                f"{scenario.name} {day}: step {done}/{total}, {rows:,} rows, "
+                f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f} s left"
+            )
+            last = now
+    logs = {log_id: concat_tables(tables) for log_id, tables in collected.items()}
+    marker = store.commit_day(day, circus, logs)
+    return DayResult(
+        day=day,
+        rows={k: t.num_rows for k, t in logs.items()},
+        rows_per_hour=per_hour,
+        seconds=time.perf_counter() - t0,
+        marker=marker,
+    )
