@@ -1,12 +1,13 @@
 # Two set-up commands, both creating the environment when needed:
 #   make test   - the whole test suite
-#   make run    - the default scenario, 7 simulated days, Parquet files under out/
+#   make run    - Dagster materialises the default scenario's first 7 days (files under out/dagster)
+#   make ui     - the Dagster UI
 #   make bench  - the benchmarks (throughput and peak memory)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: env test lint bench run clean
+.PHONY: env test lint bench run ui clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,12 @@ bench: env
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
-# Runs the default scenario's first 7 days on the local disk (out/), resuming if interrupted.
+# Materialises the default scenario's first 7 days with Dagster on local defaults
+# (files under out/dagster, Dagster instance in .dagster_home) and prints where the files are.
 run: env
-	$(PY) -m pipelines.run_local --scenario telecom --days 7 --out out
+	$(PY) -m pipelines.materialize --scenario telecom --days 7
+
+# The Dagster UI on http://127.0.0.1:3000 (same instance and files as make run).
+ui: env
+	mkdir -p .dagster_home
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
