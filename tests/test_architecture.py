@@ -75,3 +75,21 @@ def test_public_api_is_importable_and_complete() -> None:
         "DB",
     ):
         assert name in circus_core.__all__
+
+
+def test_resources_do_not_import_pipelines() -> None:
+    for path in sorted((ROOT / "resources").glob("*.py")):
+        for module in imported_modules(path):
+            assert module.split(".")[0] != "pipelines", (path, module)
+
+
+def test_definitions_load_every_scenario_as_its_own_group() -> None:
+    from pipelines.definitions import defs
+    from pipelines.scenarios import all_scenarios
+
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for name, scenario in all_scenarios().items():
+        expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs)}
+        assert expected <= set(specs), name
+        assert all(specs[k].group_name == name and specs[k].description for k in expected)
+        assert defs.resolve_job_def(f"{name}_daily") is not None
