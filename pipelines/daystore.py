@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from circus_core import Circus, CircusError
+from circus_core import CheckpointError, Circus, CircusError
 from circus_core.logs import write_day
 from pipelines.scenarios import Scenario
 from resources.storage import StorageBackend
@@ -71,7 +71,10 @@ class DayStore:
             )
         local = work_dir / day
         self.backend.get_dir(self.checkpoint_key(day), local)
-        return self.scenario.restore(local)
+        try:
+            return self.scenario.restore(local)
+        except CheckpointError as exc:  # name the stored file, not the temporary copy
+            raise type(exc)(str(exc).replace(str(local), self.backend.url(self.checkpoint_key(day)))) from exc
 
     def save_initial(self, circus: Circus) -> dict[str, Any]:
         return self._commit(INITIAL, circus, {})
@@ -83,7 +86,8 @@ class DayStore:
     def _commit(self, day: str, circus: Circus, logs: Mapping[str, pa.Table]) -> dict[str, Any]:
         marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
         if self.backend.exists(marker_key):
-            self.backend.delete_prefix(self.checkpoint_key(day))  # the marker goes first
+            self.backend.delete(marker_key)  # the marker goes first: a half-deleted day must not look complete
+            self.backend.delete_prefix(self.checkpoint_key(day))
         with tempfile.TemporaryDirectory(prefix="circus-day-") as tmp:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
@@ -96,6 +100,7 @@ class DayStore:
                         "url": self.backend.url(key),
                         "bytes": path.stat().st_size,
                         "rows": pq.read_metadata(path).num_rows,
+                        "schema": pq.read_schema(path).remove_metadata().to_string(),
                     }
             circus.save(staging / "checkpoint")
             self.backend.put_dir(staging / "checkpoint", self.checkpoint_key(day))
