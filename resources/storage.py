@@ -12,6 +12,7 @@ last (see ``pipelines/daystore.py``), because GCS has no multi-object transactio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -42,6 +43,10 @@ class StorageBackend(ABC):
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix/``, sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if it exists."""
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None:
@@ -106,6 +111,9 @@ class LocalBackend(StorageBackend):
             if p.is_file() and not p.name.startswith(".")
         )
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
@@ -162,6 +170,12 @@ class GCSBackend(StorageBackend):
         start = len(self.prefix) + 1 if self.prefix else 0
         names = [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._name(prefix) + "/")]
         return sorted(n[start:] for n in names)
+
+    def delete(self, key: str) -> None:
+        from google.api_core import exceptions
+
+        with contextlib.suppress(exceptions.NotFound):
+            self.bucket.blob(self._name(key)).delete()
 
     def delete_prefix(self, prefix: str) -> None:
         for blob in self.client.list_blobs(self.bucket_name, prefix=self._name(prefix) + "/"):

@@ -101,6 +101,12 @@ def test_backend_put_get_list_delete(client: gcs.Client, tmp_path: Path) -> None
     backend.put_bytes("a/b.txt", b"overwritten")
     assert backend.get_bytes("a/b.txt") == b"overwritten"
 
+    backend.delete("a/b.txt")
+    assert not backend.exists("a/b.txt")
+    assert backend.list("a") == ["a/date=2026-01-05/part.bin"]  # only that key
+    backend.delete("a/b.txt")  # deleting a missing key is not an error
+
+    backend.put_bytes("a/b.txt", b"again")
     backend.delete_prefix("a")
     assert backend.list("a") == []
     assert not backend.exists("a/b.txt")
