@@ -9,7 +9,10 @@ Layout under the storage root::
 
 A day is complete only when its marker exists: it is deleted before a day is rewritten and
 written after every log file and the checkpoint, so a run killed at any point leaves a day that
-does not look complete, and the next day refuses to start from it.  The marker lists the files
+does not look complete, and the next day refuses to start from it.  Log files are uploaded under
+hidden names (``.part-00000.parquet.pending``, which Parquet dataset readers skip) and renamed to
+their final names only once the checkpoint is uploaded too, so a killed run leaves no visible log
+file of its day either, but for the instant between those renames and the marker.  The marker lists the files
 with their sizes and row counts, for checks and downstream assets.
 """
 
@@ -91,10 +94,13 @@ class DayStore:
         with tempfile.TemporaryDirectory(prefix="circus-day-") as tmp:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
+            pending: list[tuple[str, str]] = []
             if logs:
                 for log_id, path in write_day(logs, staging / "logs", day).items():
                     key = f"{self.log_key(log_id, day)}/{path.name}"
-                    self.backend.put_file(path, key)
+                    hidden = f"{self.log_key(log_id, day)}/.{path.name}.pending"  # readers skip dot files
+                    self.backend.put_file(path, hidden)
+                    pending.append((hidden, key))
                     files[log_id] = {
                         "key": key,
                         "url": self.backend.url(key),
@@ -104,6 +110,8 @@ class DayStore:
                     }
             circus.save(staging / "checkpoint")
             self.backend.put_dir(staging / "checkpoint", self.checkpoint_key(day))
+        for hidden, key in pending:  # everything is uploaded: the logs appear, then the marker
+            self.backend.rename(hidden, key)
         meta = {"scenario": self.scenario.name, "day": day, "clock": circus.clock.now.isoformat(), "logs": files}
         self.backend.put_bytes(marker_key, json.dumps(meta, indent=1, sort_keys=True).encode())
         return meta

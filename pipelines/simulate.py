@@ -3,6 +3,7 @@ asset, kept free of Dagster so that it can be called and tested on its own."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,12 +43,16 @@ def previous_day(scenario_start: str, day: str) -> str:
     return INITIAL if current == start else (current - pd.Timedelta(days=1)).date().isoformat()
 
 
-def simulate_day(store: DayStore, day: str, log: Callable[[str], None] = print, every_s: float = 5.0) -> DayResult:
+def simulate_day(
+    store: DayStore, day: str, log: Callable[[str], None] = print, every_s: float | None = None
+) -> DayResult:
     """Load the checkpoint before ``day``, simulate ``day``, commit its logs and checkpoint.
 
     ``log`` receives progress lines (steps done, rows, rows/s, time left) at most every
-    ``every_s`` seconds and at the end.
+    ``every_s`` seconds (default: ``$CIRCUS_PROGRESS_SECONDS`` or 5) and at the end.
     """
+    if every_s is None:
+        every_s = float(os.environ.get("CIRCUS_PROGRESS_SECONDS", "5"))
     scenario = store.scenario
     before = previous_day(scenario.start, day)
     t0 = time.perf_counter()

@@ -49,6 +49,10 @@ class StorageBackend(ABC):
         """Remove ``key`` if it exists."""
 
     @abstractmethod
+    def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` (replacing it): atomic on a local disk, copy + delete on GCS."""
+
+    @abstractmethod
     def delete_prefix(self, prefix: str) -> None:
         """Remove every key under ``prefix/``."""
 
@@ -114,6 +118,11 @@ class LocalBackend(StorageBackend):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def rename(self, src: str, dst: str) -> None:
+        target = self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(src), target)
+
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
@@ -170,6 +179,11 @@ class GCSBackend(StorageBackend):
         start = len(self.prefix) + 1 if self.prefix else 0
         names = [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._name(prefix) + "/")]
         return sorted(n[start:] for n in names)
+
+    def rename(self, src: str, dst: str) -> None:
+        blob = self.bucket.blob(self._name(src))
+        self.bucket.copy_blob(blob, self.bucket, self._name(dst))
+        blob.delete()
 
     def delete(self, key: str) -> None:
         from google.api_core import exceptions
