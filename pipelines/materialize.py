@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import all_scenarios, get_scenario
 from resources.storage import LocalBackend
@@ -37,7 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--size", type=int, default=0, help="members of the main population (default: the scenario's)")
     args = parser.parse_args(argv)
-    scenario = get_scenario(args.scenario)
+    try:
+        scenario = get_scenario(args.scenario)
+    except CircusError as exc:
+        raise SystemExit(f"error: {exc}") from None
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     root = Path(os.environ.setdefault("CIRCUS_ROOT", "out/dagster"))

@@ -34,3 +34,24 @@ def test_materialize_runs_the_first_days_and_prints_where_the_files_are(tmp_path
     for f in files:
         assert str(f) in done.stdout
     assert "step 24/24" in done.stderr  # progress lines in the run log
+
+
+def test_an_unknown_scenario_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "CIRCUS_ROOT": str(tmp_path / "out"),
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.materialize", "--scenario", "telecomm"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "unknown scenario 'telecomm'" in done.stderr and "telecom" in done.stderr
+    assert not (tmp_path / "out").exists()
