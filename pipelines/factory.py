@@ -51,7 +51,8 @@ def scenario_partitions(scenario: Scenario) -> dg.DailyPartitionsDefinition:
 
 
 def _preview(df: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.head(rows).to_markdown() if hasattr(df, "to_markdown") else str(df.head(rows)))
+    """The first rows as a markdown table (pandas uses tabulate, which dagster depends on)."""
+    return dg.MetadataValue.md(df.head(rows).to_markdown())
 
 
 def _hour_chart(per_hour: Sequence[int]) -> dg.MetadataValue:
