@@ -4,6 +4,8 @@
     <scenario>/simulation        daily partitions: one simulated day from the previous day's
                                  checkpoint (depends on its own previous partition)
     <scenario>/<log_id>          daily partitions, one per log stream, with asset checks
+    <scenario>/gcs_export        daily partitions: the day's log files delivered to a bucket
+                                 (pipelines/export.py, `build_delivery_definitions`; job <scenario>_export)
 
 Large data never goes through an IO manager: assets write through the storage resource and
 return metadata.  Backfills run in one run that loops over the days in order
@@ -25,11 +27,12 @@ from pydantic import Field
 
 from circus_core import CircusError
 from pipelines.daystore import DayNotReadyError, DayStore
+from pipelines.export import build_export_asset
 from pipelines.scenarios import Scenario
 from pipelines.simulate import DayResult, simulate_day
 from resources.storage import StorageResource
 
-__all__ = ["InitialStateConfig", "build_scenario_definitions", "scenario_partitions"]
+__all__ = ["InitialStateConfig", "build_delivery_definitions", "build_scenario_definitions", "scenario_partitions"]
 
 # single-run backfill policies are what make CLI partition ranges run the days in order
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
@@ -160,6 +163,23 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         job, hour_of_day=1, description=f"Every day at 01:00 UTC, simulates the previous day of {name}."
     )
     return dg.Definitions(assets=[initial_state, simulation, *log_assets], jobs=[job], schedules=[schedule])
+
+
+def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
+    """``<scenario>/gcs_export`` and its job ``<scenario>_export``.
+
+    Apart from `build_scenario_definitions` because delivery needs resources of its own ("gcs",
+    "export") that a simulation-only set of assets must not require, and kept out of the
+    ``<scenario>_daily`` job because it needs a bucket, which local runs do not have.
+    """
+    logs = [dg.AssetKey([scenario.name, log_id]) for log_id in scenario.logs]
+    export = build_export_asset(scenario, scenario_partitions(scenario), logs)
+    job = dg.define_asset_job(
+        f"{scenario.name}_export",
+        selection=dg.AssetSelection.assets(export.key),
+        description=f"Deliver days of {scenario.name} to GCS (needs CIRCUS_EXPORT_BUCKET).",
+    )
+    return dg.Definitions(assets=[export], jobs=[job])
 
 
 def _log_asset(
