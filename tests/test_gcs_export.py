@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from gcp_storage_emulator.server import create_server
 from google.cloud import storage as gcs
+from support import everything_on_emulator, failure_text, gcs_emulator
 
 from pipelines.daystore import DayStore
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
@@ -53,18 +53,9 @@ SIZE = 300
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    """The emulator's URL; ``STORAGE_EMULATOR_HOST`` points at it for the module's tests (port 0:
-    the OS picks a free loopback port, read back from the server, no probe-then-bind race)."""
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    try:
-        host = f"http://127.0.0.1:{server._api._httpd.server_port}"
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STORAGE_EMULATOR_HOST", host)
-            gcs.Client(project=PROJECT).create_bucket(BUCKET)
-            yield host
-    finally:
-        server.stop()
+    """The emulator's URL; ``STORAGE_EMULATOR_HOST`` points at it for the module's tests."""
+    with gcs_emulator(PROJECT, BUCKET) as host:
+        yield host
 
 
 @pytest.fixture(scope="module")
@@ -160,24 +151,6 @@ def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, obj
     metadata = [{k: v.value for k, v in e.materialization.metadata.items()} for e in events]
     assert metadata and all(m == metadata[0] for m in metadata)
     return metadata[0]
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    parts = []
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None:
-            parts.append(data.user_failure_data.description or "")
-        error = data.error
-        while error is not None:
-            parts.append(error.message)
-            error = error.cause
-    return "\n".join(parts)
-
-
-def everything(client: gcs.Client) -> dict[str, dict[str, bytes]]:
-    """Every object of every bucket on the emulator."""
-    return {b.name: {o.name: o.download_as_bytes() for o in client.list_blobs(b.name)} for b in client.list_buckets()}
 
 
 def test_two_days_land_under_their_names_byte_for_byte_with_verified_checksums(
@@ -283,13 +256,13 @@ def test_bad_settings_and_uncommitted_days_fail_naming_them_and_write_nothing(
     instance: dg.DagsterInstance,
     store_root: Path,
 ) -> None:
-    before = everything(client)
+    before = everything_on_emulator(client)
     args = {"first": DAY1, "prefix": "bad", **kwargs}
     result = export(instance, store_root, args.pop("first"), args.pop("last", None), **args)
     assert not result.success, case
     text = failure_text(result)
     assert all(n in text for n in needles), (case, text)
-    assert everything(client) == before  # DAY2 of the range is committed, yet nothing was uploaded
+    assert everything_on_emulator(client) == before  # DAY2 of the range is committed, yet nothing was uploaded
 
 
 def test_missing_bucket_is_named_even_without_google_credentials(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from gcp_storage_emulator.server import create_server
 from google.cloud import storage as gcs
+from support import everything_on_emulator, failure_text, gcs_emulator
 
 from pipelines.factory import build_scenario_definitions, scenario_partitions
 from pipelines.scenarios import get_scenario
@@ -31,21 +31,9 @@ SIZE = 300
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    """The emulator's URL; ``STORAGE_EMULATOR_HOST`` points at it for the module's tests.
-
-    Port 0 lets the OS choose a free loopback port without a probe-then-bind race; the bound
-    port is read back from the emulator's HTTP server.
-    """
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    try:
-        host = f"http://127.0.0.1:{server._api._httpd.server_port}"
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STORAGE_EMULATOR_HOST", host)
-            gcs.Client(project=PROJECT).create_bucket(BUCKET)
-            yield host
-    finally:
-        server.stop()
+    """The emulator's URL; ``STORAGE_EMULATOR_HOST`` points at it for the module's tests."""
+    with gcs_emulator(PROJECT, BUCKET) as host:
+        yield host
 
 
 @pytest.fixture()
@@ -200,31 +188,13 @@ def test_simulation_is_byte_identical_on_gcs_and_local(
     ).list(f"telecom/checkpoints/{days[1]}")
 
 
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """Everything a user sees about the run's failed steps."""
-    parts = []
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None:
-            parts.append(data.user_failure_data.description or "")
-        error = data.error
-        while error is not None:
-            parts.append(error.message)
-            error = error.cause
-    return "\n".join(parts)
-
-
-def _everything_on_the_emulator(client: gcs.Client) -> dict[str, dict[str, bytes]]:
-    return {b.name: {o.name: o.download_as_bytes() for o in client.list_blobs(b.name)} for b in client.list_buckets()}
-
-
 @pytest.mark.parametrize("selection", ["telecom/initial_state", "telecom/simulation"])
 def test_missing_bucket_fails_the_run_naming_it_and_writes_nothing(
     client: gcs.Client, instance: dg.DagsterInstance, selection: str
 ) -> None:
     scenario = get_scenario("telecom")
     assets = list(build_scenario_definitions(scenario).assets)
-    before = _everything_on_the_emulator(client)
+    before = everything_on_emulator(client)
     assert MISSING not in before
     result = dg.materialize(
         assets,
@@ -237,5 +207,5 @@ def test_missing_bucket_fails_the_run_naming_it_and_writes_nothing(
         raise_on_error=False,
     )
     assert not result.success
-    assert f"GCS bucket {MISSING!r} does not exist" in _failure_text(result)
-    assert _everything_on_the_emulator(client) == before  # no bucket created, no object written anywhere
+    assert f"GCS bucket {MISSING!r} does not exist" in failure_text(result)
+    assert everything_on_emulator(client) == before  # no bucket created, no object written anywhere
