@@ -1,4 +1,4 @@
-"""Writing log tables to files: Parquet datasets (or CSV) partitioned by simulated day.
+"""Writing log tables to files: Parquet datasets (or CSV, JSON lines) partitioned by simulated day.
 
 Layout: ``<out>/<log_id>/date=YYYY-MM-DD/part-<n>.parquet``.  The engine hands logs over as
 Arrow tables and never writes; drivers (the CLI, benchmarks, the Dagster assets) use this.
@@ -10,15 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from circus_core.errors import CircusError
 from circus_core.operations import concat_tables
 
-__all__ = ["LogWriter", "write_day"]
+__all__ = ["LogWriter", "write_day", "write_jsonl"]
 
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "jsonl")
 
 
 def write_day(
@@ -35,11 +36,29 @@ def write_day(
         tmp = path.with_name(f".{path.name}.tmp")
         if fmt == "parquet":
             pq.write_table(table, tmp, compression="zstd")
+        elif fmt == "jsonl":
+            write_jsonl(table, tmp)
         else:
             pacsv.write_csv(table, tmp)
         tmp.replace(path)
         written[log_id] = path
     return written
+
+
+def write_jsonl(table: pa.Table, path: str | Path) -> None:
+    """``table`` as JSON lines (one object per row, nulls as null); timestamps become ISO-8601
+    UTC strings, since JSON has no time type."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        for batch in table.to_batches(max_chunksize=65_536):
+            cols = [
+                pc.strftime(c.cast(pa.timestamp(t.unit, "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+                if pa.types.is_timestamp(t)
+                else c
+                for c, t in zip(batch.columns, batch.schema.types, strict=True)
+            ]
+            frame = pa.RecordBatch.from_arrays(cols, names=batch.schema.names).to_pandas()
+            text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+            f.write(text if not text or text.endswith("\n") else text + "\n")
 
 
 class LogWriter:

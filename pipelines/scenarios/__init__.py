@@ -13,7 +13,7 @@ from pipelines.scenarios.base import Scenario
 
 __all__ = ["Scenario", "all_scenarios", "get_scenario"]
 
-_MODULES = ("telecom", "point_of_sale", "music", "music_db")
+_MODULES = ("telecom", "point_of_sale", "music", "music_db", "banking", "app_store", "mobile_app", "csv_flows")
 
 
 def all_scenarios() -> dict[str, Scenario]:
