@@ -14,17 +14,26 @@ and for ``<scenario>/gcs_export`` (the code location loads without them; the exp
     CIRCUS_EXPORT_BUCKET  bucket the days' log files are delivered to
     CIRCUS_EXPORT_PREFIX  object prefix (default "circus")
     CIRCUS_EXPORT_FORMAT  "parquet" (default), "csv" or "jsonl"
+
+and for ``<scenario>/pubsub_publish`` (the topic is needed only to run it): ``CIRCUS_PUBSUB_<SETTING>``
+for every field of `resources.pubsub.PubSubResource`, e.g. CIRCUS_PUBSUB_PROJECT, CIRCUS_PUBSUB_TOPIC,
+CIRCUS_PUBSUB_FORMAT (json|avro), CIRCUS_PUBSUB_MAX_MESSAGES_PER_SECOND, CIRCUS_PUBSUB_PACING_SPEED;
+``PUBSUB_EMULATOR_HOST`` points the client at an emulator.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import fields
+from typing import Any
 
 import dagster as dg
 
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
 from pipelines.scenarios import all_scenarios
 from resources.export import ExportResource, LazyGCSResource
+from resources.pubsub import PubSubResource
+from resources.pubsub_settings import PublishSettings, env_name
 from resources.storage import StorageResource
 
 __all__ = ["defs"]
@@ -48,10 +57,38 @@ export = ExportResource(
     prefix=_setting("CIRCUS_EXPORT_PREFIX", "circus"),
     format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
 )
+
+
+def _pubsub_settings() -> dict[str, Any]:
+    """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
+    UI); floats and booleans parsed here, with an error naming the variable when they do not parse."""
+    values: dict[str, Any] = {}
+    for f in fields(PublishSettings):
+        env = env_name(f.name)
+        raw = os.environ.get(env)
+        if not raw:
+            continue
+        if f.type == "str":
+            values[f.name] = dg.EnvVar(env)
+        elif f.type == "int":
+            values[f.name] = dg.EnvVar.int(env)
+        elif f.type == "bool":
+            if raw.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError(f"{env}={raw!r}: expected 1/0, true/false or yes/no")
+            values[f.name] = raw.strip().lower() in ("1", "true", "yes")
+        else:
+            try:
+                values[f.name] = float(raw)
+            except ValueError:
+                raise ValueError(f"{env}={raw!r}: expected a number") from None
+    return values
+
+
+pubsub = PubSubResource(**_pubsub_settings())
 gcs = LazyGCSResource(project=dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None)
 
 defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in all_scenarios().values()),
     *(build_delivery_definitions(s) for s in all_scenarios().values()),
-    dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs}),
+    dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs, "pubsub": pubsub}),
 )

@@ -6,6 +6,8 @@
     <scenario>/<log_id>          daily partitions, one per log stream, with asset checks
     <scenario>/gcs_export        daily partitions: the day's log files delivered to a bucket
                                  (pipelines/export.py, `build_delivery_definitions`; job <scenario>_export)
+    <scenario>/pubsub_publish    daily partitions: each event of the day as a Pub/Sub message
+                                 (pipelines/pubsub/, `build_delivery_definitions`; job <scenario>_publish)
 
 Large data never goes through an IO manager: assets write through the storage resource and
 return metadata.  Backfills run in one run that loops over the days in order
@@ -28,6 +30,7 @@ from pydantic import Field
 from circus_core import CircusError
 from pipelines.daystore import DayNotReadyError, DayStore
 from pipelines.export import build_export_asset
+from pipelines.pubsub.asset import build_publish_asset
 from pipelines.scenarios import Scenario
 from pipelines.simulate import DayResult, simulate_day
 from resources.storage import StorageResource
@@ -166,20 +169,30 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
 
 
 def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
-    """``<scenario>/gcs_export`` and its job ``<scenario>_export``.
+    """``<scenario>/gcs_export`` and ``<scenario>/pubsub_publish``, with jobs ``<scenario>_export``
+    and ``<scenario>_publish``.
 
     Apart from `build_scenario_definitions` because delivery needs resources of its own ("gcs",
-    "export") that a simulation-only set of assets must not require, and kept out of the
-    ``<scenario>_daily`` job because it needs a bucket, which local runs do not have.
+    "export", "pubsub") that a simulation-only set of assets must not require, and kept out of the
+    ``<scenario>_daily`` job because it needs a bucket and a topic, which local runs do not have.
     """
     logs = [dg.AssetKey([scenario.name, log_id]) for log_id in scenario.logs]
-    export = build_export_asset(scenario, scenario_partitions(scenario), logs)
-    job = dg.define_asset_job(
-        f"{scenario.name}_export",
-        selection=dg.AssetSelection.assets(export.key),
-        description=f"Deliver days of {scenario.name} to GCS (needs CIRCUS_EXPORT_BUCKET).",
-    )
-    return dg.Definitions(assets=[export], jobs=[job])
+    partitions = scenario_partitions(scenario)
+    export = build_export_asset(scenario, partitions, logs)
+    publish = build_publish_asset(scenario, partitions, logs)
+    jobs = [
+        dg.define_asset_job(
+            f"{scenario.name}_export",
+            selection=dg.AssetSelection.assets(export.key),
+            description=f"Deliver days of {scenario.name} to GCS (needs CIRCUS_EXPORT_BUCKET).",
+        ),
+        dg.define_asset_job(
+            f"{scenario.name}_publish",
+            selection=dg.AssetSelection.assets(publish.key),
+            description=f"Publish days of {scenario.name} to Pub/Sub (needs CIRCUS_PUBSUB_TOPIC).",
+        ),
+    ]
+    return dg.Definitions(assets=[export, publish], jobs=jobs)
 
 
 def _log_asset(

@@ -1,0 +1,154 @@
+"""``<scenario>/pubsub_publish``: each event of the day as one Pub/Sub message.
+
+Downstream of the day's log assets (same daily partition); reads the committed files through
+the storage resource and publishes them with `pipelines.pubsub.publisher.publish_day`.  A
+backfill publishes its days in order, in one run.  Re-running a day that was completely
+published sends nothing unless the run configuration says ``republish: true``; a day that was
+interrupted resumes from its progress file.
+"""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from circus_core import CircusError
+from pipelines.daystore import DayStore
+from pipelines.pubsub.messages import DayEvents, avro_schema
+from pipelines.pubsub.progress import ProgressStore, day_fingerprint
+from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
+from pipelines.scenarios import Scenario
+from resources.pubsub import PubSubResource
+from resources.storage import StorageResource
+
+__all__ = ["PublishConfig", "build_publish_asset", "member_field", "read_day_tables"]
+
+
+class PublishConfig(dg.Config):
+    """Run configuration of ``<scenario>/pubsub_publish`` (negative values: the resource's setting)."""
+
+    republish: bool = Field(default=False, description="send a day again even if it was completely published")
+    pacing_speed: float = Field(
+        default=-1, description="replay in event time at this speed (1 = real time, 60 = an hour per minute, 0 = off)"
+    )
+    max_messages_per_second: float = Field(default=-1, description="cap on messages/s (0 = none)")
+    max_bytes_per_second: float = Field(default=-1, description="cap on bytes/s (0 = none)")
+
+
+def member_field(schema: pa.Schema, time_column: str) -> str | None:
+    """The ordering-key column of a log: its first column after the event time (the acting
+    member's id in every shipped scenario)."""
+    names = [n for n in schema.names if n != time_column]
+    return names[0] if names else None
+
+
+def read_day_tables(store: DayStore, day: str) -> dict[str, pa.Table]:
+    """The committed log files of ``day``, read in full (a day's files must match their marker)."""
+    marker = store.marker(day)
+    tables = {}
+    with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:
+        for log_id, entry in sorted(marker["logs"].items()):
+            local = Path(tmp) / f"{log_id}.parquet"
+            store.backend.get_file(entry["key"], local)
+            if local.stat().st_size != entry["bytes"]:
+                raise CircusError(
+                    f"{store.backend.url(entry['key'])} is {local.stat().st_size} bytes, its commit marker says "
+                    f"{entry['bytes']}: not publishing a file that changed since {day} was committed"
+                )
+            tables[log_id] = pq.read_table(local)
+    return tables
+
+
+def build_publish_asset(
+    scenario: Scenario, partitions: dg.PartitionsDefinition, upstream: list[dg.AssetKey]
+) -> dg.AssetsDefinition:
+    """``<scenario>/pubsub_publish``, downstream of the day's log assets."""
+
+    @dg.asset(
+        key=dg.AssetKey([scenario.name, "pubsub_publish"]),
+        group_name=scenario.name,
+        kinds={"pubsub"},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=upstream,
+        description=(
+            f"Every event of the day of {scenario.name} as one Pub/Sub message on CIRCUS_PUBSUB_TOPIC, in event-time "
+            "order: JSON payload (or Avro, CIRCUS_PUBSUB_FORMAT=avro), attributes scenario, log_id, event_timestamp, "
+            "event_id (deterministic: re-sent events keep it) and content_type. Batched, with flow control, optional "
+            "ordering key per member, token-bucket caps on messages/s and bytes/s, or paced replay in event time. "
+            "Resumable: acknowledged positions are checkpointed to storage every CIRCUS_PUBSUB_CHECKPOINT_EVERY "
+            "messages. Needs CIRCUS_PUBSUB_TOPIC (and CIRCUS_PUBSUB_PROJECT unless the topic is a full path)."
+        ),
+    )
+    def pubsub_publish(
+        context: dg.AssetExecutionContext, config: PublishConfig, storage: StorageResource, pubsub: PubSubResource
+    ) -> dg.MaterializeResult:
+        overrides = {
+            k: getattr(config, k)
+            for k in ("pacing_speed", "max_messages_per_second", "max_bytes_per_second")
+            if getattr(config, k) >= 0
+        }
+        settings = pubsub.settings(**overrides)  # first: a bad setting fails before storage or Pub/Sub is touched
+        backend = storage.backend()
+        store = DayStore(backend, scenario)
+        days = sorted(context.partition_keys)
+        for day in days:  # every day must be committed before the first message is sent
+            if not store.is_committed(day):
+                raise dg.Failure(
+                    f"{scenario.name}: day {day} is not committed; materialise the simulation for it first",
+                    allow_retries=False,
+                )
+        progress = ProgressStore(backend, scenario.name, settings.project, settings.topic)
+        client = make_client(settings)
+        reports: list[PublishReport] = []
+        schemas: dict[str, str] = {}
+        try:
+            for day in days:
+                tables = read_day_tables(store, day)
+                events = DayEvents.from_tables(scenario.name, day, tables)
+                if settings.format == "avro":
+                    for log_id, table in zip(events.log_ids, events.tables, strict=True):
+                        schemas[log_id] = progress.save_schema(log_id, avro_schema(log_id, table.schema))
+                members = [member_field(t.schema, c) for t, c in zip(events.tables, events.time_columns, strict=True)]
+                reports.append(
+                    publish_day(
+                        events,
+                        settings,
+                        progress,
+                        day_fingerprint(store.marker(day)),
+                        client,
+                        member_fields=members,
+                        republish=config.republish,
+                        log=context.log.info,
+                    )
+                )
+        except CircusError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        finally:
+            client.transport.close()
+        sent = sum(r.sent for r in reports)
+        seconds = sum(r.seconds for r in reports)
+        size = sum(r.bytes for r in reports)
+        metadata: dict[str, object] = {
+            "topic": settings.topic_path,
+            "format": settings.format,
+            "days": ", ".join(days),
+            "events": sum(r.total for r in reports),
+            "messages sent": sent,
+            "already acknowledged (skipped)": sum(r.skipped for r in reports),
+            "bytes": size,
+            "retries": sum(r.retries for r in reports),
+            "seconds": round(seconds, 2),
+            "messages/s": round(sent / seconds) if seconds else 0,
+            "MB/s": round(size / seconds / 1e6, 2) if seconds else 0,
+            "throttled (s)": round(sum(r.throttled_s for r in reports), 2),
+            "progress files": dg.MetadataValue.md("\n".join(f"- `{r.progress_url}`" for r in reports)),
+        }
+        if schemas:
+            metadata["avro schemas"] = dg.MetadataValue.md("\n".join(f"- {k}: `{u}`" for k, u in schemas.items()))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return pubsub_publish

@@ -1,0 +1,327 @@
+"""A day's log rows as Pub/Sub messages: publish order, event ids, payloads and attributes.
+
+Publish order is event time: every log's rows are sorted by their event-time column (the first
+timestamp column, ties kept in file order) and the logs are merged, so a paced replay is a real
+stream and a consumer sees the day unfold.  A row's *rank* is its position in its own log's
+order; progress is counted in ranks per log (`pipelines.pubsub.progress`).
+
+The event id is ``<scenario>:<log_id>:<day>:<row>`` (the row's index in the day's file): the
+day's files are byte-identical for a given scenario, size and seed, so a re-sent event carries the
+same id, and consumers can de-duplicate on it.
+
+JSON payloads are built column by column with Arrow compute (no per-row Python): integers as
+they are, floats in their shortest exact form (``0.1``; integral floats keep a ``.0``; NaN and
+infinities become ``null``), timestamps as ISO-8601 UTC strings with microseconds
+(``2026-01-05T09:30:00.000000Z``), strings JSON-escaped.  Avro payloads are schemaless binary
+records (fastavro) of a schema derived from the log's Arrow schema (`avro_schema`); consumers
+find the schema in the asset's metadata and in storage next to the progress files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from circus_core import CircusError
+
+__all__ = ["DayEvents", "avro_payloads", "avro_schema", "event_time_column", "json_payloads"]
+
+_CONTROL = "[\\x00-\\x1f]"
+
+
+def event_time_column(log_id: str, schema: pa.Schema) -> str:
+    """The log's event-time column: its first timestamp column."""
+    for f in schema:
+        if pa.types.is_timestamp(f.type):
+            return f.name
+    raise CircusError(f"log {log_id!r} has no timestamp column to publish in event-time order: {schema.names}")
+
+
+def _quoted(strings: pa.Array) -> pa.Array:
+    """JSON string literals (nulls stay null)."""
+    if pc.any(pc.match_substring_regex(strings, _CONTROL)).as_py():  # rare: let json escape control characters
+        return pa.array([None if s is None else json.dumps(s, ensure_ascii=False) for s in strings.to_pylist()])
+    escaped = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _json_values(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One JSON literal per value, as strings."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    typ = arr.type
+    if pa.types.is_dictionary(typ):
+        arr, typ = arr.cast(typ.value_type), typ.value_type
+    if pa.types.is_timestamp(typ):
+        if typ.tz is not None:
+            arr = arr.cast(pa.timestamp(typ.unit, "UTC"))
+        out = _quoted(pc.strftime(arr, format="%Y-%m-%dT%H:%M:%SZ"))
+    elif pa.types.is_date(typ):
+        out = _quoted(pc.strftime(arr, format="%Y-%m-%d"))
+    elif pa.types.is_integer(typ):
+        out = arr.cast(pa.string())
+    elif pa.types.is_floating(typ):
+        text = arr.cast(pa.float64()).cast(pa.string())
+        integral = pc.match_substring_regex(text, "^-?[0-9]+$")
+        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+        out = pc.if_else(pc.is_finite(arr), text, pa.scalar(None, pa.string()))
+    elif pa.types.is_boolean(typ):
+        out = pc.if_else(arr, "true", "false")
+    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        out = _quoted(arr.cast(pa.string()))
+    else:  # lists, structs, decimals...: per value, rare in logs
+        out = pa.array([json.dumps(v, default=str, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
+    return out.fill_null("null")
+
+
+def json_payloads(table: pa.Table) -> pa.BinaryArray:
+    """Each row of ``table`` as a compact JSON object (see the module docstring for the encoding)."""
+    if table.num_rows == 0:
+        return pa.array([], pa.binary())
+    parts: list[Any] = []
+    for i, name in enumerate(table.column_names):
+        parts.append(("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":")
+        parts.append(_json_values(table.column(name)))
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "").cast(pa.binary())
+
+
+def _avro_type(name: str, typ: pa.DataType) -> Any:
+    if pa.types.is_dictionary(typ):
+        return _avro_type(name, typ.value_type)
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    if pa.types.is_integer(typ):
+        return "int" if typ.bit_width <= 32 and typ != pa.uint32() else "long"
+    if pa.types.is_float32(typ):
+        return "float"
+    if pa.types.is_floating(typ):
+        return "double"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "string"
+    if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+        return "bytes"
+    if pa.types.is_timestamp(typ):
+        return {"type": "long", "logicalType": "timestamp-micros"}
+    if pa.types.is_date(typ):
+        return {"type": "int", "logicalType": "date"}
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return {"type": "array", "items": ["null", _avro_type(name, typ.value_type)]}
+    raise CircusError(f"column {name!r} of type {typ} has no Avro mapping (publish it as json)")
+
+
+def avro_schema(log_id: str, schema: pa.Schema) -> dict[str, Any]:
+    """An Avro record schema for a log: one nullable field per column, in order."""
+    record = re.sub(r"[^A-Za-z0-9_]", "_", log_id)
+    if not re.match(r"[A-Za-z_]", record):
+        record = f"_{record}"
+    fields = []
+    for f in schema:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f.name):
+            raise CircusError(f"log {log_id!r}: column name {f.name!r} is not a valid Avro field name")
+        fields.append({"name": f.name, "type": ["null", _avro_type(f.name, f.type)], "default": None})
+    return {"type": "record", "name": record, "namespace": "circus", "fields": fields}
+
+
+def avro_payloads(table: pa.Table, parsed_schema: Any) -> pa.BinaryArray:
+    """Each row of ``table`` as a schemaless Avro binary record of ``parsed_schema``."""
+    out = []
+    buf = io.BytesIO()
+    for row in table.to_pylist():
+        buf.seek(0)
+        buf.truncate()
+        fastavro.schemaless_writer(buf, parsed_schema, row)
+        out.append(buf.getvalue())
+    return pa.array(out, pa.binary())
+
+
+@dataclass
+class DayEvents:
+    """A day's rows of every log, in publish order.
+
+    ``log[i]``, ``row[i]``, ``rank[i]`` and ``time_us[i]`` describe the i-th event in publish order:
+    which log (index into ``log_ids``), which row of that log's file, its position in its own log's
+    order and its event time in microseconds since the epoch (UTC).
+    """
+
+    scenario: str
+    day: str
+    log_ids: list[str]
+    tables: list[pa.Table]
+    time_columns: list[str]
+    log: np.ndarray
+    row: np.ndarray
+    rank: np.ndarray
+    time_us: np.ndarray
+
+    @classmethod
+    def from_tables(cls, scenario: str, day: str, tables: Mapping[str, pa.Table]) -> DayEvents:
+        """The events of ``tables`` (log id -> the day's table), logs in sorted id order."""
+        log_ids = sorted(tables)
+        ordered = [tables[k] for k in log_ids]
+        time_columns = [event_time_column(k, t.schema) for k, t in zip(log_ids, ordered, strict=True)]
+        logs, rows, times = [], [], []
+        for i, (table, column) in enumerate(zip(ordered, time_columns, strict=True)):
+            t = table.column(column).cast(pa.timestamp("us", "UTC")).cast(pa.int64())
+            if t.null_count:
+                raise CircusError(f"{scenario} {day}: log {log_ids[i]!r} has rows without {column}")
+            logs.append(np.full(table.num_rows, i, dtype=np.int32))
+            rows.append(np.arange(table.num_rows, dtype=np.int64))
+            times.append(t.to_numpy())
+        log = np.concatenate(logs) if logs else np.empty(0, np.int32)
+        row = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        time_us = np.concatenate(times) if times else np.empty(0, np.int64)
+        order = np.lexsort((row, log, time_us))  # by time, then log, then file order
+        log, row, time_us = log[order], row[order], time_us[order]
+        rank = np.empty(len(log), dtype=np.int64)
+        for i in range(len(log_ids)):
+            mask = log == i
+            rank[mask] = np.arange(int(mask.sum()), dtype=np.int64)
+        return cls(scenario, day, log_ids, ordered, time_columns, log, row, rank, time_us)
+
+    def __len__(self) -> int:
+        return len(self.log)
+
+    def totals(self) -> dict[str, int]:
+        return {k: t.num_rows for k, t in zip(self.log_ids, self.tables, strict=True)}
+
+
+def varints(values: np.ndarray) -> pa.BinaryArray:
+    """Protocol Buffers base-128 varints of non-negative integers, one binary value each, vectorised."""
+    v = np.asarray(values, dtype=np.uint64)
+    nbytes = np.ones(len(v), dtype=np.int64)
+    rest = v >> np.uint64(7)
+    while rest.any():
+        nbytes += rest > 0
+        rest >>= np.uint64(7)
+    offsets = np.zeros(len(v) + 1, dtype=np.int32)
+    np.cumsum(nbytes, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.uint8)
+    for k in range(int(nbytes.max()) if len(v) else 0):
+        m = nbytes > k
+        low7 = ((v[m] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        more = (nbytes[m] - 1 > k).astype(np.uint8) << 7
+        out[offsets[:-1][m] + k] = low7 | more
+    return pa.BinaryArray.from_buffers(pa.binary(), len(v), [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+
+def _field(tag: int, values: pa.Array) -> pa.BinaryArray:
+    """Length-delimited protobuf fields ``tag`` of binary values: key byte, varint length, bytes."""
+    values = values.cast(pa.binary())
+    lengths = pc.binary_length(values).to_numpy(zero_copy_only=False)
+    return pc.binary_join_element_wise(pa.scalar(bytes([tag]), pa.binary()), varints(lengths), values, b"")
+
+
+def const_field(tag: int, value: bytes) -> bytes:
+    return bytes([tag]) + varints(np.array([len(value)])).to_pylist()[0] + value
+
+
+def _attribute(key: str, values: pa.Array) -> pa.BinaryArray:
+    """``PubsubMessage.attributes`` entries (map field 2: a message with key = 1 and value = 2)."""
+    entry = pc.binary_join_element_wise(
+        pa.scalar(const_field(0x0A, key.encode()), pa.binary()), _field(0x12, values), b""
+    )
+    return _field(0x12, entry)
+
+
+@dataclass
+class EncodedChunk:
+    """Consecutive events of the day in publish order, encoded.
+
+    ``wire[i]`` is event i as an element of ``PublishRequest.messages`` in Protocol Buffers wire
+    format (field 2: a serialized ``PubsubMessage`` with data, attributes and ordering key), so a
+    batch of consecutive events is a single slice of the array's data buffer: building a publish
+    request costs no per-message Python.  ``sizes`` counts each message's data, attributes and
+    ordering key as encoded.
+    """
+
+    positions: np.ndarray
+    data: pa.BinaryArray
+    attributes: list[pa.Array]  # per key in `Encoder.ATTRIBUTES` order, one value per event
+    ordering_keys: pa.Array | None
+    wire: pa.BinaryArray
+    sizes: np.ndarray
+
+    def wire_bytes(self, lo: int, hi: int) -> bytes:
+        """The concatenated wire elements of events ``lo..hi-1``."""
+        offsets = np.frombuffer(self.wire.buffers()[1], dtype=np.int32, count=len(self.wire) + 1, offset=0)
+        base = self.wire.offset
+        start, end = int(offsets[base + lo]), int(offsets[base + hi])
+        return self.wire.buffers()[2][start:end].to_pybytes()
+
+    def message(self, i: int) -> tuple[bytes, dict[str, str], str]:
+        """Event i as (data, attributes, ordering key), for the client library's per-message path."""
+        attributes = {k: a[i].as_py() for k, a in zip(Encoder.ATTRIBUTES, self.attributes, strict=True)}
+        key = self.ordering_keys[i].as_py() if self.ordering_keys is not None else ""
+        return self.data[i].as_py(), attributes, key or ""
+
+
+class Encoder:
+    """Turns runs of events into payloads, attributes and wire-format messages (see the module docstring)."""
+
+    ATTRIBUTES = ("scenario", "log_id", "event_timestamp", "event_id", "content_type")
+
+    def __init__(
+        self,
+        events: DayEvents,
+        fmt: str,
+        content_type: str,
+        member_fields: Sequence[str | None] | None = None,
+    ) -> None:
+        self.events, self.fmt, self.content_type = events, fmt, content_type
+        self.member_fields = member_fields
+        self.schemas = [avro_schema(k, t.schema) for k, t in zip(events.log_ids, events.tables, strict=True)]
+        self._parsed = [fastavro.parse_schema(s) for s in self.schemas] if fmt == "avro" else []
+
+    def encode(self, positions: np.ndarray) -> EncodedChunk:
+        """The events at ``positions`` (in that order), encoded."""
+        ev = self.events
+        logs = ev.log[positions]
+        parts: dict[str, list[pa.Array]] = {k: [] for k in ("data", *self.ATTRIBUTES, "key")}
+        order: list[np.ndarray] = []
+        for i in np.unique(logs):
+            where = np.flatnonzero(logs == i)
+            order.append(where)
+            rows = pa.array(ev.row[positions[where]])
+            table = ev.tables[i].take(rows)
+            n = len(where)
+            parts["data"].append(json_payloads(table) if self.fmt == "json" else avro_payloads(table, self._parsed[i]))
+            parts["scenario"].append(pa.array([ev.scenario] * n, pa.string()))
+            parts["log_id"].append(pa.array([ev.log_ids[i]] * n, pa.string()))
+            stamp = table.column(ev.time_columns[i]).cast(pa.timestamp("us", "UTC")).combine_chunks()
+            parts["event_timestamp"].append(pc.strftime(stamp, format="%Y-%m-%dT%H:%M:%SZ"))
+            prefix = f"{ev.scenario}:{ev.log_ids[i]}:{ev.day}:"
+            parts["event_id"].append(pc.binary_join_element_wise(prefix, rows.cast(pa.string()), ""))
+            parts["content_type"].append(pa.array([self.content_type] * n, pa.string()))
+            member = self.member_fields[i] if self.member_fields is not None else None
+            if member:
+                key = table.column(member).combine_chunks()
+                if pa.types.is_dictionary(key.type):
+                    key = key.cast(key.type.value_type)
+                parts["key"].append(key.cast(pa.string()).fill_null(""))
+            else:
+                parts["key"].append(pa.array([""] * n, pa.string()))
+        if order:
+            # back from "grouped by log" to publish order
+            inverse = np.empty(len(positions), dtype=np.int64)
+            inverse[np.concatenate(order)] = np.arange(len(positions))
+            take = pa.array(inverse)
+            cols = {k: pa.concat_arrays(v).take(take) for k, v in parts.items()}
+        else:
+            cols = {k: pa.array([], pa.binary() if k == "data" else pa.string()) for k in parts}
+        pieces = [_field(0x0A, cols["data"])] + [_attribute(k, cols[k]) for k in self.ATTRIBUTES]
+        keys = cols["key"] if self.member_fields is not None else None
+        if keys is not None:
+            pieces.append(_field(0x2A, keys))
+        message = pc.binary_join_element_wise(*pieces, b"") if len(positions) else pa.array([], pa.binary())
+        wire = _field(0x12, message) if len(positions) else message
+        sizes = pc.binary_length(message).to_numpy(zero_copy_only=False).astype(np.int64)
+        return EncodedChunk(positions, cols["data"], [cols[k] for k in self.ATTRIBUTES], keys, wire, sizes)
