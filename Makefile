@@ -3,11 +3,12 @@
 #   make run    - Dagster materialises the default scenario's first 7 days (files under out/dagster)
 #   make ui     - the Dagster UI
 #   make bench  - the benchmarks (throughput and peak memory)
+#   make demo   - the whole graph incl. GCS export and Pub/Sub publishing, on local emulators
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: env test lint bench run ui clean
+.PHONY: env test lint bench run demo ui clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ clean:
 # (files under out/dagster, Dagster instance in .dagster_home) and prints where the files are.
 run: env
 	$(PY) -m pipelines.materialize --scenario telecom --days 7
+
+# Simulation, GCS export and Pub/Sub publishing of 2 days, against emulators the demo starts and
+# stops itself (Pub/Sub emulator from google-cloud-cli, gcp-storage-emulator); shows where things went.
+demo: env
+	$(PY) -m pipelines.demo --scenario telecom --days 2
 
 # The Dagster UI on http://127.0.0.1:3000 (same instance and files as make run).
 ui: env

@@ -2,10 +2,13 @@
 
 Each (scenario, members, days) runs in its own process (see `benchmarks.run_one`), and the
 table printed at the end gives build time, simulation time, simulation + Parquet time, log
-rows, rows/s and peak RSS.  Default matrix: telecom and point_of_sale at 10k, 100k and 1M
-members for 1 and 7 days.  Use ``--sizes``/``--days``/``--scenarios``/``--repeat`` for
-subsets; ``--json FILE`` also saves the raw results.  Run it on an otherwise idle machine and
-quote medians over ``--repeat`` runs.
+rows, rows/s and peak RSS.  Default matrix (`DEFAULT_MATRIX`): telecom and point_of_sale at 10k,
+100k and 1M members for 1 and 7 days, and each behaviour model's scenario (banking, app_store,
+mobile_app, csv_flows) at 10k and 100k members for 1 day.  ``--sizes``/``--days``/``--scenarios``
+replace the matrix by their product; ``--repeat`` runs each cell several times (medians shown);
+``--json FILE`` also saves the raw results.  Then the generator timings, and the Pub/Sub
+publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it).
+Run it on an otherwise idle machine and quote medians over ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+#: scenario -> (sizes, days) of the default matrix
+DEFAULT_MATRIX: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "telecom": ((10_000, 100_000, 1_000_000), (1, 7)),
+    "point_of_sale": ((10_000, 100_000, 1_000_000), (1, 7)),
+    "banking": ((10_000, 100_000), (1,)),
+    "app_store": ((10_000, 100_000), (1,)),
+    "mobile_app": ((10_000, 100_000), (1,)),
+    "csv_flows": ((10_000, 100_000), (1,)),
+}
 
 COLUMNS = [
     ("scenario", "{}"),
@@ -57,26 +70,31 @@ def print_table(rows: list[dict[str, object]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", default="telecom,point_of_sale")
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--days", default="1,7")
+    parser.add_argument("--scenarios", help="comma-separated (default: the matrix's)")
+    parser.add_argument("--sizes", help="comma-separated members (default: per scenario, see DEFAULT_MATRIX)")
+    parser.add_argument("--days", help="comma-separated durations (default: per scenario)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the table shows medians")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    parser.add_argument("--no-publish", action="store_true", help="skip the Pub/Sub publishing benchmark")
     args = parser.parse_args(argv)
+    cells = []
+    for scenario in args.scenarios.split(",") if args.scenarios else DEFAULT_MATRIX:
+        default_sizes, default_days = DEFAULT_MATRIX.get(scenario, ((10_000, 100_000), (1,)))
+        sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else default_sizes
+        durations = [int(x) for x in args.days.split(",")] if args.days else default_days
+        cells += [(scenario, size, days) for size in sizes for days in durations]
     results, raw = [], []
-    for scenario in args.scenarios.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            for days in (int(d) for d in args.days.split(",")):
-                runs = []
-                for i in range(args.repeat):
-                    print(
-                        f"running {scenario} members={size:,} days={days} ({i + 1}/{args.repeat})...",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    runs.append(run_one(scenario, size, days))
-                raw.extend(runs)
-                results.append(median_of(runs))
+    for scenario, size, days in cells:
+        runs = []
+        for i in range(args.repeat):
+            print(
+                f"running {scenario} members={size:,} days={days} ({i + 1}/{args.repeat})...",
+                file=sys.stderr,
+                flush=True,
+            )
+            runs.append(run_one(scenario, size, days))
+        raw.extend(runs)
+        results.append(median_of(runs))
     print_table(results)
     print()
     from benchmarks.generators import main as generators
@@ -84,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     generators()
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
+    if not args.no_publish:
+        print()
+        from benchmarks.publish import main as publish
+
+        publish([])
 
 
 if __name__ == "__main__":
