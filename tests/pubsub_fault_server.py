@@ -10,6 +10,7 @@ kept (in order), so a test can count what was delivered and how often.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ class FaultServer:
     publish_calls: int = 0
     get_topic_calls: int = 0
     accepted: list[types.PubsubMessage] = field(default_factory=list)
+    #: ``time.monotonic()`` at which each accepted message arrived
+    arrivals: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get_topic(self, request: types.GetTopicRequest, context: grpc.ServicerContext) -> types.Topic:
@@ -52,6 +55,7 @@ class FaultServer:
         with self.lock:
             first = len(self.accepted)
             self.accepted.extend(request.messages)
+            self.arrivals.extend([time.monotonic()] * len(request.messages))
         return types.PublishResponse(message_ids=[str(first + i) for i in range(len(request.messages))])
 
 

@@ -239,7 +239,8 @@ def test_every_scenario_is_its_own_asset_group(assets: dict[str, dict[str, Any]]
     for name, scenario in scenarios.items():
         assert scenario.logs, f"{name} declares no log stream"
         expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log_id}" for log_id in scenario.logs)}
-        assert groups[name] == {*expected, f"{name}/gcs_export"}, name  # delivery: pipelines/export.py
+        delivery = {f"{name}/gcs_export", f"{name}/pubsub_publish"}  # pipelines/export.py, pipelines/pubsub/
+        assert groups[name] == {*expected, *delivery}, name
 
 
 def test_every_scenario_graph_has_the_issue_shape(assets: dict[str, dict[str, Any]]) -> None:

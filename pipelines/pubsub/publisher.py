@@ -10,8 +10,8 @@ How a day is published (`publish_day`):
    messages and ``batch_max_bytes`` bytes; a batch leaves when it is full, when pacing says its
    events are due, and when the token buckets (messages/s, bytes/s) allow it;
 4. at most ``flow_max_messages`` / ``flow_max_bytes`` are in flight (sent, not yet acknowledged);
-   with ``ordering`` on, one batch at a time, so that each member's events (same ordering key)
-   are received in publish order even when a batch is retried;
+   with ``ordering`` on, and when pacing, one batch at a time, so that events (and each member's
+   events, same ordering key) are received in publish order even when a batch is retried;
 5. every acknowledged batch advances the watermarks; every ``checkpoint_every`` acknowledged
    messages (and at the end, and before failing) the progress file is saved.
 
@@ -287,7 +287,9 @@ def publish_day(
 
     tracker = AckTracker(progress.acked)
     encoder = Encoder(events, settings.format, settings.content_type, member_fields if settings.ordering else None)
-    workers = 1 if settings.ordering else max(1, min(8, settings.flow_max_messages // settings.batch_max_messages))
+    # ordering keys and paced replays: one request in flight, so the service receives events in publish order
+    in_order = settings.ordering or settings.pacing_speed > 0
+    workers = 1 if in_order else max(1, min(8, settings.flow_max_messages // settings.batch_max_messages))
     sender: _RpcSender | _ClientSender = (
         _RpcSender(client, settings, workers) if settings.client == "rpc" else _ClientSender(client, settings)
     )
@@ -343,6 +345,8 @@ def publish_day(
         return _Batch(pos, hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), lo, hi
 
     try:
+        if len(todo):  # the first chunk before the pacer's clock starts: replay begins when sending can
+            chunk = chunk_at(0)
         while pos < len(todo) or inflight:
             flow_blocked = False
             while failure is None and pos < len(todo) and len(inflight) < workers:
