@@ -192,7 +192,14 @@ def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
             description=f"Publish days of {scenario.name} to Pub/Sub (needs CIRCUS_PUBSUB_TOPIC).",
         ),
     ]
-    return dg.Definitions(assets=[export, publish], jobs=jobs)
+    # after the 01:00 simulation of the previous day (a day not committed yet fails, naming it; retry later)
+    schedules = [
+        dg.build_schedule_from_partitioned_job(
+            job, hour_of_day=hour, description=f"Every day at {hour:02d}:00 UTC: {job.description}"
+        )
+        for job, hour in zip(jobs, (2, 2), strict=True)
+    ]
+    return dg.Definitions(assets=[export, publish], jobs=jobs, schedules=schedules)
 
 
 def _log_asset(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from circus_core import Circus, CircusError
-from circus_core.logs import write_day
+from circus_core.logs import FORMATS, write_day
 from circus_core.operations import concat_tables
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import all_scenarios, get_scenario
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=7, help="simulate up to this many days after the start")
     parser.add_argument("--size", type=int, default=None, help="members of the main population")
     parser.add_argument("--out", type=Path, default=Path("out"))
-    parser.add_argument("--format", default="parquet", choices=["parquet", "csv"])
+    parser.add_argument("--format", default="parquet", choices=list(FORMATS))
     args = parser.parse_args(argv)
     try:
         written = run(args.scenario, args.days, args.out, args.size, args.format)

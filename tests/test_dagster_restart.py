@@ -476,3 +476,21 @@ def test_the_daily_schedule_requests_the_previous_day(name: str, instance: dg.Da
     start = datetime.fromisoformat(scenario.start).astimezone(UTC)
     assert requested(start + timedelta(days=1, hours=1)) == [start.date().isoformat()]  # the first tick
     assert requested(start + timedelta(hours=1)) == []  # the day before the start does not exist
+
+
+@pytest.mark.parametrize(("job", "asset"), [("export", "gcs_export"), ("publish", "pubsub_publish")])
+def test_delivery_schedules_request_the_previous_day_after_the_simulation(
+    job: str, asset: str, instance: dg.DagsterInstance
+) -> None:
+    from pipelines.definitions import defs
+
+    schedule = defs.resolve_schedule_def(f"telecom_{job}_schedule")
+    assert schedule.job_name == f"telecom_{job}"
+    assert {k.to_user_string() for k in defs.resolve_job_def(schedule.job_name).asset_layer.executable_asset_keys} == {
+        f"telecom/{asset}"
+    }
+    assert schedule.cron_schedule.split()[:2] == ["0", "2"]  # 02:00 UTC, after the 01:00 simulation
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=datetime(2026, 3, 10, 2, tzinfo=UTC)
+    )
+    assert [r.partition_key for r in schedule.evaluate_tick(context).run_requests or []] == ["2026-03-09"]

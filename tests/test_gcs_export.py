@@ -45,7 +45,7 @@ BUCKET = "circus-export-bucket"
 MISSING = "circus-export-no-such-bucket"
 SCENARIO = get_scenario("telecom")
 SIM_ASSETS = list(build_scenario_definitions(SCENARIO).assets)
-ASSETS = [*SIM_ASSETS, *build_delivery_definitions(SCENARIO).assets]
+ASSETS = [*SIM_ASSETS, *(a for a in build_delivery_definitions(SCENARIO).assets if a.key.path[-1] == "gcs_export")]
 EXPORT = "telecom/gcs_export"
 DAY1, DAY2, DAY3 = "2026-01-05", "2026-01-06", "2026-01-07"  # DAY3 is never simulated
 SIZE = 300
