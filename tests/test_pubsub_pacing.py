@@ -22,6 +22,9 @@ from resources.pubsub_settings import PublishSettings
 from resources.storage import LocalBackend
 
 DAY = "2026-01-05"
+#: arrival times are measured from the first arrival, so everything may look early by the transit time of
+#: the first request (plus the batch latency): generous for a busy machine, small next to the 2-3 s runs
+SLACK = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +61,8 @@ def test_pacing_releases_no_event_before_its_scaled_event_time(events: DayEvents
         [np.datetime64(m.attributes["event_timestamp"].rstrip("Z"), "us").astype(np.int64) for m in state.accepted]
     )
     due = (times - times[0]) / 1e6 / speed
-    # early by at most the batch latency (events due within it leave together) plus clock slack
-    assert np.all(arrived >= due - 0.010 - 0.02)
-    assert arrived[-1] >= 3.0 * 0.95  # so the replay really took the paced time
+    assert np.all(arrived >= due - SLACK)  # unpaced, the whole day would arrive in a few hundredths of a second
+    assert arrived[-1] >= 3.0 - SLACK  # so the replay really took the paced time
     assert np.all(np.diff(times) >= 0)  # and in event-time order (one log merged with the other)
 
 
@@ -70,8 +72,8 @@ def test_a_message_cap_holds_from_the_first_message(events: DayEvents, tmp_path:
     arrived = np.array(state.arrivals) - state.arrivals[0]
     batch = max(1, int(rate / 20))  # batches under a cap are 1/20 s of traffic; the bucket starts empty
     k = np.arange(len(arrived))
-    assert np.all(arrived >= (k - 4 * batch) / rate - 0.02)  # bucket capacity (2 batches) + the first batch + 1
-    assert arrived[-1] >= (len(arrived) - 4 * batch) / rate - 0.02
+    assert np.all(arrived >= (k - 4 * batch) / rate - SLACK)  # bucket capacity (2 batches) + the first batch + 1
+    assert arrived[-1] >= (len(arrived) - 4 * batch) / rate - SLACK
 
 
 def test_a_byte_cap_holds_from_the_first_message(events: DayEvents, tmp_path: Path) -> None:
@@ -80,5 +82,5 @@ def test_a_byte_cap_holds_from_the_first_message(events: DayEvents, tmp_path: Pa
     sent = np.cumsum(sizes)
     arrived = np.array(state.arrivals) - state.arrivals[0]
     # the byte bucket holds at most max(0.1 s of bytes, one batch) = 50,000 bytes of credit; + 2 batches
-    assert np.all(arrived >= (sent - 50_000 - 2 * 50_000) / 400_000 - 0.02)
+    assert np.all(arrived >= (sent - 50_000 - 2 * 50_000) / 400_000 - SLACK)
     assert sent[-1] / 400_000 > 1.5  # long enough for the cap to matter
