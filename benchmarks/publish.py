@@ -62,8 +62,7 @@ def _pipeline(day_dir: Path, work: Path, name: str, **settings: object) -> dict[
     s = PublishSettings(project=PROJECT, topic=_topic(name), **settings).validated()  # type: ignore[arg-type]
     client = make_client(s)
     t0 = time.perf_counter()
-    tables = {p.parent.parent.name: pq.read_table(p) for p in sorted(day_dir.rglob("*.parquet"))}
-    events = DayEvents.from_tables("telecom", DAY, tables)
+    events = DayEvents.from_parquet("telecom", DAY, {p.parent.parent.name: p for p in day_dir.rglob("*.parquet")})
     report = publish_day(
         events, s, ProgressStore(LocalBackend(work), "telecom", PROJECT, name), "bench", client, log=lambda _: None
     )
@@ -179,8 +178,7 @@ def _throttled(day_dir: Path, work: Path, key: str, cap: float, seconds: float, 
     """Publish under a cap until ~``seconds`` have passed; the rate is measured over the whole run."""
     name = _topic(f"throttle-{key.split('_')[1]}")
     s = PublishSettings(project=PROJECT, topic=name, **{key: cap}).validated()  # type: ignore[arg-type]
-    tables = {p.parent.parent.name: pq.read_table(p) for p in sorted(day_dir.rglob("*.parquet"))}
-    events = DayEvents.from_tables("telecom", DAY, tables)
+    events = DayEvents.from_parquet("telecom", DAY, {p.parent.parent.name: p for p in day_dir.rglob("*.parquet")})
     per_message = 460 if key == "max_bytes_per_second" else 1  # ~bytes per message, to size the prefix
     keep = min(len(events), int(cap * seconds / per_message))
     for name_ in ("log", "row", "rank", "time_us"):

@@ -21,6 +21,10 @@ __all__ = ["LogWriter", "write_day", "write_jsonl"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 
+#: rows per Parquet row group: readers that want a part of a day (the Pub/Sub publisher walking it in
+#: event time, query engines) read a group at a time, so memory stays bounded on large days
+ROW_GROUP_ROWS = 262_144
+
 
 def write_day(
     logs: Mapping[str, pa.Table], out: str | Path, date: str, fmt: str = "parquet", part: int = 0
@@ -35,7 +39,7 @@ def write_day(
         path = folder / f"part-{part:05d}.{fmt}"
         tmp = path.with_name(f".{path.name}.tmp")
         if fmt == "parquet":
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         elif fmt == "jsonl":
             write_jsonl(table, tmp)
         else:

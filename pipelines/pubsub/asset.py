@@ -24,7 +24,7 @@ from pipelines.scenarios import Scenario
 from resources.pubsub import PubSubResource
 from resources.storage import StorageResource
 
-__all__ = ["PublishConfig", "build_publish_asset", "member_field", "read_day_tables"]
+__all__ = ["PublishConfig", "build_publish_asset", "fetch_day_files", "member_field", "read_day_tables"]
 
 
 class PublishConfig(dg.Config):
@@ -45,21 +45,26 @@ def member_field(schema: pa.Schema, time_column: str) -> str | None:
     return names[0] if names else None
 
 
+def fetch_day_files(store: DayStore, day: str, into: Path) -> dict[str, Path]:
+    """The committed log files of ``day`` copied into the folder ``into`` (log id -> local path);
+    each must still have the size its commit marker records."""
+    files = {}
+    for log_id, entry in sorted(store.marker(day)["logs"].items()):
+        local = into / f"{log_id}.parquet"
+        store.backend.get_file(entry["key"], local)
+        if local.stat().st_size != entry["bytes"]:
+            raise CircusError(
+                f"{store.backend.url(entry['key'])} is {local.stat().st_size} bytes, its commit marker says "
+                f"{entry['bytes']}: not publishing a file that changed since {day} was committed"
+            )
+        files[log_id] = local
+    return files
+
+
 def read_day_tables(store: DayStore, day: str) -> dict[str, pa.Table]:
-    """The committed log files of ``day``, read in full (a day's files must match their marker)."""
-    marker = store.marker(day)
-    tables = {}
+    """The committed log files of ``day``, read in full (for checks and small days)."""
     with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:
-        for log_id, entry in sorted(marker["logs"].items()):
-            local = Path(tmp) / f"{log_id}.parquet"
-            store.backend.get_file(entry["key"], local)
-            if local.stat().st_size != entry["bytes"]:
-                raise CircusError(
-                    f"{store.backend.url(entry['key'])} is {local.stat().st_size} bytes, its commit marker says "
-                    f"{entry['bytes']}: not publishing a file that changed since {day} was committed"
-                )
-            tables[log_id] = pq.read_table(local)
-    return tables
+        return {k: pq.read_table(p) for k, p in fetch_day_files(store, day, Path(tmp)).items()}
 
 
 def build_publish_asset(
@@ -105,26 +110,28 @@ def build_publish_asset(
         client = make_client(settings)
         reports: list[PublishReport] = []
         schemas: dict[str, str] = {}
+
+        def publish_one(day: str, files: dict[str, Path]) -> PublishReport:
+            events = DayEvents.from_parquet(scenario.name, day, files)
+            if settings.format == "avro":
+                for log_id, table in zip(events.log_ids, events.tables, strict=True):
+                    schemas[log_id] = progress.save_schema(log_id, avro_schema(log_id, table.schema))
+            members = [member_field(t.schema, c) for t, c in zip(events.tables, events.time_columns, strict=True)]
+            return publish_day(
+                events,
+                settings,
+                progress,
+                day_fingerprint(store.marker(day)),
+                client,
+                member_fields=members,
+                republish=config.republish,
+                log=context.log.info,
+            )
+
         try:
             for day in days:
-                tables = read_day_tables(store, day)
-                events = DayEvents.from_tables(scenario.name, day, tables)
-                if settings.format == "avro":
-                    for log_id, table in zip(events.log_ids, events.tables, strict=True):
-                        schemas[log_id] = progress.save_schema(log_id, avro_schema(log_id, table.schema))
-                members = [member_field(t.schema, c) for t, c in zip(events.tables, events.time_columns, strict=True)]
-                reports.append(
-                    publish_day(
-                        events,
-                        settings,
-                        progress,
-                        day_fingerprint(store.marker(day)),
-                        client,
-                        member_fields=members,
-                        republish=config.republish,
-                        log=context.log.info,
-                    )
-                )
+                with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:  # files read lazily while publishing
+                    reports.append(publish_one(day, fetch_day_files(store, day, Path(tmp))))
         except CircusError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         finally:

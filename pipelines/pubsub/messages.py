@@ -22,18 +22,29 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import fastavro
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from circus_core import CircusError
 
-__all__ = ["DayEvents", "avro_payloads", "avro_schema", "event_time_column", "json_payloads"]
+__all__ = [
+    "DayEvents",
+    "ParquetRows",
+    "RowSource",
+    "avro_payloads",
+    "avro_schema",
+    "event_time_column",
+    "json_payloads",
+]
 
 _CONTROL = "[\\x00-\\x1f]"
 _SPECIAL = re.compile(rb'[\x00-\x1f"\\]')  # what JSON strings must escape
@@ -154,6 +165,64 @@ def avro_payloads(table: pa.Table, parsed_schema: Any) -> pa.BinaryArray:
     return pa.array(out, pa.binary())
 
 
+class RowSource(Protocol):
+    """What publishing needs of a log's rows: an Arrow table has it, and so has `ParquetRows`."""
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    @property
+    def num_rows(self) -> int: ...
+
+    def take(self, indices: pa.Array) -> pa.Table: ...
+
+
+class ParquetRows:
+    """A Parquet file's rows, taken by index, read one row group at a time.
+
+    Publish order follows event time and the day's files are written step by step, so the rows a
+    chunk of events needs sit in one or two row groups of each file: the last ``cache_groups``
+    groups read are kept, older ones dropped.  Any order of indices works (in the worst case each
+    chunk reads the groups it needs again).  Not thread-safe: one encoder uses it.
+    """
+
+    def __init__(self, path: Path, cache_groups: int = 2) -> None:
+        self.path = path
+        self.file = pq.ParquetFile(path)
+        self.schema = self.file.schema_arrow
+        sizes = [self.file.metadata.row_group(g).num_rows for g in range(self.file.metadata.num_row_groups)]
+        self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.num_rows = int(self.starts[-1])
+        self.cache_groups = cache_groups
+        self._cache: OrderedDict[int, pa.Table] = OrderedDict()
+        self.groups_read = 0
+
+    def _group(self, g: int) -> pa.Table:
+        if g in self._cache:
+            self._cache.move_to_end(g)
+            return self._cache[g]
+        table = self.file.read_row_group(g)
+        self.groups_read += 1
+        self._cache[g] = table
+        while len(self._cache) > self.cache_groups:
+            self._cache.popitem(last=False)
+        return table
+
+    def take(self, indices: pa.Array) -> pa.Table:
+        rows = np.asarray(indices, dtype=np.int64)
+        if len(rows) == 0:
+            return self.schema.empty_table()
+        if rows.min() < 0 or rows.max() >= self.num_rows:
+            raise CircusError(f"{self.path}: rows outside 0..{self.num_rows - 1} requested")
+        groups = np.searchsorted(self.starts, rows, side="right") - 1
+        needed = np.unique(groups)
+        tables = [self._group(int(g)) for g in needed]
+        sizes = np.array([t.num_rows for t in tables], dtype=np.int64)
+        base = np.concatenate([[0], np.cumsum(sizes)])[np.searchsorted(needed, groups)]
+        combined = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        return combined.take(pa.array(base + rows - self.starts[groups]))
+
+
 @dataclass
 class DayEvents:
     """A day's rows of every log, in publish order.
@@ -166,7 +235,8 @@ class DayEvents:
     scenario: str
     day: str
     log_ids: list[str]
-    tables: list[pa.Table]
+    #: each log's rows: an Arrow table, or a `ParquetRows` reading its file lazily
+    tables: list[RowSource]
     time_columns: list[str]
     log: np.ndarray
     row: np.ndarray
@@ -175,28 +245,52 @@ class DayEvents:
 
     @classmethod
     def from_tables(cls, scenario: str, day: str, tables: Mapping[str, pa.Table]) -> DayEvents:
-        """The events of ``tables`` (log id -> the day's table), logs in sorted id order."""
+        """The events of in-memory ``tables`` (log id -> the day's table), logs in sorted id order."""
         log_ids = sorted(tables)
-        ordered = [tables[k] for k in log_ids]
-        time_columns = [event_time_column(k, t.schema) for k, t in zip(log_ids, ordered, strict=True)]
-        logs, rows, times = [], [], []
-        for i, (table, column) in enumerate(zip(ordered, time_columns, strict=True)):
-            t = table.column(column).cast(pa.timestamp("us", "UTC")).cast(pa.int64())
+        sources: list[RowSource] = [tables[k] for k in log_ids]
+        columns = [event_time_column(k, t.schema) for k, t in zip(log_ids, sources, strict=True)]
+        times = [tables[k].column(c) for k, c in zip(log_ids, columns, strict=True)]
+        return cls._ordered(scenario, day, log_ids, sources, columns, times)
+
+    @classmethod
+    def from_parquet(cls, scenario: str, day: str, paths: Mapping[str, Path]) -> DayEvents:
+        """The events of the day's Parquet files (log id -> path), read lazily: only the event-time
+        columns are loaded up front, rows are read a row group at a time as encoding reaches them
+        (`ParquetRows`), so memory stays bounded however large the day is."""
+        log_ids = sorted(paths)
+        sources: list[RowSource] = [ParquetRows(paths[k]) for k in log_ids]
+        columns = [event_time_column(k, t.schema) for k, t in zip(log_ids, sources, strict=True)]
+        times = [pq.read_table(paths[k], columns=[c]).column(c) for k, c in zip(log_ids, columns, strict=True)]
+        return cls._ordered(scenario, day, log_ids, sources, columns, times)
+
+    @classmethod
+    def _ordered(
+        cls,
+        scenario: str,
+        day: str,
+        log_ids: list[str],
+        sources: list[RowSource],
+        time_columns: list[str],
+        times: Sequence[pa.ChunkedArray],
+    ) -> DayEvents:
+        logs, rows, micros = [], [], []
+        for i, (column, values) in enumerate(zip(time_columns, times, strict=True)):
+            t = values.cast(pa.timestamp("us", "UTC")).cast(pa.int64())
             if t.null_count:
                 raise CircusError(f"{scenario} {day}: log {log_ids[i]!r} has rows without {column}")
-            logs.append(np.full(table.num_rows, i, dtype=np.int32))
-            rows.append(np.arange(table.num_rows, dtype=np.int64))
-            times.append(t.to_numpy())
+            logs.append(np.full(len(t), i, dtype=np.int32))
+            rows.append(np.arange(len(t), dtype=np.int64))
+            micros.append(t.to_numpy())
         log = np.concatenate(logs) if logs else np.empty(0, np.int32)
         row = np.concatenate(rows) if rows else np.empty(0, np.int64)
-        time_us = np.concatenate(times) if times else np.empty(0, np.int64)
+        time_us = np.concatenate(micros) if micros else np.empty(0, np.int64)
         order = np.lexsort((row, log, time_us))  # by time, then log, then file order
         log, row, time_us = log[order], row[order], time_us[order]
         rank = np.empty(len(log), dtype=np.int64)
         for i in range(len(log_ids)):
             mask = log == i
             rank[mask] = np.arange(int(mask.sum()), dtype=np.int64)
-        return cls(scenario, day, log_ids, ordered, time_columns, log, row, rank, time_us)
+        return cls(scenario, day, log_ids, sources, time_columns, log, row, rank, time_us)
 
     def __len__(self) -> int:
         return len(self.log)
