@@ -530,7 +530,7 @@ class ArrivalStory(Story):
 
     def execute(self) -> Logs:
         """Draw this step's arrivals and run the operations on them."""
-        self._grow(self.population.size)
+        self.include_new_members()
         start = self.clock.now
         seg, micros = self.process.sample(
             start, start + self.clock.step, self.rng("arrivals:counts"), self.rng("arrivals:times")
@@ -569,10 +569,9 @@ def create_arrival_story(
     ``population`` whose ``segment_attribute`` is the arrival's segment (uniformly, or weighted
     by ``weight_attribute``).  Create it in the scenario's ``add_stories``, like other stories:
     its random streams are saved in checkpoints and restored on load."""
-    circus._check_new(name, circus.stories, "story")
     pop = circus.get_population(population) if isinstance(population, str) else population
     story = ArrivalStory(
         name, pop, member_id_field, circus, process, segment_attribute, weight_attribute, timestamp_field, segment_field
     )
-    circus.stories[name] = story
+    circus.add_story(story)
     return story

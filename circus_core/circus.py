@@ -97,6 +97,13 @@ class Circus:
         self.stories[name] = story
         return story
 
+    def add_story(self, story: Story) -> Story:
+        """Register a story built outside `create_story` (a `Story` subclass such as
+        `circus_core.arrivals.ArrivalStory`); its name must be new."""
+        self._check_new(story.name, self.stories, "story")
+        self.stories[story.name] = story
+        return story
+
     def attach_generator(self, name: str, generator: AnyGenerator) -> AnyGenerator:
         """Register ``generator`` under ``name`` (saved in checkpoints, found by `get_generator`).
 

@@ -296,7 +296,7 @@ class Engagement:
             # members that joined since the story last ran get their timers first, as they would
             # at its next execution: the timer stream is then drawn in the same order whether or
             # not a checkpoint (which grows every story) came in between
-            story._grow(self.population.size)
+            story.include_new_members()
             story.activity[0, live] = self.activity_of(live, d.per_period, d.elasticity)
             # a forced member acts this step anyway, and is rescheduled with its new activity then
             story.reset_timers_at(live[~story.forced[live]], including_this_step=True)
@@ -305,7 +305,7 @@ class Engagement:
             story.next_mass[gone] = np.nan
             story.forced[gone] = False
         if self.drift_story is not None and len(gone):
-            self.drift_story._grow(self.population.size)
+            self.drift_story.include_new_members()
             self.drift_story.timer[gone] = -1
 
 

@@ -127,6 +127,12 @@ class Story:
             raise UnknownNameError("state", state, f"story {self.name!r}", self.state_names) from None
 
     # --- members ---------------------------------------------------------------------------
+    def include_new_members(self) -> None:
+        """Give members that joined the population since this story last ran their activity and
+        timers now (it happens anyway at the story's next execution).  For components that set
+        activities or timers of members themselves (e.g. `circus_core.engagement`)."""
+        self._grow(self.population.size)
+
     def _grow(self, size: int) -> None:
         """Give members that joined the population (or all, at creation) activity and timers."""
         old = len(self.timer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from circus_core import (
     Apply,
@@ -249,3 +250,14 @@ def test_logs_of_several_stories_with_one_log_id_are_concatenated() -> None:
     )
     logs = circus.run("2h")
     assert logs["events"].column("kind").to_pylist() == ["a"] * 3 + ["b"] * 2 + ["a"] * 3 + ["b"] * 2
+
+
+def test_add_story_registers_a_story_built_elsewhere_and_refuses_a_taken_name() -> None:
+    from circus_core import DuplicateNameError, Story
+
+    circus = Circus("add-story", 1, "2026-01-05T00:00:00+00:00", "1h")
+    people = circus.create_population("people", 10)
+    custom = Story("custom", people, "ID", circus.clock, circus.master_seed)
+    assert circus.add_story(custom) is custom and circus.get_story("custom") is custom
+    with pytest.raises(DuplicateNameError, match="custom"):
+        circus.add_story(Story("custom", people, "ID", circus.clock, circus.master_seed))
