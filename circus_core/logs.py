@@ -6,15 +6,15 @@ Arrow tables and never writes; drivers (the CLI, benchmarks, the Dagster assets)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from circus_core.errors import CircusError
+from circus_core.json_rows import json_lines
 from circus_core.operations import concat_tables
 
 __all__ = ["LogWriter", "write_day", "write_jsonl"]
@@ -49,20 +49,13 @@ def write_day(
     return written
 
 
-def write_jsonl(table: pa.Table, path: str | Path) -> None:
-    """``table`` as JSON lines (one object per row, nulls as null); timestamps become ISO-8601
-    UTC strings, since JSON has no time type."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        for batch in table.to_batches(max_chunksize=65_536):
-            cols = [
-                pc.strftime(c.cast(pa.timestamp(t.unit, "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
-                if pa.types.is_timestamp(t)
-                else c
-                for c, t in zip(batch.columns, batch.schema.types, strict=True)
-            ]
-            frame = pa.RecordBatch.from_arrays(cols, names=batch.schema.names).to_pandas()
-            text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
-            f.write(text if not text or text.endswith("\n") else text + "\n")
+def write_jsonl(rows: pa.Table | Iterable[pa.RecordBatch], path: str | Path) -> None:
+    """A table (or batches of one, for files larger than memory) as JSON lines, one object per row,
+    encoded by `circus_core.json_rows` (timestamps as ISO-8601 UTC strings, floats exact)."""
+    batches = rows.to_batches(max_chunksize=65_536) if isinstance(rows, pa.Table) else rows
+    with Path(path).open("wb") as f:
+        for batch in batches:
+            f.write(json_lines(pa.Table.from_batches([batch])))
 
 
 class LogWriter:

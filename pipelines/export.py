@@ -13,9 +13,9 @@ to run again and to trust:
 - after the upload, anything else under that day's prefix (a file of another format, a leftover
   part) is deleted, and the prefix is listed again: it must hold exactly the exported object.
 
-Parquet files are copied byte for byte.  CSV and JSON lines are converted batch by batch with
-pyarrow (memory stays bounded on large days); timestamps become ISO-8601 strings in UTC
-(``2026-01-05T09:30:00.000000Z``) in both; JSON floats keep 15 significant digits (pandas' maximum).
+Parquet files are copied byte for byte.  CSV is converted batch by batch with pyarrow; JSON lines
+are `circus_core.logs.write_jsonl` (the engine's own JSON-lines files; floats exact); timestamps
+become ISO-8601 strings in UTC (``2026-01-05T09:30:00.000000Z``) in both.
 """
 
 import base64
@@ -29,7 +29,6 @@ from typing import Any
 import dagster as dg
 import google_crc32c
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from dagster_gcp import GCSResource
@@ -37,6 +36,8 @@ from google.api_core import exceptions
 from google.cloud import storage as gcs
 
 from circus_core import CircusError
+from circus_core.json_rows import iso_utc
+from circus_core.logs import write_jsonl
 from pipelines.daystore import DayStore
 from pipelines.scenarios import Scenario
 from resources.export import ExportResource, ExportSettings
@@ -83,11 +84,7 @@ def crc32c_of(path: Path) -> str:
 
 def _iso_timestamps(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Timestamp columns as ISO-8601 strings in UTC (naive ones are taken as UTC)."""
-    columns = []
-    for col, typ in zip(batch.columns, batch.schema.types, strict=True):
-        if pa.types.is_timestamp(typ):
-            col = pc.strftime(col.cast(pa.timestamp(typ.unit, "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
-        columns.append(col)
+    columns = [iso_utc(c) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
@@ -106,15 +103,7 @@ def convert_day_file(parquet: Path, fmt: str, out_dir: Path) -> Path:
                 writer.write_batch(_iso_timestamps(batch))
         return target
     if fmt == "jsonl":
-        with target.open("w", encoding="utf-8") as f:
-            for batch in source.iter_batches(batch_size=BATCH_ROWS):
-                if batch.num_rows:
-                    text = (
-                        _iso_timestamps(batch)
-                        .to_pandas()
-                        .to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
-                    )
-                    f.write(text if text.endswith("\n") else text + "\n")
+        write_jsonl(source.iter_batches(batch_size=BATCH_ROWS), target)
         return target
     raise ExportError(f"unknown export format {fmt!r}")
 

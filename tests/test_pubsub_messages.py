@@ -19,6 +19,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 from google.pubsub_v1.types import pubsub as types
 
 from circus_core import CircusError
+from circus_core.json_rows import json_rows
 from pipelines.pubsub.messages import (
     DayEvents,
     Encoder,
@@ -26,7 +27,6 @@ from pipelines.pubsub.messages import (
     avro_payloads,
     avro_schema,
     const_field,
-    json_payloads,
     varints,
 )
 from pipelines.pubsub.progress import AckTracker, Progress
@@ -58,9 +58,9 @@ def awkward_table() -> pa.Table:
     )
 
 
-def test_json_payloads_decode_to_the_rows() -> None:
+def test_json_rows_decode_to_the_rows() -> None:
     table = awkward_table()
-    decoded = [json.loads(p) for p in json_payloads(table).to_pylist()]
+    decoded = [json.loads(p) for p in json_rows(table).to_pylist()]
     for row, got in zip(table.to_pylist(), decoded, strict=True):
         assert list(got) == table.column_names  # column order kept
         for name, value in row.items():

@@ -9,10 +9,8 @@ The event id is ``<scenario>:<log_id>:<day>:<row>`` (the row's index in the day'
 day's files are byte-identical for a given scenario, size and seed, so a re-sent event carries the
 same id, and consumers can de-duplicate on it.
 
-JSON payloads are built column by column with Arrow compute (no per-row Python): integers as
-they are, floats in their shortest exact form (``0.1``; integral floats keep a ``.0``; NaN and
-infinities become ``null``), timestamps as ISO-8601 UTC strings with microseconds
-(``2026-01-05T09:30:00.000000Z``), strings JSON-escaped.  Avro payloads are schemaless binary
+JSON payloads are `circus_core.json_rows.json_rows` (column-wise, exact floats, ISO-8601 UTC
+timestamps with microseconds), the same encoding as the engine's JSON-lines files.  Avro payloads are schemaless binary
 records (fastavro) of a schema derived from the log's Arrow schema (`avro_schema`); consumers
 find the schema in the asset's metadata and in storage next to the progress files.
 """
@@ -20,7 +18,6 @@ find the schema in the asset's metadata and in storage next to the progress file
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -35,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from circus_core import CircusError
+from circus_core.json_rows import concat_binary, iso_utc, json_rows
 
 __all__ = [
     "DayEvents",
@@ -43,11 +41,7 @@ __all__ = [
     "avro_payloads",
     "avro_schema",
     "event_time_column",
-    "json_payloads",
 ]
-
-_CONTROL = "[\\x00-\\x1f]"
-_SPECIAL = re.compile(rb'[\x00-\x1f"\\]')  # what JSON strings must escape
 
 
 def event_time_column(log_id: str, schema: pa.Schema) -> str:
@@ -56,64 +50,6 @@ def event_time_column(log_id: str, schema: pa.Schema) -> str:
         if pa.types.is_timestamp(f.type):
             return f.name
     raise CircusError(f"log {log_id!r} has no timestamp column to publish in event-time order: {schema.names}")
-
-
-def iso_utc(times: pa.Array) -> pa.Array:
-    """Timestamps as ISO-8601 UTC strings with microseconds, ``2026-01-05T09:30:00.000000Z``
-    (naive timestamps are taken as UTC).  Arrow's cast to string is ~25x faster than its strftime."""
-    unit = times.type.unit
-    if unit == "ns":  # microseconds would lose digits: the slow, exact path
-        return pc.strftime(times.cast(pa.timestamp("ns", "UTC")), format="%Y-%m-%dT%H:%M:%SZ")  # %S has the fraction
-    text = times.cast(pa.timestamp("us")).cast(pa.string())  # "2026-01-05 09:30:00.000000" (UTC wall time)
-    return pc.binary_join_element_wise(pc.replace_substring(text, " ", "T", max_replacements=1), "Z", "")
-
-
-def _quoted(strings: pa.Array) -> pa.Array:
-    """JSON string literals (nulls stay null)."""
-    data = strings.buffers()[2]  # all the characters at once (a sliced array's extra bytes only cost a false alarm)
-    if data is not None and _SPECIAL.search(memoryview(data)) is not None:
-        if pc.any(pc.match_substring_regex(strings, _CONTROL)).as_py():  # rare: let json escape control characters
-            return pa.array([None if s is None else json.dumps(s, ensure_ascii=False) for s in strings.to_pylist()])
-        strings = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise('"', strings, '"', "")
-
-
-def _json_values(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One JSON literal per value, as strings."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    typ = arr.type
-    if pa.types.is_dictionary(typ):
-        arr, typ = arr.cast(typ.value_type), typ.value_type
-    if pa.types.is_timestamp(typ):
-        out = pc.binary_join_element_wise('"', iso_utc(arr), '"', "")
-    elif pa.types.is_date(typ):
-        out = _quoted(pc.strftime(arr, format="%Y-%m-%d"))
-    elif pa.types.is_integer(typ):
-        out = arr.cast(pa.string())
-    elif pa.types.is_floating(typ):
-        text = arr.cast(pa.float64()).cast(pa.string())
-        integral = pc.match_substring_regex(text, "^-?[0-9]+$")
-        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
-        out = pc.if_else(pc.is_finite(arr), text, pa.scalar(None, pa.string()))
-    elif pa.types.is_boolean(typ):
-        out = pc.if_else(arr, "true", "false")
-    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        out = _quoted(arr.cast(pa.string()))
-    else:  # lists, structs, decimals...: per value, rare in logs
-        out = pa.array([json.dumps(v, default=str, ensure_ascii=False) for v in arr.to_pylist()], pa.string())
-    return out.fill_null("null")
-
-
-def json_payloads(table: pa.Table) -> pa.BinaryArray:
-    """Each row of ``table`` as a compact JSON object (see the module docstring for the encoding)."""
-    if table.num_rows == 0:
-        return pa.array([], pa.binary())
-    parts: list[Any] = []
-    for i, name in enumerate(table.column_names):
-        parts.append(("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":")
-        parts.append(_json_values(table.column(name)))
-    parts.append("}")
-    return pc.binary_join_element_wise(*parts, "").cast(pa.binary())
 
 
 def _avro_type(name: str, typ: pa.DataType) -> Any:
@@ -366,9 +302,7 @@ class EncodedChunk:
 
     def wire_bytes(self, lo: int, hi: int) -> bytes:
         """The concatenated wire elements of events ``lo..hi-1``."""
-        offsets = np.frombuffer(self.wire.buffers()[1], dtype=np.int32, count=len(self.wire) + 1 + self.wire.offset)
-        start, end = int(offsets[self.wire.offset + lo]), int(offsets[self.wire.offset + hi])
-        return self.wire.buffers()[2][start:end].to_pybytes()
+        return concat_binary(self.wire, lo, hi)
 
     def message(self, i: int) -> tuple[bytes, dict[str, str], str]:
         """Event i as (data, attributes, ordering key), for the client library's per-message path."""
@@ -417,7 +351,7 @@ class Encoder:
             order.append(where)
             rows = pa.array(ev.row[positions[where]])
             table = ev.tables[i].take(rows)
-            data = json_payloads(table) if self.fmt == "json" else avro_payloads(table, self._parsed[i])
+            data = json_rows(table) if self.fmt == "json" else avro_payloads(table, self._parsed[i])
             stamps = iso_utc(table.column(ev.time_columns[i]).combine_chunks())
             ids = pc.binary_join_element_wise(f"{ev.scenario}:{ev.log_ids[i]}:{ev.day}:", rows.cast(pa.string()), "")
             constant = b"".join(_const_attribute(k, v) for k, v in self._constant_attributes(int(i)).items())
