@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.client import PublisherClient as GapicPublisher
 from google.pubsub_v1.types import PubsubMessage
@@ -157,13 +156,12 @@ def main(argv: list[str] | None = None) -> None:
             circus = get_scenario("telecom").create(members)
             write_day(circus.run("1D"), work / "big", DAY)
             big = work / "big"
-            total = sum(pq.read_metadata(p).num_rows for p in big.rglob("*.parquet"))
             for label, cap, key in (
                 ("messages/s cap", args.cap_messages, "max_messages_per_second"),
                 ("bytes/s cap", args.cap_bytes, "max_bytes_per_second"),
             ):
                 # stop after ~throttle_seconds of traffic: publish a prefix of the day by limiting rows
-                r = _throttled(big, work, key, cap, args.throttle_seconds, total)
+                r = _throttled(big, work, key, cap, args.throttle_seconds)
                 achieved = (r["messages"] if key == "max_messages_per_second" else r["bytes"]) / r["seconds"]
                 unit = "msg/s" if key == "max_messages_per_second" else "B/s"
                 print(
@@ -174,15 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\npeak RSS of the benchmark process: {peak:,.0f} MiB")
 
 
-def _throttled(day_dir: Path, work: Path, key: str, cap: float, seconds: float, total: int) -> dict[str, float]:
+def _throttled(day_dir: Path, work: Path, key: str, cap: float, seconds: float) -> dict[str, float]:
     """Publish under a cap until ~``seconds`` have passed; the rate is measured over the whole run."""
     name = _topic(f"throttle-{key.split('_')[1]}")
     s = PublishSettings(project=PROJECT, topic=name, **{key: cap}).validated()  # type: ignore[arg-type]
     events = DayEvents.from_parquet("telecom", DAY, {p.parent.parent.name: p for p in day_dir.rglob("*.parquet")})
     per_message = 460 if key == "max_bytes_per_second" else 1  # ~bytes per message, to size the prefix
-    keep = min(len(events), int(cap * seconds / per_message))
-    for name_ in ("log", "row", "rank", "time_us"):
-        setattr(events, name_, getattr(events, name_)[:keep])
+    events = events.head(int(cap * seconds / per_message))
     client = make_client(s)
     t0 = time.perf_counter()
     report = publish_day(

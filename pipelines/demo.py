@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -26,35 +24,14 @@ from google.cloud import pubsub_v1
 from google.cloud import storage as gcs
 
 from circus_core import CircusError
-from pipelines.emulators import gcs_emulator, pubsub_emulator
+from pipelines.emulators import gcs_emulator, pubsub_emulator, pull_all
+from pipelines.materialize import dagster
 from pipelines.scenarios import all_scenarios, get_scenario
 
 PROJECT = "circus-demo"
 BUCKET = "circus-demo-deliveries"
 TOPIC = "circus-events"
 SUBSCRIPTION = "circus-events-tap"
-
-
-def _dagster(env: dict[str, str], *args: str) -> None:
-    cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "pipelines.definitions", *args]
-    print("$", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, env=env, check=False).returncode != 0:
-        raise SystemExit("dagster failed; see the run log above")
-
-
-def _drain(subscription: str) -> list[pubsub_v1.types.PubsubMessage]:
-    subscriber = pubsub_v1.SubscriberClient()
-    got = []
-    try:
-        while True:
-            response = subscriber.pull(subscription=subscription, max_messages=1000, timeout=30)
-            if not response.received_messages:
-                break
-            got.extend(m.message for m in response.received_messages)
-            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
-    finally:
-        subscriber.close()
-    return got
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,15 +71,15 @@ def main(argv: list[str] | None = None) -> None:
             "CIRCUS_PUBSUB_TOPIC": topic,
         }
         config = {"ops": {f"{name}__initial_state": {"config": {"size": args.size}}}}
-        _dagster(env, "--select", f"{name}/initial_state", "--config-json", json.dumps(config))
+        dagster("--select", f"{name}/initial_state", "--config-json", json.dumps(config), env=env)
         selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs)]
         selection += [f"{name}/gcs_export", f"{name}/pubsub_publish"]
-        _dagster(env, "--select", ",".join(selection), "--partition-range", f"{first.date()}...{last.date()}")
+        dagster("--select", ",".join(selection), "--partition-range", f"{first.date()}...{last.date()}", env=env)
 
         print(f"\nObjects in gs://{BUCKET} (GCS emulator):")
         for blob in gcs.Client(project=PROJECT).list_blobs(BUCKET):
             print(f"  gs://{BUCKET}/{blob.name}  {blob.size:,} bytes  crc32c {blob.crc32c}")
-        messages = _drain(subscription)
+        messages = pull_all(subscription, idle_s=0)
         per_log = Counter(m.attributes["log_id"] for m in messages)
         print(f"\nMessages on {subscription} (Pub/Sub emulator): {len(messages):,}")
         for log_id, n in sorted(per_log.items()):

@@ -19,8 +19,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["free_port", "gcs_emulator", "pubsub_emulator", "setenv"]
+__all__ = ["free_port", "gcs_emulator", "pubsub_emulator", "pull_all", "setenv"]
 
 
 def free_port() -> int:
@@ -119,3 +120,27 @@ def gcs_emulator(project: str, *buckets: str) -> Iterator[str]:
             yield host
     finally:
         server.stop()
+
+
+def pull_all(subscription: str, idle_s: float = 2.0) -> list[Any]:
+    """Every message on ``subscription`` (acknowledged as received), until none has arrived for
+    ``idle_s`` seconds (0: until the first empty pull)."""
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    got: list[Any] = []
+    idle_since = time.monotonic()
+    try:
+        while True:
+            response = subscriber.pull(subscription=subscription, max_messages=1000, timeout=10)
+            if not response.received_messages:
+                if time.monotonic() - idle_since >= idle_s:
+                    break
+                time.sleep(0.1)
+                continue
+            idle_since = time.monotonic()
+            got.extend(m.message for m in response.received_messages)
+            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+    finally:
+        subscriber.close()
+    return got

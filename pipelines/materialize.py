@@ -24,10 +24,11 @@ from pipelines.scenarios import all_scenarios, get_scenario
 from resources.storage import LocalBackend
 
 
-def dagster(*args: str) -> None:
+def dagster(*args: str, env: dict[str, str] | None = None) -> None:
+    """``dagster asset materialize -m pipelines.definitions <args>``, echoed; exits on failure."""
     cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "pipelines.definitions", *args]
     print("$", " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, check=False)
+    done = subprocess.run(cmd, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"dagster failed ({done.returncode}); see the run log above")
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
 import dagster as dg
 from google.cloud import storage as gcs
 
-from pipelines import emulators
+from pipelines.emulators import gcs_emulator, pubsub_emulator, pull_all
+from pipelines.factory import build_scenario_definitions
+from pipelines.scenarios import Scenario
+from resources.storage import StorageResource
 
-
-@contextmanager
-def gcs_emulator(project: str, bucket: str) -> Iterator[str]:
-    """gcp-storage-emulator on a free loopback port with ``bucket`` (see `pipelines.emulators`)."""
-    with emulators.gcs_emulator(project, bucket) as host:
-        yield host
+__all__ = ["commit_days", "everything_on_emulator", "failure_text", "gcs_emulator", "pubsub_emulator", "pull_all"]
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -39,30 +34,35 @@ def everything_on_emulator(client: gcs.Client) -> dict[str, dict[str, bytes]]:
     return {b.name: {o.name: o.download_as_bytes() for o in client.list_blobs(b.name)} for b in client.list_buckets()}
 
 
-@contextmanager
-def pubsub_emulator(project: str) -> Iterator[str]:
-    """Google's Pub/Sub emulator on a free loopback port, whole process group stopped afterwards
-    (see `pipelines.emulators`)."""
-    with emulators.pubsub_emulator(project) as host:
-        yield host
-
-
-def pull_all(subscription: str, idle_s: float = 2.0) -> list[Any]:
-    """Every message on ``subscription`` (received messages, acknowledged), until none arrives for ``idle_s``."""
-    from google.cloud import pubsub_v1
-
-    subscriber = pubsub_v1.SubscriberClient()
-    got: list[Any] = []
-    idle_since = time.monotonic()
-    try:
-        while time.monotonic() - idle_since < idle_s:
-            response = subscriber.pull(subscription=subscription, max_messages=1000, timeout=10)
-            if not response.received_messages:
-                time.sleep(0.1)
-                continue
-            idle_since = time.monotonic()
-            got.extend(m.message for m in response.received_messages)
-            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
-    finally:
-        subscriber.close()
-    return got
+def commit_days(
+    instance: dg.DagsterInstance,
+    storage: StorageResource,
+    scenario: Scenario,
+    size: int,
+    days: Sequence[str],
+    with_logs: bool = True,
+) -> None:
+    """``scenario``'s initial state (``size`` members) and ``days`` committed to ``storage`` by its
+    real assets, one run per day (the log assets too unless ``with_logs`` is false)."""
+    name = scenario.name
+    assets = list(build_scenario_definitions(scenario).assets)
+    result = dg.materialize(
+        assets,
+        selection=f"{name}/initial_state",
+        instance=instance,
+        resources={"storage": storage},
+        run_config={"ops": {f"{name}__initial_state": {"config": {"size": size}}}},
+        raise_on_error=False,
+    )
+    assert result.success, failure_text(result)
+    selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs if with_logs)]
+    for day in days:
+        result = dg.materialize(
+            assets,
+            selection=selection,
+            partition_key=day,
+            instance=instance,
+            resources={"storage": storage},
+            raise_on_error=False,
+        )
+        assert result.success, failure_text(result)

@@ -10,9 +10,9 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from support import commit_days
 
 from circus_core.operations import concat_tables
-from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import all_scenarios
 from resources.storage import StorageResource
 
@@ -23,25 +23,12 @@ SIZE = 300
 def test_two_daily_partitions_equal_one_straight_run(name: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CIRCUS_DB", str(tmp_path / "db"))  # music_db keeps its DB out of the repo
     scenario = all_scenarios()[name]
-    assets = list(build_scenario_definitions(scenario).assets)
     storage = StorageResource(kind="local", root=str(tmp_path / "store"))
     first = pd.Timestamp(scenario.start).tz_convert("UTC")
     days = [first.strftime("%Y-%m-%d"), (first + pd.Timedelta(days=1)).strftime("%Y-%m-%d")]
     (tmp_path / "home").mkdir()
     with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
-        result = dg.materialize(
-            assets,
-            selection=f"{name}/initial_state",
-            instance=inst,
-            resources={"storage": storage},
-            run_config={"ops": {f"{name}__initial_state": {"config": {"size": SIZE}}}},
-        )
-        assert result.success
-        for day in days:
-            result = dg.materialize(
-                assets, selection=f"{name}/simulation", partition_key=day, instance=inst, resources={"storage": storage}
-            )
-            assert result.success
+        commit_days(inst, storage, scenario, SIZE, days, with_logs=False)
 
     circus = scenario.create(SIZE)
     steps = circus.clock.steps_in("1D")

@@ -31,7 +31,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 from google.cloud import storage as gcs
-from support import everything_on_emulator, failure_text, gcs_emulator
+from support import commit_days, everything_on_emulator, failure_text, gcs_emulator
 
 from pipelines.daystore import DayStore
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
@@ -63,22 +63,8 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local storage root with telecom's initial state and days 1 and 2 committed."""
     base = tmp_path_factory.mktemp("export-seeded")
     (base / "home").mkdir()
-    storage = StorageResource(kind="local", root=str(base / "store"))
     with dg.DagsterInstance.local_temp(str(base / "home")) as inst:
-        result = dg.materialize(
-            SIM_ASSETS,
-            selection="telecom/initial_state",
-            instance=inst,
-            resources={"storage": storage},
-            run_config={"ops": {"telecom__initial_state": {"config": {"size": SIZE}}}},
-        )
-        assert result.success
-        for day in (DAY1, DAY2):
-            selection = ["telecom/simulation", *(f"telecom/{log}" for log in SCENARIO.logs)]
-            result = dg.materialize(
-                SIM_ASSETS, selection=selection, partition_key=day, instance=inst, resources={"storage": storage}
-            )
-            assert result.success
+        commit_days(inst, StorageResource(kind="local", root=str(base / "store")), SCENARIO, SIZE, [DAY1, DAY2])
     return base / "store"
 
 

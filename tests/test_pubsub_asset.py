@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from pubsub_fault_server import FaultServer, fault_server
-from support import failure_text
+from support import commit_days, failure_text
 
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
 from pipelines.scenarios import get_scenario
@@ -30,22 +30,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dg.Dagster
     base = tmp_path_factory.mktemp("publish-asset")
     storage = StorageResource(kind="local", root=str(base / "store"))
     with dg.DagsterInstance.ephemeral() as inst:
-        result = dg.materialize(
-            SIM_ASSETS,
-            selection="telecom/initial_state",
-            instance=inst,
-            resources={"storage": storage},
-            run_config={"ops": {"telecom__initial_state": {"config": {"size": 100}}}},
-        )
-        assert result.success
-        result = dg.materialize(
-            SIM_ASSETS,
-            selection=["telecom/simulation", *(f"telecom/{log}" for log in SCENARIO.logs)],
-            partition_key=DAY1,
-            instance=inst,
-            resources={"storage": storage},
-        )
-        assert result.success
+        commit_days(inst, storage, SCENARIO, 100, [DAY1])
         yield inst, storage
 
 

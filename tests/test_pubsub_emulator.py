@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,15 +26,16 @@ from typing import Any
 
 import dagster as dg
 import fastavro
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from google.cloud import pubsub_v1
 from google.cloud import storage as gcs
-from support import failure_text, gcs_emulator, pubsub_emulator, pull_all
+from support import commit_days, failure_text, gcs_emulator, pubsub_emulator, pull_all
 
 from pipelines.daystore import DayStore
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
-from pipelines.pubsub.asset import read_day_tables
+from pipelines.pubsub.asset import fetch_day_files
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishError, make_client, publish_day
@@ -77,23 +79,7 @@ def simulate(root: Path, home: Path, size: int, days: list[str]) -> StorageResou
     storage = StorageResource(kind="local", root=str(root))
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(str(home)) as inst:
-        result = dg.materialize(
-            SIM_ASSETS,
-            selection="telecom/initial_state",
-            instance=inst,
-            resources={"storage": storage},
-            run_config={"ops": {"telecom__initial_state": {"config": {"size": size}}}},
-        )
-        assert result.success
-        for day in days:
-            result = dg.materialize(
-                SIM_ASSETS,
-                selection=["telecom/simulation", *LOG_KEYS],
-                partition_key=day,
-                instance=inst,
-                resources={"storage": storage},
-            )
-            assert result.success
+        commit_days(inst, storage, SCENARIO, size, days)
     return storage
 
 
@@ -101,6 +87,12 @@ def simulate(root: Path, home: Path, size: int, days: list[str]) -> StorageResou
 def one_day(tmp_path_factory: pytest.TempPathFactory) -> StorageResource:
     base = tmp_path_factory.mktemp("pubsub-day")
     return simulate(base / "store", base / "home", 200, [DAY1])
+
+
+def read_day_tables(store: DayStore, day: str) -> dict[str, pa.Table]:
+    """The day's committed log files, read whole."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return {k: pq.read_table(p) for k, p in fetch_day_files(store, day, Path(tmp)).items()}
 
 
 def expected_rows(storage: StorageResource, day: str) -> dict[str, dict[str, Any]]:

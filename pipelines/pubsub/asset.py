@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from circus_core import CircusError
@@ -24,7 +23,7 @@ from pipelines.scenarios import Scenario
 from resources.pubsub import PubSubResource
 from resources.storage import StorageResource
 
-__all__ = ["PublishConfig", "build_publish_asset", "fetch_day_files", "member_field", "read_day_tables"]
+__all__ = ["PublishConfig", "build_publish_asset", "fetch_day_files", "member_field"]
 
 
 class PublishConfig(dg.Config):
@@ -59,12 +58,6 @@ def fetch_day_files(store: DayStore, day: str, into: Path) -> dict[str, Path]:
             )
         files[log_id] = local
     return files
-
-
-def read_day_tables(store: DayStore, day: str) -> dict[str, pa.Table]:
-    """The committed log files of ``day``, read in full (for checks and small days)."""
-    with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:
-        return {k: pq.read_table(p) for k, p in fetch_day_files(store, day, Path(tmp)).items()}
 
 
 def build_publish_asset(

@@ -21,7 +21,7 @@ import io
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -231,6 +231,10 @@ class DayEvents:
     def __len__(self) -> int:
         return len(self.log)
 
+    def head(self, n: int) -> DayEvents:
+        """The first ``n`` events in publish order (benchmarks publish a prefix of a day)."""
+        return replace(self, log=self.log[:n], row=self.row[:n], rank=self.rank[:n], time_us=self.time_us[:n])
+
     def totals(self) -> dict[str, int]:
         return {k: t.num_rows for k, t in zip(self.log_ids, self.tables, strict=True)}
 
@@ -275,6 +279,14 @@ def _attribute(key: str, values: pa.Array) -> pa.BinaryArray:
         pa.scalar(const_field(0x0A, key.encode()), pa.binary()), _field(0x12, values), b""
     )
     return _field(0x12, entry)
+
+
+def _as_string(column: pa.ChunkedArray) -> pa.Array:
+    """A member column as ordering-key strings (nulls as "")."""
+    values = column.combine_chunks()
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    return values.cast(pa.string()).fill_null("")
 
 
 @dataclass
@@ -330,8 +342,14 @@ class Encoder:
     ) -> None:
         self.events, self.fmt, self.content_type = events, fmt, content_type
         self.member_fields = member_fields
-        self.schemas = [avro_schema(k, t.schema) for k, t in zip(events.log_ids, events.tables, strict=True)]
-        self._parsed = [fastavro.parse_schema(s) for s in self.schemas] if fmt == "avro" else []
+        self._parsed = (  # JSON payloads need no schema (and no Avro-valid column names)
+            [
+                fastavro.parse_schema(avro_schema(k, t.schema))
+                for k, t in zip(events.log_ids, events.tables, strict=True)
+            ]
+            if fmt == "avro"
+            else []
+        )
 
     def _constant_attributes(self, log: int) -> dict[str, str]:
         return {"scenario": self.events.scenario, "log_id": self.events.log_ids[log], "content_type": self.content_type}
@@ -361,20 +379,14 @@ class Encoder:
                 _attribute("event_timestamp", stamps),
                 _attribute("event_id", ids),
             ]
-            member = self.member_fields[i] if self.member_fields is not None else None
-            if member:
-                key = table.column(member).combine_chunks()
-                if pa.types.is_dictionary(key.type):
-                    key = key.cast(key.type.value_type)
-                key = key.cast(pa.string()).fill_null("")
-            else:
-                key = pa.array([""] * len(where), pa.string())
-            if self.member_fields is not None:
+            if self.member_fields is not None:  # ordering keys: the member, or "" for a log without one
+                member = self.member_fields[i]
+                key = _as_string(table.column(member)) if member else pa.repeat(pa.scalar(""), len(where))
+                parts["key"].append(key)
                 pieces.append(_field(0x2A, key))
             parts["data"].append(data)
             parts["event_timestamp"].append(stamps)
             parts["event_id"].append(ids)
-            parts["key"].append(key)
             parts["message"].append(pc.binary_join_element_wise(*pieces, b""))
         group_of = np.empty(len(positions), dtype=np.int64)
         index_in_group = np.empty(len(positions), dtype=np.int64)
@@ -390,7 +402,7 @@ class Encoder:
         return EncodedChunk(
             positions=positions,
             logs=logs,
-            groups=[{k: v[g] for k, v in parts.items() if k != "message"} for g in range(len(order))],
+            groups=[{k: v[g] for k, v in parts.items() if k != "message" and v} for g in range(len(order))],
             group_of=group_of,
             index_in_group=index_in_group,
             ordered=self.member_fields is not None,

@@ -34,7 +34,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -88,7 +88,6 @@ class PublishReport:
     throttled_s: float = 0.0
     already_complete: bool = False
     progress_url: str = ""
-    acked: dict[str, int] = field(default_factory=dict)
 
 
 def make_client(settings: PublishSettings) -> pubsub_v1.PublisherClient:
@@ -154,7 +153,6 @@ def check_topic(client: pubsub_v1.PublisherClient, settings: PublishSettings, lo
 
 @dataclass
 class _Batch:
-    start: int  # position in the run's todo list
     count: int
     bytes: int
     ranges: list[tuple[str, int, int]]  # (log_id, lo, hi) ranks acknowledged with it
@@ -180,6 +178,7 @@ class _RpcSender:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="circus-publish")
         self.retries = 0
         self._lock = threading.Lock()
+        self._send = _retry(settings, on_error=self._count)(self._call)
 
     def _count(self, _: Exception) -> None:
         with self._lock:
@@ -197,8 +196,7 @@ class _RpcSender:
 
     def submit(self, chunk: EncodedChunk, lo: int, hi: int) -> Future[None]:
         request = self.topic_field + chunk.wire_bytes(lo, hi)
-        call = _retry(self.settings, on_error=self._count)(self._call)
-        return self.pool.submit(call, request, hi - lo)
+        return self.pool.submit(self._send, request, hi - lo)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -271,7 +269,6 @@ def publish_day(
             skipped=len(events),
             already_complete=True,
             progress_url=store.url(day),
-            acked=dict(progress.acked),
         )
     if progress is None or republish:
         progress = Progress(day, topic, settings.format, fingerprint, totals, dict.fromkeys(totals, 0))
@@ -308,7 +305,7 @@ def publish_day(
     chunk: EncodedChunk | None = None
     chunk_start = pos = 0
     saved_at = tracker.total
-    failure: tuple[_Batch, BaseException] | None = None
+    failure: BaseException | None = None
     t0 = last_report = time.perf_counter()
 
     def save(complete: bool = False) -> None:
@@ -342,7 +339,7 @@ def publish_day(
         for i in np.unique(logs):
             ranks = events.rank[positions[logs == i]]
             ranges.append((events.log_ids[i], int(ranks[0]), int(ranks[-1]) + 1))
-        return _Batch(pos, hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), lo, hi
+        return _Batch(hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), lo, hi
 
     try:
         if len(todo):  # the first chunk before the pacer's clock starts: replay begins when sending can
@@ -384,8 +381,7 @@ def publish_day(
                 in_bytes -= batch.bytes
                 exc = f.exception()
                 if exc is not None:
-                    if failure is None:
-                        failure = (batch, exc)
+                    failure = failure or exc
                     continue
                 report.sent += batch.count
                 report.bytes += batch.bytes
@@ -405,12 +401,11 @@ def publish_day(
         report.retries = sender.retries
         progress.sent += report.sent
         report.seconds = time.perf_counter() - t0
-        report.acked = dict(tracker.watermarks)
         done_all = failure is None and pos >= len(todo) and tracker.total == len(events)
         save(complete=done_all)
 
     if failure is not None:
-        _, exc = failure
+        exc = failure
         what = _describe(exc)
         retried = (
             f" (retried with backoff for {settings.retry_deadline_s:g} s, CIRCUS_PUBSUB_RETRY_DEADLINE_S)"

@@ -37,7 +37,6 @@ class TokenBucket:
         self.clock, self.sleep = clock, sleep
         self.tokens = 0.0
         self.last: float | None = None
-        self.waited = 0.0
 
     def acquire(self, amount: float) -> float:
         """Take ``amount`` tokens, sleeping until they have accrued; returns the seconds slept."""
@@ -53,7 +52,6 @@ class TokenBucket:
             return 0.0
         wait = -self.tokens / self.rate  # the debt is paid by time accruing while we sleep
         self.sleep(wait)
-        self.waited += wait
         self.tokens = 0.0
         self.last = now + wait
         return wait
