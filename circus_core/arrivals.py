@@ -31,7 +31,7 @@ import csv
 import functools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from circus_core.checks import as_instant
 from circus_core.columns import STR, take
 from circus_core.errors import CircusError
-from circus_core.operations import Logs, assign, init_story_data
-from circus_core.story import Story
+from circus_core.operations import Logs
+from circus_core.story import Batch, Story
 
 if TYPE_CHECKING:
     from circus_core.circus import Circus
@@ -322,7 +323,7 @@ def read_countries(path: str | Path | None = None) -> pd.DataFrame:
 
 # --- the process ------------------------------------------------------------------------------
 def _micros(t: Any, where: str) -> int:
-    ts = pd.Timestamp(t)
+    ts = as_instant(t, where)  # unreadable, missing or out-of-range instants name ``where``
     if ts.tzinfo is None:
         raise ArrivalError(f"{where}: {t!r} must be timezone-aware")
     return int(ts.value // 1000)
@@ -528,30 +529,34 @@ class ArrivalStory(Story):
             k = np.clip(np.searchsorted(cum, target, side="left") - 1, lo, hi - 1)
         return order[k]
 
-    def execute(self) -> Logs:
-        """Draw this step's arrivals and run the operations on them."""
+    def timer_batch(self) -> Batch | None:
+        """This step's arrivals: the members they picked, at their arrival times, with the
+        timestamp (and segment) fields."""
         self.include_new_members()
         start = self.clock.now
         seg, micros = self.process.sample(
             start, start + self.clock.step, self.rng("arrivals:counts"), self.rng("arrivals:times")
         )
         if not len(seg):
-            return {}
+            return None
         positions = self.pick_members(seg, self.rng("arrivals:members").random(len(seg)))
-        story_data = init_story_data(self.member_id_field, take(self.population.ids, positions))
-        fields: dict[str, Any] = {
-            self.timestamp_field: pd.arrays.DatetimeArray._from_sequence(
-                micros.view("datetime64[us]"), dtype=pd.DatetimeTZDtype("us", "UTC")
-            )
-        }
+        fields: dict[str, Any] = {self.timestamp_field: _timestamps(micros)}
         if self.segment_field is not None:
             fields[self.segment_field] = pd.Categorical.from_codes(seg, dtype=self._segment_dtype, validate=False)
-        story_data = assign(story_data, fields, where=f"arrival story {self.name!r}")
-        _, logs = self.operations(story_data, self.context)
-        return logs
+        return positions, micros, fields
+
+    def _run(self, positions: np.ndarray, times: np.ndarray, extra: Mapping[str, Any]) -> Logs:
+        """Reactions (forced executions) get the timestamp field too: their event time."""
+        if self.timestamp_field not in extra:
+            extra = {**extra, self.timestamp_field: _timestamps(times)}
+        return super()._run(positions, times, extra)
 
     def __repr__(self) -> str:
         return f"ArrivalStory({self.name!r}, population={self.population.name!r}, {self.process!r})"
+
+
+def _timestamps(micros: np.ndarray) -> pd.arrays.DatetimeArray:
+    return pd.arrays.DatetimeArray._from_sequence(micros.view("datetime64[us]"), dtype=pd.DatetimeTZDtype("us", "UTC"))
 
 
 def create_arrival_story(

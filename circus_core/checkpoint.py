@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from circus_core.errors import CheckpointError, CheckpointVersionError
-from circus_core.generators import (
-    ConstantDependentGenerator,
-    ConstantGenerator,
-    DependentBulkGenerator,
-    EmpiricalGenerator,
-    FakerGenerator,
-    NumpyRandomGenerator,
-    SequencialGenerator,
-)
+from circus_core.errors import CheckpointError, CheckpointVersionError, CircusError
+from circus_core.generators import GeneratorConfigError
+from circus_core.generators import generator_from_config as build_generator
 from circus_core.population import Population
 from circus_core.rng import rng_from_state, rng_state
 
@@ -42,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "load_circus", "read_meta", "save_circus", "write_atomic_dir"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: story state as Story.state_tables (pending reactions), no 'forced'
 ID_COLUMN = "__id__"
 
 
@@ -69,6 +63,8 @@ def read_meta(path: Path, kind: str) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {str(meta_path)!r}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{str(meta_path)!r} must hold a JSON object, got {meta!r:.80}")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointVersionError(
@@ -126,60 +122,32 @@ def population_from_table(name: str, df: pd.DataFrame, root_seed: int) -> Popula
     return pop
 
 
-# --- generators -------------------------------------------------------------------------------
+# --- generators ---------------------------------------------------------------------------------
 def generator_config(gen: AnyGenerator, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """A JSON description of ``gen`` (big tables go to ``tables``); an error for generators
-    that wrap Python code, which must be re-created by the scenario's code instead."""
-    if isinstance(gen, ConstantGenerator):
-        return {"type": "constant", "value": gen.value}
-    if isinstance(gen, SequencialGenerator):
-        return {"type": "sequencial", "prefix": gen.prefix, "max_length": gen.max_length}
-    if isinstance(gen, NumpyRandomGenerator):
-        return {"type": "numpy", "method": gen.method, "parameters": gen.parameters}
-    if isinstance(gen, EmpiricalGenerator):
-        tables[name] = pd.DataFrame({"value": gen.values, "weight": gen.weights})
-        return {"type": "empirical", "table": name}
-    if isinstance(gen, FakerGenerator):
-        return {
-            "type": "faker",
-            "method": gen.method,
-            "locale": gen.locale,
-            "pool_size": gen.pool_size,
-            "fake_args": gen.fake_args,
-        }
-    if isinstance(gen, ConstantDependentGenerator):
-        return {"type": "constant_dependent", "value": gen.value}
-    if isinstance(gen, DependentBulkGenerator):
-        return {"type": "bulk", "element": generator_config(gen.element_generator, f"{name}.element", tables)}
-    raise CheckpointError(
-        f"generator {name!r} ({type(gen).__name__}) cannot be saved: it wraps Python code. "
-        "Create it in the scenario's add_stories function instead of attaching it at build time."
-    )
+    """A JSON description of ``gen`` (`to_config`); an error naming ``name`` for generators that
+    wrap Python code, which must be re-created by the scenario's code instead."""
+    try:
+        return gen.to_config(name, tables)
+    except GeneratorConfigError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def generator_from_config(conf: dict[str, Any], tables: Callable[[str], pd.DataFrame]) -> AnyGenerator:
-    kind = conf["type"]
-    if kind == "constant":
-        return ConstantGenerator(conf["value"])
-    if kind == "sequencial":
-        return SequencialGenerator(prefix=conf["prefix"], max_length=conf["max_length"])
-    if kind == "numpy":
-        return NumpyRandomGenerator(conf["method"], **conf["parameters"])
-    if kind == "empirical":
-        df = tables(conf["table"])
-        return EmpiricalGenerator(df["value"].array, df["weight"].to_numpy())
-    if kind == "faker":
-        return FakerGenerator(conf["method"], locale=conf["locale"], pool_size=conf["pool_size"], **conf["fake_args"])
-    if kind == "constant_dependent":
-        return ConstantDependentGenerator(conf["value"])
-    if kind == "bulk":
-        return DependentBulkGenerator(generator_from_config(conf["element"], tables))
-    raise CheckpointError(f"unknown generator type {kind!r} in checkpoint")
+    """The generator of a saved configuration (the `GENERATOR_TYPES` registry)."""
+    try:
+        return build_generator(conf, tables)
+    except GeneratorConfigError as exc:
+        raise CheckpointError(f"{exc} in checkpoint") from None
 
 
 # --- the circus -------------------------------------------------------------------------------
 def save_circus(circus: Circus, path: Path) -> Path:
     """Save ``circus`` to folder ``path`` (replacing it atomically if it exists)."""
+    for folder in (path, *path.parents):  # a file in the way is the user's data: refuse, never replace it
+        if folder.exists() and not folder.is_dir():
+            raise CheckpointError(
+                f"cannot save circus {circus.name!r} to {str(path)!r}: {str(folder)!r} is a file, not a folder"
+            )
     gen_tables: dict[str, pd.DataFrame] = {}
     generators = {
         name: {"config": generator_config(g, name, gen_tables), "state": g.get_state()}
@@ -204,19 +172,12 @@ def save_circus(circus: Circus, path: Path) -> Path:
                     }
                 )
         for i, story in enumerate(circus.stories.values()):
-            story._grow(story.population.size)
-            cols: dict[str, Any] = {
-                "timer": story.timer,
-                "state": story.state,
-                "next_mass": story.next_mass,
-                "forced": story.forced,
-            }
-            for k in range(len(story.state_names)):
-                cols[f"activity_{k}"] = story.activity[k]
-                cols[f"back_{k}"] = story.back_to_default[k]
-            write_table(pd.DataFrame(cols), tmp / "stories" / f"{i}.parquet")
+            tables = story.state_tables()
+            for part, df in tables.items():
+                write_table(df, tmp / "stories" / f"{i}.{part}.parquet")
             stories[story.name] = {
                 "file": i,
+                "tables": sorted(tables),
                 "population": story.population.name,
                 "states": story.state_names,
                 "rngs": {k: rng_state(r) for k, r in story.context.rngs.items()},
@@ -246,50 +207,127 @@ def save_circus(circus: Circus, path: Path) -> Path:
     return write_atomic_dir(path, fill)
 
 
+class _Meta:
+    """Reads ``circus.json`` so that a missing key or a wrong type is a `CheckpointError` naming
+    the file and the key (a tampered or truncated file must never escape as a KeyError)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = str(file)
+
+    def get(self, data: Any, key: str, kind: type | tuple[type, ...], path: str) -> Any:
+        where = f"{path}.{key}" if path else key
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{self.file!r}: {path or 'the file'} must be an object, got {data!r:.80}")
+        if key not in data:
+            raise CheckpointError(f"{self.file!r}: key {where!r} is missing")
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            names = " or ".join(k.__name__ for k in _as_tuple(kind))
+            raise CheckpointError(f"{self.file!r}: key {where!r} must be a {names}, got {value!r:.80}")
+        return value
+
+    @contextmanager
+    def reading(self, where: str) -> Iterator[None]:
+        """Turn errors of code interpreting the value at ``where`` into a `CheckpointError`."""
+        try:
+            yield
+        except CheckpointError as exc:
+            if self.file in str(exc):
+                raise
+            raise CheckpointError(f"{self.file!r}: key {where!r}: {exc}") from exc
+        except CircusError as exc:
+            raise CheckpointError(f"{self.file!r}: key {where!r}: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise CheckpointError(f"{self.file!r}: key {where!r} is invalid: {type(exc).__name__}: {exc}") from exc
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _rngs(m: _Meta, data: Any, path: str) -> dict[str, np.random.Generator]:
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{m.file!r}: key {path!r} must be an object, got {data!r:.80}")
+    out = {}
+    for key, state in data.items():
+        with m.reading(f"{path}.{key}"):
+            out[key] = rng_from_state(state)
+    return out
+
+
 def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Circus:
     """Load a circus saved by `save_circus`; see `Circus.load`."""
     from circus_core.circus import Circus
 
     meta = read_meta(path, "circus")
-    clock = meta["clock"]
-    circus = Circus(meta["name"], meta["master_seed"], clock["start"], pd.Timedelta(seconds=clock["step_seconds"]))
-    circus.clock.step_count = int(clock["step_count"])
-    for i, name in enumerate(meta["populations"]):
+    m = _Meta(path / "circus.json")
+    clock = m.get(meta, "clock", dict, "")
+    name = m.get(meta, "name", str, "")
+    with m.reading("master_seed"):
+        seed = m.get(meta, "master_seed", int, "")
+        circus = Circus(
+            name,
+            seed,
+            m.get(clock, "start", str, "clock"),
+            pd.Timedelta(seconds=m.get(clock, "step_seconds", int, "clock")),
+        )
+    step_count = m.get(clock, "step_count", int, "clock")
+    if step_count < 0:
+        raise CheckpointError(f"{m.file!r}: key 'clock.step_count' must be >= 0, got {step_count!r}")
+    circus.clock.step_count = step_count
+    for i, pop_name in enumerate(m.get(meta, "populations", list, "")):
+        if not isinstance(pop_name, str):
+            raise CheckpointError(f"{m.file!r}: key 'populations[{i}]' must be a str, got {pop_name!r:.80}")
         df = read_table(path / "populations" / f"{i}.parquet")
-        circus.add_population(population_from_table(name, df, circus.master_seed))
-    for j, rel in enumerate(meta["relationships"]):
-        pop = circus.get_population(rel["population"])
-        to = None if rel["to_population"] is None else circus.get_population(rel["to_population"])
-        pop.create_relationship(rel["name"], to).load_table(read_table(path / "relationships" / f"{j}.parquet"))
-    for name, entry in meta["generators"].items():
-        gen = generator_from_config(entry["config"], lambda t: read_table(path / "generators" / f"{t}.parquet"))
-        circus.attach_generator(name, gen)
-        gen.set_state(entry["state"])
-    for name, rngs in meta["contexts"].items():
-        circus.context(name).rngs.update({k: rng_from_state(s) for k, s in rngs.items()})
+        with m.reading(f"populations[{i}]"):
+            circus.add_population(population_from_table(pop_name, df, circus.master_seed))
+    for j, rel in enumerate(m.get(meta, "relationships", list, "")):
+        where = f"relationships[{j}]"
+        pop = _population(circus, m, m.get(rel, "population", str, where), f"{where}.population")
+        to_name = m.get(rel, "to_population", (str, type(None)), where)
+        to = None if to_name is None else _population(circus, m, to_name, f"{where}.to_population")
+        rel_name = m.get(rel, "name", str, where)
+        table = read_table(path / "relationships" / f"{j}.parquet")
+        with m.reading(where):
+            pop.create_relationship(rel_name, to).load_table(table)
+    for gen_name, entry in m.get(meta, "generators", dict, "").items():
+        where = f"generators.{gen_name}"
+        config = m.get(entry, "config", dict, where)
+        state = m.get(entry, "state", dict, where)
+        with m.reading(where):
+            gen = generator_from_config(config, lambda t: read_table(path / "generators" / f"{t}.parquet"))
+            circus.attach_generator(gen_name, gen)
+            gen.set_state(state)
+    for ctx_name, rngs in m.get(meta, "contexts", dict, "").items():
+        circus.context(ctx_name).rngs.update(_rngs(m, rngs, f"contexts.{ctx_name}"))
     if add_stories is not None:
         add_stories(circus)
-    for name, entry in meta["stories"].items():
-        if name not in circus.stories:
+    for story_name, entry in m.get(meta, "stories", dict, "").items():
+        where = f"stories.{story_name}"
+        if story_name not in circus.stories:
             raise CheckpointError(
-                f"checkpoint {str(path)!r} has story {name!r}, which add_stories did "
+                f"checkpoint {str(path)!r} has story {story_name!r}, which add_stories did "
                 f"not create (it created {list(circus.stories)})"
             )
-        story = circus.stories[name]
-        if story.state_names != entry["states"]:
+        story = circus.stories[story_name]
+        states = m.get(entry, "states", list, where)
+        if story.state_names != states:
             raise CheckpointError(
-                f"story {name!r}: states {story.state_names} differ from the checkpoint's {entry['states']}"
+                f"story {story_name!r}: states {story.state_names} differ from the checkpoint's {states}"
             )
-        df = read_table(path / "stories" / f"{entry['file']}.parquet")
-        if len(df) != story.population.size:
-            raise CheckpointError(f"story {name!r}: {len(df)} timers saved for {story.population.size} members")
-        story.timer = df["timer"].to_numpy(dtype=np.int64).copy()
-        story.state = df["state"].to_numpy(dtype=np.int16).copy()
-        story.next_mass = df["next_mass"].to_numpy(dtype=float).copy()
-        story.forced = df["forced"].to_numpy(dtype=bool).copy()
-        k = len(story.state_names)
-        story.activity = np.vstack([df[f"activity_{i}"].to_numpy(dtype=float) for i in range(k)])
-        story.back_to_default = np.vstack([df[f"back_{i}"].to_numpy(dtype=float) for i in range(k)])
+        file = m.get(entry, "file", int, where)
+        parts = m.get(entry, "tables", list, where)
+        if not all(isinstance(p, str) and p.isidentifier() for p in parts):
+            raise CheckpointError(f"{m.file!r}: key '{where}.tables' must list table names, got {parts!r:.80}")
+        tables = {p: read_table(path / "stories" / f"{file}.{p}.parquet") for p in parts}
+        rngs = _rngs(m, m.get(entry, "rngs", dict, where), f"{where}.rngs")
+        story.load_state_tables(tables, f"checkpoint {str(path)!r}")
         story.context.rngs.clear()
-        story.context.rngs.update({key: rng_from_state(s) for key, s in entry["rngs"].items()})
+        story.context.rngs.update(rngs)
     return circus
+
+
+def _population(circus: Circus, m: _Meta, name: str, where: str) -> Population:
+    if name not in circus.populations:
+        raise CheckpointError(f"{m.file!r}: key {where!r} names population {name!r}, which the checkpoint lacks")
+    return circus.populations[name]

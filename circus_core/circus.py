@@ -1,7 +1,10 @@
 """The Circus: populations, relationships, generators and stories sharing one clock and seed.
 
-`Circus.step` is the whole kernel: every story executes once (in the order they were
-created), their logs are collected, every timer ticks, the clock moves on.  `run` repeats it;
+`Circus.step` is the whole kernel, run in *rounds*: in round 1 every story executes its timer
+events (stories in the order they were created); round 2 runs the reactions due in the step
+(scheduled in earlier steps or in round 1), round 3 those that round 2 scheduled inside the
+step, and so on until none is left.  Then every log is put in event-time order, every timer ticks and
+the clock moves on.  The README's "Semantics" section says what a user can rely on.  `run` repeats it;
 neither writes files: logs come back as Arrow tables for the caller to write
 (`circus_core.logs`).
 """
@@ -19,7 +22,7 @@ import pyarrow as pa
 from circus_core.clock import Clock
 from circus_core.errors import CircusError, DuplicateNameError, UnknownNameError
 from circus_core.generators import DependentGenerator, Generator
-from circus_core.operations import Context, Logs, concat_tables
+from circus_core.operations import Context, Logs, concat_tables, finish_logs
 from circus_core.population import Population
 from circus_core.rng import check_seed, make_rng
 from circus_core.story import Story, TimerGen
@@ -27,6 +30,8 @@ from circus_core.story import Story, TimerGen
 __all__ = ["Circus"]
 
 AnyGenerator = Generator | DependentGenerator
+#: rounds of reactions within one step before a chain of zero-delay reactions is an error
+MAX_ROUNDS = 1000
 
 
 class Circus:
@@ -40,7 +45,7 @@ class Circus:
     ) -> None:
         self.name = name
         self.master_seed = check_seed(master_seed, f"circus {name!r}")
-        self.clock = Clock(start, step_duration)
+        self.clock = Clock(start, step_duration, owner=f"circus {name!r}")
         self.populations: dict[str, Population] = {}
         self.stories: dict[str, Story] = {}
         self.generators: dict[str, AnyGenerator] = {}
@@ -75,6 +80,7 @@ class Circus:
         activity_gen: Generator | float | None = None,
         states: Mapping[str, Mapping[str, Any]] | None = None,
         auto_reset_timer: bool = True,
+        default_state: str = "default",
     ) -> Story:
         """A new story; see `Story` for the parameters."""
         self._check_new(name, self.stories, "story")
@@ -93,6 +99,7 @@ class Circus:
             activity_gen=activity_gen,
             states=states,
             auto_reset_timer=auto_reset_timer,
+            default_state=default_state,
         )
         self.stories[name] = story
         return story
@@ -157,15 +164,31 @@ class Circus:
 
     # --- running ---------------------------------------------------------------------------
     def step(self) -> Logs:
-        """Execute one clock step; returns this step's logs by log id."""
+        """Execute one clock step; returns this step's logs by log id, in event-time order."""
         logs: dict[str, list[pa.Table]] = {}
-        for story in self.stories.values():
-            for log_id, table in story.execute().items():
-                logs.setdefault(log_id, []).append(table)
-        for story in self.stories.values():
+        stories = list(self.stories.values())
+        end_us = int(self.clock.time_of_step(self.clock.step_count + 1).value // 1000)
+        for story in stories:
+            story.begin_step()
+        rounds = 0
+        while True:
+            for story in stories:
+                for log_id, table in story.run_round().items():
+                    logs.setdefault(log_id, []).append(table)
+            reacting = [story.name for story in stories if story.collect_reactions(end_us)]
+            if not reacting:
+                break
+            rounds += 1
+            if rounds >= MAX_ROUNDS:
+                raise CircusError(
+                    f"circus {self.name!r}, step at {self.clock.now.isoformat()}: stories {reacting} still "
+                    f"have reactions due in the step after {MAX_ROUNDS} rounds; a chain of force_act_next "
+                    "without delay (or with zero delays) never ends"
+                )
+        for story in stories:
             story.tick()
         self.clock.increment()
-        return {log_id: concat_tables(tables) for log_id, tables in logs.items()}
+        return finish_logs({log_id: concat_tables(tables) for log_id, tables in logs.items()})
 
     def iter_steps(self, duration: timedelta | str) -> Iterator[tuple[pd.Timestamp, Logs]]:
         """Run for ``duration``, yielding ``(step start, logs of that step)`` after each step."""

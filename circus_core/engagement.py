@@ -47,7 +47,7 @@ import pandas as pd
 from circus_core.columns import first_occurrences, list_column
 from circus_core.errors import CircusError
 from circus_core.generators import ConstantDependentGenerator, Generator
-from circus_core.operations import AddColumns, Context, Operation, field
+from circus_core.operations import EVENT_TIME, AddColumns, Context, Operation, field
 from circus_core.rng import make_rng
 from circus_core.timers import CyclicTimerGenerator
 
@@ -297,16 +297,11 @@ class Engagement:
             # at its next execution: the timer stream is then drawn in the same order whether or
             # not a checkpoint (which grows every story) came in between
             story.include_new_members()
-            story.activity[0, live] = self.activity_of(live, d.per_period, d.elasticity)
-            # a forced member acts this step anyway, and is rescheduled with its new activity then
-            story.reset_timers_at(live[~story.forced[live]], including_this_step=True)
-            story.activity[:, gone] = 0.0
-            story.timer[gone] = -1
-            story.next_mass[gone] = np.nan
-            story.forced[gone] = False
+            story.set_activity(live, self.activity_of(live, d.per_period, d.elasticity))
+            story.stop(gone)
         if self.drift_story is not None and len(gone):
             self.drift_story.include_new_members()
-            self.drift_story.timer[gone] = -1
+            self.drift_story.stop(gone)
 
 
 class EngagementActivity(Generator):
@@ -647,6 +642,16 @@ class Arrivals(Operation):
         mass = self.profile.mass_at(now + 1) - self.profile.mass_at(now)  # in profile periods
         return mass * (self.profile.period / pd.Timedelta(days=1))
 
+    def arrival_times(self, n: int, clock: Any, rng: np.random.Generator) -> np.ndarray:
+        """``n`` event times (µs) in the current step, distributed as the profile inside it."""
+        now, start_us = clock.step_count, clock.now.value // 1000
+        end_us = clock.time_of_step(now + 1).value // 1000
+        if self.profile is None:
+            return start_us + rng.integers(0, end_us - start_us, size=n)
+        lo, hi = self.profile.mass_at(now), self.profile.mass_at(now + 1)
+        times = self.profile.time_of_mass(lo + rng.random(n) * (hi - lo))
+        return np.clip(times, start_us, end_us - 1)
+
     def transform(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         m, pop = self.model, self.model.population
         where = f"arrivals {self.named_as!r} in {ctx.name}"
@@ -680,6 +685,8 @@ class Arrivals(Operation):
         if n:
             pop.add_or_update(ids, values, where)
         columns: dict[str, Any] = {self.named_as: ids, **{a: values[a] for a in self.attributes}}
+        if EVENT_TIME in out.columns:  # each arrival at its own time in the step, as the profile says
+            columns[EVENT_TIME] = self.arrival_times(n, ctx.clock, ctx.rng(f"{self.rng_key}:time"))
         for name, col in columns.items():
             out[name] = pd.Series(col, index=out.index, copy=False)
         return out

@@ -15,6 +15,9 @@ __all__ = [
     "CircusError",
     "DuplicateNameError",
     "InvalidActivityError",
+    "InvalidDateError",
+    "InvalidParameterError",
+    "InvalidPathError",
     "InvalidSeedError",
     "LengthMismatchError",
     "TimerProfileError",
@@ -64,6 +67,24 @@ class UnknownMemberError(CircusError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class InvalidDateError(CircusError, ValueError, TypeError):
+    """A date or instant that cannot be read, is not a real calendar date, is missing (None,
+    NaT, "") or is outside the nanosecond range the clock computes in.
+
+    Also a `TypeError`: pandas raised ValueError or TypeError for these, depending on the input,
+    and handlers of either keep working.
+    """
+
+
+class InvalidParameterError(CircusError, ValueError, TypeError):
+    """A parameter of the wrong type or out of range (generator arguments, run configuration...);
+    a `TypeError` too, for the same reason as `InvalidDateError`."""
+
+
+class InvalidPathError(CircusError, ValueError):
+    """A name used as a path part (a log id...) that is empty or could leave its folder."""
 
 
 class CheckpointError(CircusError, ValueError):

@@ -11,20 +11,29 @@ call per value): one million names are one numpy draw and one Arrow ``take``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, time
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from circus_core.checks import check_int, check_real, describe_bad
 from circus_core.columns import STR, Column, as_column, encode, is_string_column, list_column, take
-from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
+from circus_core.errors import (
+    CircusError,
+    InvalidActivityError,
+    InvalidParameterError,
+    LengthMismatchError,
+)
 from circus_core.operations import AddColumns, Context, field
 from circus_core.rng import check_seed, make_rng, rng_from_state, rng_state
 
 __all__ = [
+    "GENERATOR_TYPES",
     "ConstantDependentGenerator",
     "ConstantGenerator",
     "DependentBulkGenerator",
@@ -33,12 +42,34 @@ __all__ = [
     "EmpiricalGenerator",
     "FakerGenerator",
     "Generator",
+    "GeneratorConfigError",
     "MappedGenerator",
     "NumpyRandomGenerator",
     "SequencialGenerator",
     "bounded_sigmoid",
+    "generator_from_config",
     "logistic",
 ]
+
+
+#: checkpoint configuration type -> generator class (see `_Seeded.to_config`)
+GENERATOR_TYPES: dict[str, type[_Seeded]] = {}
+#: reads a table saved by `to_config` by name
+TableReader = Callable[[str], pd.DataFrame]
+
+
+class GeneratorConfigError(CircusError, ValueError):
+    """A generator that cannot be saved, or a saved configuration that cannot be read."""
+
+
+def generator_from_config(conf: Mapping[str, Any], tables: TableReader) -> Any:
+    """The generator described by ``conf`` (a `to_config` result)."""
+    if not isinstance(conf, Mapping) or "type" not in conf:
+        raise GeneratorConfigError(f"a generator configuration needs a 'type', got {conf!r:.80}")
+    kind = conf["type"]
+    if kind not in GENERATOR_TYPES:
+        raise GeneratorConfigError(f"unknown generator type {kind!r}; known: {sorted(GENERATOR_TYPES)}")
+    return GENERATOR_TYPES[kind].from_config(conf, tables)
 
 
 class _Seeded:
@@ -59,6 +90,30 @@ class _Seeded:
             raise CircusError(f"{self!r} has no random stream: pass seed= or attach it with circus.attach_generator")
         return self._rng
 
+    #: the name of this class's configurations in checkpoints (None: not saveable); a subclass
+    #: that sets it is registered in `GENERATOR_TYPES` and implements `to_config` / `from_config`
+    config_type: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("config_type")
+        if kind is not None:
+            if kind in GENERATOR_TYPES:
+                raise CircusError(f"generator config type {kind!r} is taken by {GENERATOR_TYPES[kind].__name__}")
+            GENERATOR_TYPES[kind] = cls
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        """A JSON description of this generator (big tables go to ``tables`` under keys derived
+        from ``name``), from which `from_config` rebuilds it; its stream is `get_state`'s."""
+        raise GeneratorConfigError(
+            f"generator {name!r} ({type(self).__name__}) cannot be saved: it wraps Python code. "
+            "Create it in the scenario's add_stories function instead of attaching it at build time."
+        )
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> Any:
+        raise GeneratorConfigError(f"{cls.__name__} has no configuration form")
+
     def get_state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue this generator exactly."""
         return {"rng": None if self._rng is None else rng_state(self._rng)}
@@ -77,9 +132,8 @@ class Generator(_Seeded):
 
     def generate(self, size: int, rng: np.random.Generator | None = None) -> Column:
         """``size`` values, from ``rng`` or else from the generator's own stream."""
-        if size < 0:
-            raise CircusError(f"{self!r}: cannot generate a negative number of values ({size})")
-        return self._generate(int(size), rng if rng is not None or not self._uses_rng else self.rng)
+        size = check_int(size, f"{self!r}: number of values to generate", low=0)
+        return self._generate(size, rng if rng is not None or not self._uses_rng else self.rng)
 
     _uses_rng = True
 
@@ -140,6 +194,15 @@ class ConstantGenerator(Generator):
     def __repr__(self) -> str:
         return f"ConstantGenerator({self.value!r})"
 
+    config_type = "constant"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {"type": self.config_type, "value": self.value}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> ConstantGenerator:
+        return cls(conf["value"])
+
 
 class SequencialGenerator(Generator):
     """Unique values from a counter: ints, or ``prefix`` + the counter zero-padded to ``max_length``.
@@ -151,7 +214,12 @@ class SequencialGenerator(Generator):
 
     def __init__(self, start: int = 0, prefix: str | None = None, max_length: int = 10) -> None:
         super().__init__()
-        self.counter, self.prefix, self.max_length = int(start), prefix, int(max_length)
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidParameterError(
+                f"SequencialGenerator: prefix must be a string or None, got {type(prefix).__name__} {prefix!r}"
+            )
+        self.counter = check_int(start, "SequencialGenerator: start", low=0)
+        self.prefix, self.max_length = prefix, check_int(max_length, "SequencialGenerator: max_length", low=1)
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
         values = np.arange(self.counter, self.counter + size, dtype=np.int64)
@@ -171,15 +239,29 @@ class SequencialGenerator(Generator):
     def __repr__(self) -> str:
         return f"SequencialGenerator(prefix={self.prefix!r}, counter={self.counter})"
 
+    config_type = "sequencial"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {"type": self.config_type, "prefix": self.prefix, "max_length": self.max_length}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> SequencialGenerator:
+        return cls(prefix=conf["prefix"], max_length=conf["max_length"])
+
 
 class NumpyRandomGenerator(Generator):
     """Any ``numpy.random.Generator`` method by name, e.g. ``("normal", loc=0, scale=1)``."""
 
     def __init__(self, method: str, seed: int | None = None, **numpy_parameters: Any) -> None:
-        if not callable(getattr(np.random.Generator, method, None)) or method.startswith("_"):
-            raise CircusError(f"NumpyRandomGenerator: numpy.random.Generator has no method {method!r}")
+        if (
+            not isinstance(method, str)
+            or method.startswith("_")
+            or not callable(getattr(np.random.Generator, method, None))
+        ):
+            raise InvalidParameterError(f"NumpyRandomGenerator: numpy.random.Generator has no method {method!r}")
         super().__init__(seed)
         self.method, self.parameters = method, numpy_parameters
+        _check_numpy_parameters(method, numpy_parameters, f"NumpyRandomGenerator({method!r})")
 
         choices = numpy_parameters.get("a")
         # choice among strings: draw positions (the same draws numpy would make) and take from a
@@ -189,6 +271,9 @@ class NumpyRandomGenerator(Generator):
             if method == "choice" and np.ndim(choices) == 1 and is_string_column(as_column(list(choices)))
             else None
         )
+        # one draw from a throwaway stream: unknown or bad parameters fail here, where they are
+        # written, not at the first step; the generator's own stream is not touched
+        self._generate(1, np.random.default_rng(0))
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
         try:
@@ -196,11 +281,45 @@ class NumpyRandomGenerator(Generator):
                 params = {k: v for k, v in self.parameters.items() if k != "a"}
                 return take(self._choices, rng.choice(len(self._choices), size=size, **params))
             return as_column(getattr(rng, self.method)(size=size, **self.parameters))
-        except (TypeError, ValueError) as exc:
-            raise CircusError(f"{self!r}: numpy rejected the parameters: {exc}") from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidParameterError(f"{self!r}: numpy rejected the parameters: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"NumpyRandomGenerator({self.method!r}, {self.parameters})"
+
+    config_type = "numpy"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {"type": self.config_type, "method": self.method, "parameters": self.parameters}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> NumpyRandomGenerator:
+        return cls(conf["method"], **conf["parameters"])
+
+
+#: numpy parameters that are not numbers (``choice``'s ``a`` may be strings too)
+_NON_NUMERIC_PARAMETERS = frozenset({"dtype", "method", "check_valid", "replace", "endpoint", "shuffle", "axis", "out"})
+
+
+def _check_numpy_parameters(method: str, parameters: dict[str, Any], where: str) -> None:
+    """Strings where numbers go, and NaN or infinite numbers, are errors naming the parameter.
+
+    numpy refuses some of these itself (the trial draw catches those), but takes NaN or infinite
+    parameters silently and returns NaN or infinite values, found much later in the logs.
+    """
+    for key, value in parameters.items():
+        if key in _NON_NUMERIC_PARAMETERS or (method == "choice" and key == "a"):
+            continue
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:  # ragged lists...
+            raise InvalidParameterError(f"{where}: parameter {key}={value!r} is not a number or array: {exc}") from None
+        if arr.dtype.kind not in "biufc":
+            raise InvalidParameterError(
+                f"{where}: parameter {key}={value!r} must be a number (or numbers), got {type(value).__name__}"
+            )
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise InvalidParameterError(f"{where}: parameter {key}={value!r} must be finite (no NaN or infinity)")
 
 
 class EmpiricalGenerator(Generator):
@@ -212,15 +331,26 @@ class EmpiricalGenerator(Generator):
 
     def __init__(self, values: Any, weights: Any = None, seed: int | None = None) -> None:
         super().__init__(seed)
+        if isinstance(values, str | bytes | dict) or np.ndim(values) != 1:
+            raise InvalidParameterError(f"EmpiricalGenerator: values must be a list of values, got {values!r}")
         self.values = encode(values)
         n = len(self.values)
         if n == 0:
-            raise CircusError("EmpiricalGenerator needs at least one value")
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        if len(w) != n:
-            raise LengthMismatchError(f"EmpiricalGenerator: {n} values but {len(w)} weights")
-        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise InvalidActivityError(f"EmpiricalGenerator: weights must be finite, >= 0, not all 0: {w}")
+            raise CircusError(f"EmpiricalGenerator needs at least one value, got {values!r}")
+        try:
+            w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActivityError(f"EmpiricalGenerator: weights must be numbers, got {weights!r}: {exc}") from None
+        if w.ndim != 1 or len(w) != n:
+            raise LengthMismatchError(f"EmpiricalGenerator: {n} values but {w.size} weights (shape {w.shape})")
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise InvalidActivityError(
+                f"EmpiricalGenerator: weights must be finite and >= 0; bad weights "
+                f"{describe_bad(w, bad, np.asarray(self.values, dtype=object), label='values')}"
+            )
+        if w.sum() <= 0:
+            raise InvalidActivityError(f"EmpiricalGenerator: the {n} weights are all 0")
         self.weights = w
         self._cdf = np.cumsum(w / w.sum())
         self._cdf[-1] = 1.0
@@ -248,6 +378,17 @@ class EmpiricalGenerator(Generator):
     def __repr__(self) -> str:
         return f"EmpiricalGenerator({len(self.values)} values)"
 
+    config_type = "empirical"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        tables[name] = pd.DataFrame({"value": self.values, "weight": self.weights})
+        return {"type": self.config_type, "table": name}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> EmpiricalGenerator:
+        df = tables(conf["table"])
+        return cls(df["value"].array, df["weight"].to_numpy())
+
 
 class FakerGenerator(Generator):
     """Values of a Faker method (``"first_name"``, ``"city"``...) in a ``locale``.
@@ -260,14 +401,20 @@ class FakerGenerator(Generator):
         self, method: str, locale: str = "en_US", seed: int | None = None, pool_size: int = 5_000, **fake_args: Any
     ) -> None:
         super().__init__(seed)
-        self.method, self.locale, self.pool_size, self.fake_args = method, locale, int(pool_size), fake_args
+        if not isinstance(method, str) or not method or method.startswith("_") or method in _FAKER_NOT_VALUES:
+            raise InvalidParameterError(
+                f"FakerGenerator: method must be the name of a Faker method such as 'first_name', "
+                f"got {type(method).__name__} {method!r} (locale {locale!r})"
+            )
+        where = f"FakerGenerator({method!r}, locale={locale!r})"
+        pool_size = check_int(pool_size, f"{where}: pool_size", low=1)
+        self.method, self.locale, self.pool_size, self.fake_args = method, locale, pool_size, fake_args
         self._pool: Column | None = None
         self._pool_seed: int | None = None
-        from faker import Faker
-
-        self._faker = Faker(locale)
+        self._faker = _faker(locale, where)
         if not callable(getattr(self._faker, method, None)):
-            raise CircusError(f"FakerGenerator: Faker has no method {method!r} for locale {locale!r}")
+            raise InvalidParameterError(f"FakerGenerator: Faker has no method {method!r} for locale {locale!r}")
+        _try_faker_method(locale, method, fake_args, where)
 
     def pool_seed(self) -> int:
         """The seed of the pool: from the stream's seed sequence, then kept in the state (a
@@ -299,6 +446,77 @@ class FakerGenerator(Generator):
     def __repr__(self) -> str:
         return f"FakerGenerator({self.method!r}, locale={self.locale!r})"
 
+    config_type = "faker"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {
+            "type": self.config_type,
+            "method": self.method,
+            "locale": self.locale,
+            "pool_size": self.pool_size,
+            "fake_args": self.fake_args,
+        }
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> FakerGenerator:
+        return cls(conf["method"], locale=conf["locale"], pool_size=conf["pool_size"], **conf["fake_args"])
+
+
+#: callables of a Faker instance that are not value providers
+_FAKER_NOT_VALUES = frozenset(
+    {
+        "add_provider",
+        "del_arguments",
+        "format",
+        "get_arguments",
+        "get_formatter",
+        "get_providers",
+        "items",
+        "parse",
+        "provider",
+        "seed",
+        "seed_instance",
+        "seed_locale",
+        "set_arguments",
+        "set_formatter",
+    }
+)
+
+
+def _faker(locale: object, where: str) -> Any:
+    """A Faker instance for ``locale``; Faker itself takes ``""``, None or numbers silently (and
+    means its default locale) and fails on unknown names with an AttributeError."""
+    from faker import Faker
+
+    if not isinstance(locale, str) or not locale.strip():
+        raise InvalidParameterError(
+            f"{where}: locale must be a Faker locale name such as 'en_US', got {type(locale).__name__} {locale!r}"
+        )
+    try:
+        return Faker(locale)
+    except (AttributeError, ValueError, TypeError, ImportError) as exc:
+        raise InvalidParameterError(f"{where}: unknown Faker locale {locale!r}: {exc}") from None
+
+
+def _try_faker_method(locale: str, method: str, fake_args: dict[str, Any], where: str) -> None:
+    """Call ``method(**fake_args)`` once on a throwaway instance, seeded on its own, so that
+    unknown or bad arguments fail here rather than when the pool is first built (at a step);
+    the generator's instance and stream are not touched."""
+    probe = _faker(locale, where)
+    probe.seed_instance(0)
+    try:
+        value = getattr(probe, method)(**fake_args)
+    except Exception as exc:  # Faker raises anything: TypeError, ParseError, AttributeError...
+        raise InvalidParameterError(
+            f"{where}: Faker method {method!r} fails with arguments {fake_args!r} (locale {locale!r}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(value, str | bytes | numbers.Number | date | time | list | tuple):
+        raise InvalidParameterError(
+            f"{where}: Faker method {method!r} with arguments {fake_args!r} returns a "
+            f"{type(value).__name__}, not a value for a column"
+        )
+
 
 class MappedGenerator(Generator):
     """``upstream`` values passed through ``f`` (element-wise) or ``vectorized_f`` (whole array)."""
@@ -311,6 +529,10 @@ class MappedGenerator(Generator):
     ) -> None:
         if (f is None) == (vectorized_f is None):
             raise CircusError("map() takes exactly one of f or vectorized_f")
+        if not callable(f if f is not None else vectorized_f):
+            name = "f" if f is not None else "vectorized_f"
+            raise InvalidParameterError(f"map() of {upstream!r}: {name} must be a function, got {f or vectorized_f!r}")
+        _check_generator(upstream, "map(): upstream", Generator)
         super().__init__()
         self.upstream, self.f, self.vectorized_f = upstream, f, vectorized_f
 
@@ -364,9 +586,13 @@ class DependentGenerate(AddColumns):
         self.rng_key = f"generate:{named_as}"
 
     def build_output(self, story_data: pd.DataFrame, ctx: Context) -> dict[str, Any]:
-        obs = field(story_data, self.observed_field, f"generate({self.named_as!r}) in {ctx.name}")
+        where = f"generate({self.named_as!r}) from field {self.observed_field!r} in {ctx.name}"
+        obs = field(story_data, self.observed_field, where)
         rng = None if ctx.standalone else self.rng(ctx)
-        return {self.named_as: self.generator.generate(obs.to_numpy(), rng)}
+        try:
+            return {self.named_as: self.generator.generate(obs.to_numpy(), rng)}
+        except InvalidActivityError as exc:  # bad probabilities or sizes: say which story and field
+            raise type(exc)(f"{where}: {exc}") from exc
 
 
 class ConstantDependentGenerator(DependentGenerator):
@@ -378,6 +604,15 @@ class ConstantDependentGenerator(DependentGenerator):
 
     def generate(self, observations: Any, rng: np.random.Generator | None = None) -> Column:
         return np.full(len(observations), self.value)
+
+    config_type = "constant_dependent"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {"type": self.config_type, "value": self.value}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> ConstantDependentGenerator:
+        return cls(conf["value"])
 
 
 class DependentTriggerGenerator(DependentGenerator):
@@ -391,12 +626,25 @@ class DependentTriggerGenerator(DependentGenerator):
         self, value_to_proba_mapper: Callable[[np.ndarray], np.ndarray] = lambda x: x, seed: int | None = None
     ) -> None:
         super().__init__(seed)
+        if not callable(value_to_proba_mapper):
+            raise InvalidParameterError(
+                f"DependentTriggerGenerator: value_to_proba_mapper must be a function, got {value_to_proba_mapper!r}"
+            )
         self.mapper = value_to_proba_mapper
 
     def _generate(self, observations: Any, rng: np.random.Generator) -> Column:
-        proba = np.asarray(self.mapper(np.asarray(observations, dtype=float)), dtype=float)
-        if proba.size and (np.isnan(proba).any() or proba.min() < 0 or proba.max() > 1):
-            raise InvalidActivityError(f"{self!r}: trigger probabilities must be in [0, 1]")
+        observed = np.asarray(observations, dtype=float)
+        proba = np.asarray(self.mapper(observed), dtype=float)
+        if proba.shape != observed.shape:
+            raise LengthMismatchError(
+                f"{self!r}: the mapper returned {proba.size} probabilities for {observed.size} observations"
+            )
+        bad = ~((proba >= 0) & (proba <= 1))  # NaN compares False: bad too
+        if bad.any():
+            raise InvalidActivityError(
+                f"{self!r}: trigger probabilities must be in [0, 1]; bad probabilities "
+                f"{describe_bad(proba, bad, observed, label='for observed values')}"
+            )
         return rng.random(len(proba)) < proba
 
 
@@ -405,12 +653,19 @@ class DependentBulkGenerator(DependentGenerator):
 
     def __init__(self, element_generator: Generator) -> None:
         super().__init__()
+        _check_generator(element_generator, "DependentBulkGenerator: element_generator", Generator)
         self.element_generator = element_generator
 
     def generate(self, observations: Any, rng: np.random.Generator | None = None) -> Column:
-        sizes = np.asarray(observations)
-        if sizes.size and (np.isnan(sizes.astype(float)).any() or sizes.min() < 0):
-            raise CircusError(f"{self!r}: bulk sizes must be non-negative integers")
+        try:
+            sizes = np.asarray(observations, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActivityError(f"{self!r}: bulk sizes must be numbers: {exc}") from None
+        bad = ~(sizes >= 0) | ~np.isfinite(sizes)  # NaN compares False: bad too
+        if bad.any():
+            raise InvalidActivityError(
+                f"{self!r}: bulk sizes must be finite, non-negative numbers; bad sizes {describe_bad(sizes, bad)}"
+            )
         sizes = sizes.astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         return list_column(offsets, self.element_generator.generate(int(offsets[-1]), rng))
@@ -424,6 +679,18 @@ class DependentBulkGenerator(DependentGenerator):
     def set_state(self, state: dict[str, Any]) -> None:
         self.element_generator.set_state(state["element"])
 
+    config_type = "bulk"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        return {"type": self.config_type, "element": self.element_generator.to_config(f"{name}.element", tables)}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> DependentBulkGenerator:
+        element = generator_from_config(conf["element"], tables)
+        if not isinstance(element, Generator):
+            raise CircusError(f"bulk generator: element {conf['element']!r} is not a Generator")
+        return cls(element)
+
 
 class FlatMappedGenerator(Generator):
     """``upstream.flatmap(dependent)``: one generator chaining the two."""
@@ -432,6 +699,8 @@ class FlatMappedGenerator(Generator):
 
     def __init__(self, upstream: Generator, dependent: DependentGenerator) -> None:
         super().__init__()
+        _check_generator(upstream, "flatmap(): upstream", Generator)
+        _check_generator(dependent, f"flatmap() of {upstream!r}: dependent", DependentGenerator)
         self.upstream, self.dependent = upstream, dependent
 
     def _generate(self, size: int, rng: np.random.Generator | None) -> Column:
@@ -452,8 +721,10 @@ class FlatMappedGenerator(Generator):
 def bounded_sigmoid(x_min: float, x_max: float, shape: float, incrementing: bool = True) -> Callable[[Any], np.ndarray]:
     """An S-shaped function equal to 0 at ``x_min`` and 1 at ``x_max`` (reversed when not
     ``incrementing``), flat outside; ``shape`` is the steepness."""
+    x_min, x_max = check_real(x_min, "bounded_sigmoid: x_min"), check_real(x_max, "bounded_sigmoid: x_max")
+    shape = check_real(shape, "bounded_sigmoid: shape")
     if not x_max > x_min:
-        raise CircusError(f"bounded_sigmoid: x_max ({x_max}) must be greater than x_min ({x_min})")
+        raise InvalidParameterError(f"bounded_sigmoid: x_max ({x_max!r}) must be greater than x_min ({x_min!r})")
 
     def g(t: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-shape * (t - 0.5)))
@@ -470,11 +741,20 @@ def bounded_sigmoid(x_min: float, x_max: float, shape: float, incrementing: bool
 
 def logistic(k: float, x0: float = 0.0, L: float = 1.0) -> Callable[[Any], np.ndarray]:  # noqa: N803
     """The logistic function ``L / (1 + exp(-k (x - x0)))``."""
+    k, x0 = check_real(k, "logistic: k"), check_real(x0, "logistic: x0")
+    L = check_real(L, "logistic: L")  # noqa: N806
 
     def f(x: Any) -> np.ndarray:
         return L / (1.0 + np.exp(-k * (np.asarray(x, dtype=float) - x0)))
 
     return f
+
+
+def _check_generator(value: object, where: str, kind: type) -> None:
+    """``value`` must be a ``kind`` (a `Generator` or a `DependentGenerator`): anything else would
+    fail at the first step with an AttributeError naming neither."""
+    if not isinstance(value, kind):
+        raise InvalidParameterError(f"{where} must be a {kind.__name__}, got {type(value).__name__} {value!r}")
 
 
 def values_of(

@@ -7,17 +7,19 @@ Arrow tables and never writes; drivers (the CLI, benchmarks, the Dagster assets)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from os import PathLike
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from circus_core.errors import CircusError
+from circus_core.checks import check_day, check_int, check_path_name
+from circus_core.errors import CircusError, InvalidParameterError, InvalidPathError
 from circus_core.json_rows import json_lines
 from circus_core.operations import concat_tables
 
-__all__ = ["LogWriter", "write_day", "write_jsonl"]
+__all__ = ["LogWriter", "check_day_logs", "write_day", "write_jsonl"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -30,8 +32,7 @@ def write_day(
     logs: Mapping[str, pa.Table], out: str | Path, date: str, fmt: str = "parquet", part: int = 0
 ) -> dict[str, Path]:
     """Write one day's tables: one file per log id; returns the paths written."""
-    if fmt not in FORMATS:
-        raise CircusError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
+    check_day_logs(logs, out, date, fmt, part)  # all of it, before anything is written
     written = {}
     for log_id, table in logs.items():
         folder = Path(out) / log_id / f"date={date}"
@@ -47,6 +48,31 @@ def write_day(
         tmp.replace(path)
         written[log_id] = path
     return written
+
+
+def check_day_logs(logs: object, out: object, date: object, fmt: object = "parquet", part: object = 0) -> None:
+    """Everything `write_day` is given, checked before it writes a byte: a bad log id or day
+    would otherwise create folders outside ``out`` or beside the real days, and a bad table
+    would fail after the other logs of the day were already written."""
+    if fmt not in FORMATS:
+        raise CircusError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
+    if not isinstance(out, str | PathLike) or not str(out):
+        raise InvalidPathError(f"write_day: out must be a folder path, got {type(out).__name__} {out!r}")
+    where = f"write_day to {str(out)!r}"
+    check_int(part, f"{where}: part", low=0)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InvalidPathError(f"{where}: out {str(out)!r} is a file, not a folder")
+    check_day(date, f"{where}: date")
+    if not isinstance(logs, Mapping):
+        raise InvalidParameterError(
+            f"{where}: logs must map log ids to Arrow tables, got {type(logs).__name__} {logs!r:.80}"
+        )
+    for log_id, table in logs.items():
+        check_path_name(log_id, f"{where}: log id")
+        if not isinstance(table, pa.Table):
+            raise InvalidParameterError(
+                f"{where}: log {log_id!r} must be a pyarrow.Table, got {type(table).__module__}.{type(table).__name__}"
+            )
 
 
 def write_jsonl(rows: pa.Table | Iterable[pa.RecordBatch], path: str | Path) -> None:
@@ -76,6 +102,7 @@ class LogWriter:
 
     def add(self, step_start: object, logs: Mapping[str, pa.Table]) -> None:
         day = str(getattr(step_start, "date", lambda: step_start)())
+        check_day_logs(logs, self.out, day, self.fmt)  # at the step that made them, not at the flush
         if self._day is not None and day != self._day:
             self.flush()
         self._day = day

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from circus_core.clock import Clock
 
 __all__ = [
+    "EVENT_TIME",
     "AddColumns",
     "Apply",
     "Chain",
@@ -37,11 +38,17 @@ __all__ = [
     "Operation",
     "SideEffectOnly",
     "field",
+    "finish_logs",
     "init_story_data",
     "merge_logs",
 ]
 
 Logs = dict[str, pa.Table]
+
+#: The hidden story_data field holding each row's event time (int64 µs since the epoch, UTC).
+#: Stories set it; `clock.ops.timestamp` reads it; `FieldLogger` carries it into its logs (not as
+#: a logged column) so `finish_logs` can put every log in event-time order.
+EVENT_TIME = "__event_time__"
 
 
 class Context:
@@ -107,6 +114,28 @@ def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="default")
+
+
+def _micros(values: pa.Array | pa.ChunkedArray, name: str, where: str) -> pa.Array:
+    """Timestamps as int64 µs (the sort key of a log)."""
+    if not pa.types.is_timestamp(values.type):
+        raise CircusError(f"{where}: time_field {name!r} must hold timestamps, got {values.type}")
+    return values.cast(pa.timestamp("us", tz=values.type.tz), safe=False).cast(pa.int64())
+
+
+def finish_logs(logs: Logs) -> Logs:
+    """Logs ready for their readers: rows in event-time order (a stable sort: rows with the same
+    time keep their execution order) and the hidden `EVENT_TIME` column dropped."""
+    done: Logs = {}
+    for log_id, table in logs.items():
+        names = table.column_names
+        if EVENT_TIME in names:
+            key = table.column(EVENT_TIME).to_numpy(zero_copy_only=False)
+            if len(key) > 1 and (np.diff(key) < 0).any():
+                table = table.take(pa.array(np.argsort(key, kind="stable")))
+            table = table.drop_columns([EVENT_TIME])
+        done[log_id] = table
+    return done
 
 
 def init_story_data(member_id_field: str, active_ids: Any) -> pd.DataFrame:
@@ -287,31 +316,53 @@ class DropRow(Operation):
 
 
 class FieldLogger(Operation):
-    """Emits ``cols`` of story_data as log ``log_id``; ``exploded_cols`` (list-valued) become one
-    log row per list element, the other columns being repeated."""
+    """Emits ``cols`` of story_data (default: all fields) as log ``log_id``, only for the rows
+    whose ``condition_field`` is True when given; ``exploded_cols`` (list-valued) become one
+    log row per list element, the other columns being repeated.
+
+    Log rows are put in event-time order at the end of each step (`finish_logs`): by each row's
+    event time, or by ``time_field`` (a timestamp field, e.g. an exploded list of times)."""
 
     def __init__(
         self,
         log_id: str,
         cols: str | Sequence[str] | None = None,
         exploded_cols: str | Sequence[str] | None = None,
+        condition_field: str | None = None,
+        time_field: str | None = None,
     ) -> None:
+        if not isinstance(log_id, str) or not log_id:
+            raise CircusError(f"FieldLogger: log_id must be a non-empty string, got {log_id!r}")
         self.log_id = log_id
         self.cols = [cols] if isinstance(cols, str) else (None if cols is None else list(cols))
         self.exploded_cols = [exploded_cols] if isinstance(exploded_cols, str) else list(exploded_cols or [])
+        self.condition_field, self.time_field = condition_field, time_field
+        for name in [*(self.cols or []), *self.exploded_cols]:
+            if name == EVENT_TIME:
+                raise CircusError(f"FieldLogger({log_id!r}): field {EVENT_TIME!r} is reserved (hidden event time)")
 
     def emit_logs(self, story_data: pd.DataFrame, ctx: Context) -> Logs:
         where = f"FieldLogger({self.log_id!r}) in {ctx.name}"
-        cols = list(story_data.columns) if self.cols is None else self.cols
+        if self.condition_field is not None:
+            cond = field(story_data, self.condition_field, where).to_numpy(dtype=bool, na_value=False)
+            story_data = story_data[cond]
+        hidden = EVENT_TIME in story_data.columns
+        cols = [c for c in story_data.columns if c != EVENT_TIME] if self.cols is None else self.cols
         for c in [*cols, *self.exploded_cols]:
             field(story_data, c, where)
+        order = self._row_order(story_data, hidden, where)
+
+        def column(name: str) -> Any:
+            values = story_data[name].array
+            return values if order is None else take(values, order)
+
         n = len(story_data)
         repeat = None
         arrays: dict[str, Any] = {}
         for c in self.exploded_cols:
             if not is_list_column(story_data[c]):
                 raise CircusError(f"{where}: exploded column {c!r} is not list-valued")
-            offsets, flat = list_parts(story_data[c])
+            offsets, flat = list_parts(pd.Series(column(c)))
             lengths = np.diff(offsets)
             if repeat is None:
                 repeat = lengths
@@ -323,8 +374,35 @@ class FieldLogger(Operation):
         for c in cols:
             if c in arrays:
                 continue
-            col = story_data[c].array
+            col = column(c)
             out[c] = to_arrow(col if parents is None else take(col, parents))
         out.update(arrays)
         names = [c for c in cols if c not in arrays] + list(arrays)
+        if self.time_field is not None and self.time_field in arrays:  # exploded times: sorted later
+            out[EVENT_TIME], names = _micros(arrays[self.time_field], self.time_field, where), [*names, EVENT_TIME]
+        elif hidden or self.time_field is not None:
+            times = self._row_times(story_data, hidden, where)
+            times = times if order is None else times[order]
+            out[EVENT_TIME] = pa.array(times if parents is None else times[parents])
+            names = [*names, EVENT_TIME]
         return {self.log_id: pa.table([out[c] for c in names], names=names)}
+
+    def _row_times(self, story_data: pd.DataFrame, hidden: bool, where: str) -> np.ndarray:
+        """The time each row is logged at (µs): ``time_field``'s, else the row's event time."""
+        if self.time_field is not None and self.time_field not in self.exploded_cols:
+            values = to_arrow(field(story_data, self.time_field, where).array)
+            return _micros(values, self.time_field, where).to_numpy(zero_copy_only=False)
+        return story_data[EVENT_TIME].to_numpy(dtype=np.int64)
+
+    def _row_order(self, story_data: pd.DataFrame, hidden: bool, where: str) -> np.ndarray | None:
+        """The rows in log order (None: as they are).  Sorting the row indices here, before the
+        columns become Arrow arrays, costs a take of integer codes per column; sorting the log
+        table afterwards would copy every string."""
+        if not hidden and self.time_field is None:
+            return None
+        if self.time_field is not None and self.time_field in self.exploded_cols:
+            return None
+        times = self._row_times(story_data, hidden, where)
+        if len(times) < 2 or not (np.diff(times) < 0).any():
+            return None
+        return np.argsort(times, kind="stable")

@@ -8,11 +8,13 @@ fastest), and every operation works on whole arrays of positions.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from circus_core.checks import check_int, describe_bad
 from circus_core.columns import (
     Column,
     as_column,
@@ -27,6 +29,8 @@ from circus_core.columns import (
 from circus_core.errors import (
     CircusError,
     DuplicateNameError,
+    InvalidActivityError,
+    InvalidParameterError,
     LengthMismatchError,
     UnknownMemberError,
     UnknownNameError,
@@ -38,6 +42,23 @@ if TYPE_CHECKING:
     from circus_core.relationship import Relationship
 
 __all__ = ["Attribute", "Population"]
+
+
+def check_ids_present(ids: Column, where: str) -> None:
+    """Missing ids (None, NaN, NaT, null) are an error: no lookup could ever find such a member."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iub":
+        return  # the common case, nothing can be missing
+    missing = np.asarray(pd.isna(ids), dtype=bool)
+    if missing.any():
+        raise InvalidParameterError(f"{where}: member ids must not be missing (None/NaN): {describe_bad(ids, missing)}")
+
+
+def check_unique_ids(ids: Column, where: str, what: str = "member ids are repeated") -> None:
+    """Each member once: with a repeated id, which row's values would win?"""
+    index = pd.Index(ids)
+    if not index.is_unique:
+        dup = index[index.duplicated()].unique()[:5].tolist()
+        raise DuplicateNameError(f"{where}: {what} (each member at most once), e.g. {dup}")
 
 
 class Attribute:
@@ -57,8 +78,11 @@ class Attribute:
         return pd.Series(take(self.values, pos), index=pd.Index(ids), name=self.name)
 
     def update(self, ids: Any, values: Any) -> None:
-        """Overwrite the values of members ``ids``."""
-        pos = self.population.positions(as_column(ids), f"update of attribute {self.name!r}")
+        """Overwrite the values of members ``ids`` (each at most once: which value would win?)."""
+        where = f"update of attribute {self.name!r} of population {self.population.name!r}"
+        ids = as_column(ids)
+        check_unique_ids(ids, where)
+        pos = self.population.positions(ids, where)
         self.set_at(pos, values)
 
     def set_at(self, positions: np.ndarray, values: Any) -> None:
@@ -98,11 +122,14 @@ class Population:
         self.root_seed = root_seed
         if ids is not None and ids_gen is not None:
             raise CircusError(f"population {name!r}: give ids or ids_gen, not both")
-        if size < 0:
-            raise CircusError(f"population {name!r}: size must be >= 0, got {size}")
+        size = check_int(size, f"population {name!r}: size", low=0)
         if ids is None:
             ids = ids_gen.generate(size) if ids_gen is not None else np.arange(size, dtype=np.int64)
-        self._set_ids(as_column(ids))
+        elif isinstance(ids, str | bytes | Mapping) or not hasattr(ids, "__len__"):
+            raise InvalidParameterError(f"population {name!r}: ids must be a list of ids, got {ids!r}")
+        ids = as_column(ids)
+        check_ids_present(ids, f"population {name!r}")
+        self._set_ids(ids)
         self.attributes: dict[str, Attribute] = {}
         self.relationships: dict[str, Relationship] = {}
         self.ops = _PopulationOps(self)
@@ -138,6 +165,8 @@ class Population:
         """Row positions of member ``ids``; unknown ids are an `UnknownMemberError`."""
         if isinstance(ids, pd.Series):
             ids = ids.array
+        if isinstance(ids, pd.arrays.NumpyExtensionArray):
+            ids = ids.to_numpy()  # plain int ids: the fast path below, not an index lookup
         if isinstance(self._index, pd.RangeIndex) and isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
             pos = ids.astype(np.int64, copy=False)
             bad = (pos < 0) | (pos >= self.size)
@@ -206,10 +235,12 @@ class Population:
         ``data`` has one row per member: ids in ``id_col`` (or its index) and one column per
         attribute.  New members need a value for every attribute.
         """
+        where = f"update of population {self.name!r}"
         df = pd.DataFrame(data) if not isinstance(data, pd.DataFrame) else data
-        ids = as_column(df[id_col] if id_col is not None else df.index)
+        ids = as_column(field(df, id_col, f"{where} (id_col)") if id_col is not None else df.index)
+        check_unique_ids(ids, where)
         values = {c: as_column(df[c]) for c in df.columns if c != id_col}
-        self.add_or_update(ids, values, where=f"update of population {self.name!r}")
+        self.add_or_update(ids, values, where=where)
 
     def add_or_update(self, ids: Column, values: Mapping[str, Column], where: str) -> np.ndarray:
         """Vectorised upsert; returns the positions of ``ids``."""
@@ -223,8 +254,8 @@ class Population:
         is_new = known < 0
         if is_new.any():
             new_ids = take(ids, np.flatnonzero(is_new))
-            if not pd.Index(new_ids).is_unique:
-                raise DuplicateNameError(f"{where}: new member ids are repeated")
+            check_ids_present(new_ids, where)
+            check_unique_ids(new_ids, where, "new member ids are repeated")
             missing = [a for a in self.attributes if a not in values]
             if missing:
                 raise CircusError(f"{where}: new members need values for attributes {missing}")
@@ -249,10 +280,11 @@ class Population:
         """A population from a DataFrame or a Parquet/CSV file (e.g. a real song list)."""
         from circus_core.tables import read_table
 
-        df = read_table(table, where=f"population {name!r}")
+        where = f"population {name!r}" + (f" from {str(table)!r}" if isinstance(table, str | Path) else "")
+        df = read_table(table, where=where)
+        if id_col is not None and id_col not in df.columns:  # before df[id_col]: a bare KeyError
+            raise UnknownNameError("column", id_col, f"{where} (id_col)", list(map(str, df.columns)))
         ids = df[id_col] if id_col is not None else df.index
-        if id_col is not None:
-            field(df, id_col, f"population {name!r}")
         pop = cls(name, ids=as_column(ids), root_seed=root_seed)
         for c in df.columns:
             if c != id_col:
@@ -334,10 +366,12 @@ class SelectOneMember(AddColumns):
         p = None
         if self.weight_attribute_name is not None:
             w = np.asarray(self.population.get_attribute(self.weight_attribute_name).values, dtype=float)
-            if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise CircusError(
-                    f"weights of {self.population.name}.{self.weight_attribute_name} "
-                    "must be finite, >= 0 and not all zero"
+            bad = ~np.isfinite(w) | (w < 0)
+            if bad.any() or w.sum() <= 0:
+                what = f"bad weights {describe_bad(w, bad, self.population.ids)}" if bad.any() else "all are 0"
+                raise InvalidActivityError(
+                    f"select_one in {ctx.name}: weights of attribute {self.weight_attribute_name!r} of population "
+                    f"{self.population.name!r} must be finite, >= 0 and not all zero; {what}"
                 )
             p = w / w.sum()
         if self.one_to_one:

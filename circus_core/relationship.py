@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from circus_core.checks import describe_bad
 from circus_core.columns import (
     STR,
     Column,
@@ -28,7 +29,7 @@ from circus_core.columns import (
     take,
     take_or_null,
 )
-from circus_core.errors import CircusError, InvalidActivityError, LengthMismatchError
+from circus_core.errors import CircusError, InvalidActivityError, InvalidParameterError, LengthMismatchError
 from circus_core.operations import AddColumns, Context, SideEffectOnly, field
 from circus_core.rng import make_rng
 
@@ -65,9 +66,7 @@ class Relationship:
         n = len(from_pos)
         if len(to) != n:
             raise LengthMismatchError(f"{self.where}: {n} 'from' ids but {len(to)} 'to' ids")
-        w = np.broadcast_to(np.asarray(weights, dtype=float), (n,)).copy()
-        if n and (not np.isfinite(w).all() or (w < 0).any()):
-            raise InvalidActivityError(f"{self.where}: weights must be finite and >= 0")
+        w = self._check_weights(from_pos, weights, n)
         to_pos = None
         if self.to_population is not None:
             to_pos = self.to_population.positions(to, f"'to' side of {self.where}")
@@ -77,6 +76,24 @@ class Relationship:
         if n:
             self._pending.append((from_pos.astype(np.int64), to, to_pos, w))
             self._changed()
+
+    def _check_weights(self, from_pos: np.ndarray, weights: Any, n: int) -> np.ndarray:
+        """One finite, non-negative weight per edge (a single weight is used for all), or an
+        error naming the relationship, the bad weights and the members whose edges they are."""
+        try:
+            w = np.asarray(weights, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActivityError(f"{self.where}: weights must be numbers, got {weights!r}: {exc}") from None
+        if w.ndim > 1 or (w.ndim == 1 and len(w) not in (1, n)):
+            raise LengthMismatchError(f"{self.where}: {n} edges but {w.size} weights (shape {w.shape})")
+        w = np.broadcast_to(w.ravel() if w.ndim else w, (n,)).copy()
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise InvalidActivityError(
+                f"{self.where}: weights must be finite and >= 0; bad weights "
+                f"{describe_bad(w, bad, take(self.from_population.ids, from_pos), label='from ids')}"
+            )
+        return w
 
     def _changed(self) -> None:
         """Edges changed: drop the offsets and the cumulative weights."""
@@ -200,9 +217,23 @@ class Relationship:
                 raise CircusError(
                     f"{self.where}: weight attribute {weight!r} is not an attribute of the 'to' population"
                 )
-            w = w * np.asarray(weight.values, dtype=float)[self._to_pos[edge_idx]]
-            if not np.isfinite(w).all() or (w < 0).any():
-                raise InvalidActivityError(f"{self.where}: weights from {weight!r} must be finite and >= 0")
+            try:
+                values = np.asarray(weight.values, dtype=float)[self._to_pos[edge_idx]]
+            except (TypeError, ValueError) as exc:
+                raise InvalidActivityError(
+                    f"{self.where}: weight attribute {weight.name!r} of population {weight.population.name!r} "
+                    f"must hold numbers: {exc}"
+                ) from None
+            bad = ~np.isfinite(values) | (values < 0)
+            if bad.any():
+                members = np.unique(self._to_pos[edge_idx][bad])  # each bad member once
+                raw = np.asarray(weight.values, dtype=float)[members]
+                raise InvalidActivityError(
+                    f"{self.where}: weight attribute {weight.name!r} of population {weight.population.name!r} "
+                    f"must be finite and >= 0; bad values "
+                    f"{describe_bad(raw, np.ones(len(raw), bool), take(weight.population.ids, members))}"
+                )
+            w = w * values
         return w
 
     def select_one_positions(
@@ -251,7 +282,11 @@ class Relationship:
         edge_group = np.repeat(np.arange(len(uniq)), np.diff(seg))
         order = np.lexsort((keys, edge_group))
         sorted_idx, sorted_keys = idx[order], keys[order]
-        row_order = np.argsort(group, kind="stable")
+        # conflicts are settled by a random priority per row, never by row (member id) order:
+        # rows of one member take its edges in priority order, and a "to" drawn by several
+        # rows goes to the one with the best priority
+        priority = rng.random(n)
+        row_order = np.lexsort((priority, group))
         first = np.searchsorted(group[row_order], np.arange(len(uniq)))
         rank = np.empty(n, dtype=np.int64)
         rank[row_order] = np.arange(n) - first[group[row_order]]
@@ -263,13 +298,15 @@ class Relationship:
             cand = slot[ok]
             good = np.isfinite(sorted_keys[cand])
             chosen[np.flatnonzero(ok)[good]] = sorted_idx[cand[good]]
-        return self._unique_to(chosen)
+        return self._unique_to(chosen, priority)
 
-    def _unique_to(self, chosen: np.ndarray) -> np.ndarray:
-        """Keep the first row of each "to" (in row order); later rows get nothing."""
+    def _unique_to(self, chosen: np.ndarray, priority: np.ndarray) -> np.ndarray:
+        """Each "to" goes to the row with the best (lowest) ``priority`` among the rows that drew
+        it; the others get nothing."""
         has = np.flatnonzero(chosen >= 0)
         if not len(has):
             return chosen
+        has = has[np.argsort(priority[has], kind="stable")]
         key = (
             self._to_pos[chosen[has]]
             if self._to_pos is not None
@@ -437,6 +474,7 @@ class _RelationshipOps:
         population read at run time).  ``one_to_one``: never the same "to" twice in a step;
         ``pop``: remove the selected edge; ``discard_empty``: drop rows with nothing to select
         (else the field is null)."""
+        _check_weight_attribute(self.relationship, weight, f"select_one({named_as!r})")
         return SelectOne(self.relationship, from_field, named_as, one_to_one, pop, discard_empty, weight)
 
     def select_many(
@@ -450,6 +488,15 @@ class _RelationshipOps:
         weight: Attribute | None = None,
     ) -> SelectMany:
         """A list of distinct "to" per row: ``quantity`` of them, or as many as ``quantity_field``."""
+        _check_weight_attribute(self.relationship, weight, f"select_many({named_as!r})")
+        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int | np.integer)):
+            raise InvalidParameterError(
+                f"select_many({named_as!r}) on {self.relationship.where}: quantity must be an integer, got {quantity!r}"
+            )
+        if quantity is not None and quantity < 0:
+            raise InvalidParameterError(
+                f"select_many({named_as!r}) on {self.relationship.where}: quantity must be >= 0, got {quantity!r}"
+            )
         return SelectMany(self.relationship, from_field, named_as, quantity_field, quantity, discard_empty, pop, weight)
 
     def select_all(self, from_field: str, named_as: str, discard_empty: bool = False) -> SelectAll:
@@ -471,6 +518,25 @@ class _RelationshipOps:
     def get_neighbourhood_size(self, from_field: str, named_as: str) -> NeighbourhoodSize:
         """The number of edges of each row's member."""
         return NeighbourhoodSize(self.relationship, from_field, named_as)
+
+
+def _check_weight_attribute(rel: Relationship, weight: object, op: str) -> None:
+    """``weight`` must be None or an attribute of the "to" population: checked when the operation
+    is built, not at its first execution."""
+    from circus_core.population import Attribute
+
+    if weight is None:
+        return
+    if not isinstance(weight, Attribute):
+        raise InvalidParameterError(
+            f"{op} on {rel.where}: weight must be an attribute of the 'to' population "
+            f"(population.get_attribute(name)), got {type(weight).__name__} {weight!r}"
+        )
+    if rel.to_population is None or weight.population is not rel.to_population:
+        raise InvalidParameterError(
+            f"{op} on {rel.where}: weight attribute {weight.name!r} is of population {weight.population.name!r}, "
+            f"not of the 'to' population {getattr(rel.to_population, 'name', None)!r}"
+        )
 
 
 def _from_positions(rel: Relationship, story_data: pd.DataFrame, from_field: str, ctx: Context, op: str) -> np.ndarray:
@@ -496,9 +562,10 @@ class SelectOne(AddColumns):
 
     def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
         pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_one")
-        chosen = self.rel.select_one_positions(pos, self.rng(ctx), weight=self.weight, one_to_one=self.one_to_one)
+        rng = self.rng(ctx)
+        chosen = self.rel.select_one_positions(pos, rng, weight=self.weight, one_to_one=self.one_to_one)
         if self.pop and not self.one_to_one:
-            chosen = _first_of_each(chosen)
+            chosen = _first_of_each(chosen, rng.random(len(chosen)))
         ok = chosen >= 0
         values = take_or_null(self.rel._to if self.rel._to is not None else _empty_to(self.rel), chosen)
         if self.pop:
@@ -509,9 +576,11 @@ class SelectOne(AddColumns):
         return {self.named_as: values}
 
 
-def _first_of_each(chosen: np.ndarray) -> np.ndarray:
-    """Rows that drew an edge already drawn by an earlier row get nothing (for ``pop``)."""
+def _first_of_each(chosen: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """An edge drawn by several rows goes to the one with the best (lowest) random ``priority``;
+    the others get nothing (for ``pop``: an edge can be taken once)."""
     has = np.flatnonzero(chosen >= 0)
+    has = has[np.argsort(priority[has], kind="stable")]
     chosen = chosen.copy()
     chosen[has[~first_occurrences(chosen[has])]] = -1
     return chosen

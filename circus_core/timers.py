@@ -75,7 +75,10 @@ class CyclicTimerProfile:
         start_date: datetime | str,
         period: timedelta | str | None = None,
     ) -> None:
-        weights = np.asarray(profile, dtype=float)
+        try:
+            weights = np.asarray(profile, dtype=float)
+        except (ValueError, TypeError) as exc:  # strings, None...: say which profile, not numpy's words
+            raise TimerProfileError(f"timer profile weights must be numbers, got {profile!r}: {exc}") from None
         if weights.ndim != 1 or len(weights) == 0:
             raise TimerProfileError(f"timer profile must be a non-empty list of weights, got {profile!r}")
         if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
@@ -97,23 +100,32 @@ class CyclicTimerGenerator:
     def __init__(self, clock: Clock, config: CyclicTimerProfile, seed: int | None = None) -> None:
         self.clock, self.config = clock, config
         step, slot = clock.step, config.slot
+        # the profile at its own resolution: `unit` is the finer of the clock step and the profile
+        # slot, so positions inside a step keep the profile's sub-step shape (event times)
         if slot >= step:
             if slot % step != pd.Timedelta(0):
                 raise TimerProfileError(f"timer profile slot {slot} is not a multiple of the clock step {step}")
             k = int(slot // step)
-            per_step = np.repeat(config.weights / k, k)
+            fine, self.units_per_step = np.repeat(config.weights / k, k), 1
         else:
             if step % slot != pd.Timedelta(0) or len(config.weights) % int(step // slot):
                 raise TimerProfileError(
                     f"clock step {step} is not a whole number of timer profile slots of {slot} "
                     f"fitting the period {config.period}"
                 )
-            per_step = config.weights.reshape(-1, int(step // slot)).sum(axis=1)
-        self.length = len(per_step)
-        self.cdf = np.cumsum(per_step / per_step.sum())
-        self.cdf[-1] = 1.0
-        self.cum = np.concatenate([[0.0], self.cdf])  # mass before each slot of a period
+            fine, self.units_per_step = config.weights, int(step // slot)
+        self.unit_us = int(min(slot, step) / pd.Timedelta(microseconds=1))
+        fine_cdf = np.cumsum(fine / fine.sum())
+        fine_cdf[-1] = 1.0
+        self.fine_cum = np.concatenate([[0.0], fine_cdf])  # mass before each unit of a period
+        self.fine_length = len(fine)
+        # per clock step: the same numbers, every units_per_step-th, so that a mass falls in the
+        # same step whichever table looks it up
+        self.cum = self.fine_cum[:: self.units_per_step].copy()  # mass before each step of a period
+        self.cdf = self.cum[1:]
+        self.length = len(self.cdf)
         self.offset = int(((clock.start - config.start_date) // step) % self.length)
+        self.start_us = clock.start.value // 1000
 
     @property
     def period(self) -> pd.Timedelta:
@@ -142,13 +154,40 @@ class CyclicTimerGenerator:
             target = np.asarray(from_mass, dtype=float) + walk / activities
         finite = np.isfinite(target)
         target = np.where(finite, target, np.nan)
-        whole = np.floor(np.where(finite, target, 0.0))
-        # slot j holds masses [cum[j], cum[j+1]): empty for zero-weight slots, never chosen
-        slot = np.minimum(
-            np.searchsorted(self.cdf, np.where(finite, target, 0.0) - whole, side="right"), self.length - 1
-        )
-        step = whole.astype(np.int64) * self.length + slot - self.offset
-        return target, np.where(finite, step, -1)
+        unit, _ = self._unit_of(np.where(finite, target, 0.0))
+        return target, np.where(finite, unit // self.units_per_step, -1)
+
+    def _unit_of(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The profile unit (counted from the clock start) each finite ``mass`` falls in, and
+        where inside it (a fraction in [0, 1)).  Unit j of a period holds masses
+        [fine_cum[j], fine_cum[j+1]): zero-weight units are empty, never chosen."""
+        whole = np.floor(mass)
+        frac = mass - whole
+        j = np.minimum(np.searchsorted(self.fine_cum[1:], frac, side="right"), self.fine_length - 1)
+        lo, hi = self.fine_cum[j], self.fine_cum[j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside = np.clip(np.where(hi > lo, (frac - lo) / (hi - lo), 0.0), 0.0, 1.0)
+        unit = whole.astype(np.int64) * self.fine_length + j - self.offset * self.units_per_step
+        return unit, inside
+
+    def time_of_mass(self, mass: np.ndarray) -> np.ndarray:
+        """Event times (µs since the epoch, UTC) of events at profile positions ``mass``: the
+        profile unit the mass falls in, and inside it linearly (the intensity is flat there)."""
+        unit, inside = self._unit_of(np.asarray(mass, dtype=float))
+        within = np.minimum((inside * self.unit_us).astype(np.int64), self.unit_us - 1)
+        return self.start_us + unit * self.unit_us + within
+
+    def events_between(
+        self, first: np.ndarray, end: float, activities: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The events after ``first[i]`` and before mass ``end`` of Poisson processes of rate
+        ``activities[i]`` per period of mass: a Poisson number of them, uniform in mass between
+        (the process conditioned on its count), so a whole step is drawn at once however many
+        events a member has in it.  Returns (row of each event, its mass), by row."""
+        span = np.maximum(end - np.asarray(first, dtype=float), 0.0)
+        counts = rng.poisson(np.asarray(activities, dtype=float) * span)
+        rows = np.repeat(np.arange(len(counts)), counts)
+        return rows, first[rows] + rng.random(len(rows)) * span[rows]
 
 
 class WorkHoursTimerGenerator(CyclicTimerGenerator):
@@ -158,6 +197,10 @@ class WorkHoursTimerGenerator(CyclicTimerGenerator):
     def __init__(
         self, clock: Clock, start_hour: int = 9, end_hour: int = 17, weekend: bool = False, seed: int | None = None
     ) -> None:
+        if not all(isinstance(h, int | np.integer) and not isinstance(h, bool) for h in (start_hour, end_hour)):
+            raise TimerProfileError(
+                f"work hours must be whole hours, got start_hour={start_hour!r}, end_hour={end_hour!r}"
+            )
         if not 0 <= start_hour < end_hour <= 24:
             raise TimerProfileError(f"work hours {start_hour}-{end_hour} must satisfy 0 <= start < end <= 24")
         day = np.zeros(24)

@@ -33,7 +33,7 @@ from pipelines.factory import build_delivery_definitions, build_scenario_definit
 from pipelines.scenarios import all_scenarios
 from resources.export import ExportResource, LazyGCSResource
 from resources.pubsub import PubSubResource
-from resources.pubsub_settings import PublishSettings, env_name
+from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
 from resources.storage import StorageResource
 
 __all__ = ["defs"]
@@ -61,26 +61,30 @@ export = ExportResource(
 
 def _pubsub_settings() -> dict[str, Any]:
     """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
-    UI); floats and booleans parsed here, with an error naming the variable when they do not parse."""
+    UI), floats and booleans parsed here.  A value that does not parse is not an error here: raising
+    would fail the import of the whole code location (every scenario's assets gone for one
+    publishing typo); it goes to ``invalid_env`` and fails the publish runs only, naming the
+    variable and the value (`resources.pubsub_settings.parse_setting`)."""
     values: dict[str, Any] = {}
+    invalid: dict[str, str] = {}
     for f in fields(PublishSettings):
         env = env_name(f.name)
         raw = os.environ.get(env)
         if not raw:
             continue
+        try:
+            parsed = parse_setting(f.name, raw)
+        except PublishConfigError:
+            invalid[f.name] = raw
+            continue
         if f.type == "str":
             values[f.name] = dg.EnvVar(env)
         elif f.type == "int":
             values[f.name] = dg.EnvVar.int(env)
-        elif f.type == "bool":
-            if raw.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
-                raise ValueError(f"{env}={raw!r}: expected 1/0, true/false or yes/no")
-            values[f.name] = raw.strip().lower() in ("1", "true", "yes")
         else:
-            try:
-                values[f.name] = float(raw)
-            except ValueError:
-                raise ValueError(f"{env}={raw!r}: expected a number") from None
+            values[f.name] = parsed
+    if invalid:
+        values["invalid_env"] = invalid
     return values
 
 

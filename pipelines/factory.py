@@ -25,7 +25,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from circus_core import CircusError
 from pipelines.daystore import DayNotReadyError, DayStore
@@ -46,6 +46,25 @@ class InitialStateConfig(dg.Config):
 
     size: int = Field(default=0, description="members of the main population (0: the scenario's default)")
     seed: int = Field(default=-1, description="root seed (-1: the scenario's own)")
+
+    # pydantic runs these when the run builds the config, so a bad value fails the run before the
+    # circus is built, and the run's error names the config key and the value
+    @field_validator("size")
+    @classmethod
+    def _check_size(cls, size: int) -> int:
+        if size < 0:
+            raise ValueError(f"initial_state config 'size' = {size!r}: must be > 0, or 0 for the scenario's default")
+        return size
+
+    @field_validator("seed")
+    @classmethod
+    def _check_seed(cls, seed: int) -> int:
+        """Only -1 means "the scenario's own seed": -5 is a typo, not a request for the default."""
+        if seed < -1:
+            raise ValueError(
+                f"initial_state config 'seed' = {seed!r}: must be a non-negative integer, or -1 for the scenario's own"
+            )
+        return seed
 
 
 def scenario_partitions(scenario: Scenario) -> dg.DailyPartitionsDefinition:
@@ -94,7 +113,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
     ) -> dg.MaterializeResult:
         store = DayStore(storage.backend(), scenario)  # a missing bucket fails before the build
         try:
-            circus = scenario.create(config.size or None, None if config.seed < 0 else config.seed)
+            circus = scenario.create(config.size or None, None if config.seed == -1 else config.seed)
             marker = store.save_initial(circus)
         except CircusError as exc:
             raise _fail(exc) from exc

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from circus_core.checks import check_day
 from circus_core.operations import concat_tables
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
 
@@ -36,6 +37,7 @@ class DayResult:
 
 def previous_day(scenario_start: str, day: str) -> str:
     """The checkpoint ``day`` starts from: the day before, or the initial state."""
+    check_day(day, "simulated day")  # "2026-1-5" would name folders beside the real days
     start = pd.Timestamp(scenario_start).tz_convert("UTC").normalize()
     current = pd.Timestamp(day, tz="UTC")
     if current < start:

@@ -15,8 +15,9 @@ from dataclasses import fields
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
-from resources.pubsub_settings import PublishConfigError, PublishSettings
+from resources.pubsub_settings import PublishConfigError, PublishSettings, parse_setting
 
 __all__ = ["PubSubResource"]
 
@@ -43,12 +44,19 @@ class PubSubResource(dg.ConfigurableResource):
     retry_deadline_s: float = _DEFAULTS.retry_deadline_s
     request_timeout_s: float = _DEFAULTS.request_timeout_s
     create_topic: bool = _DEFAULTS.create_topic
+    #: ``CIRCUS_PUBSUB_*`` variables that did not parse when the code location loaded (setting ->
+    #: raw text): reported by `settings`, so that only publishing fails, not every asset's loading
+    invalid_env: dict[str, str] = Field(
+        default_factory=dict, description="CIRCUS_PUBSUB_* values that did not parse (publishing fails naming them)"
+    )
 
     def settings(self, **overrides: Any) -> PublishSettings:
         """The validated settings (``overrides`` from the run configuration win), or a `dg.Failure`."""
         values = {f.name: getattr(self, f.name) for f in fields(PublishSettings)}
         values.update(overrides)
         try:
+            for setting, raw in sorted(self.invalid_env.items()):
+                parse_setting(setting, raw)  # raises, naming the variable and its value
             return PublishSettings(**values).validated()
         except PublishConfigError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc

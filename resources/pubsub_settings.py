@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 from circus_core import CircusError
 
-__all__ = ["CLIENTS", "FORMATS", "PublishConfigError", "PublishSettings", "env_name"]
+__all__ = ["CLIENTS", "FORMATS", "PublishConfigError", "PublishSettings", "env_name", "parse_setting"]
 
 #: payload formats: name -> content type (sent as the ``content_type`` attribute)
 FORMATS = {"json": "application/json", "avro": "application/avro"}
@@ -33,6 +33,37 @@ class PublishConfigError(CircusError):
 def env_name(setting: str) -> str:
     """A setting's environment variable: ``pacing_speed`` -> ``CIRCUS_PUBSUB_PACING_SPEED``."""
     return f"CIRCUS_PUBSUB_{setting.upper()}"
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def parse_setting(setting: str, raw: str) -> str | int | float | bool:
+    """The value of setting ``setting`` read from the text ``raw`` of its environment variable,
+    or a `PublishConfigError` naming the variable and the value.
+
+    The code location reads the variables when it loads but reports what does not parse only
+    through this, when a publish run asks for the settings: one bad variable must not take every
+    scenario's assets down with it.
+    """
+    types = {f.name: f.type for f in fields(PublishSettings)}
+    if setting not in types:
+        raise PublishConfigError(f"unknown Pub/Sub setting {setting!r}; known: {sorted(types)}")
+    kind, text = types[setting], raw.strip()
+
+    def bad(why: str) -> PublishConfigError:
+        return PublishConfigError(f"Pub/Sub setting {setting}: {env_name(setting)} = {raw!r}: {why}")
+
+    if kind == "str":
+        return raw
+    if kind == "bool":
+        if text.lower() not in _TRUE + _FALSE:
+            raise bad("expected 1/0, true/false or yes/no")
+        return text.lower() in _TRUE
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        raise bad("expected an integer" if kind == "int" else "expected a number") from None
 
 
 @dataclass(frozen=True)

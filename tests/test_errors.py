@@ -26,6 +26,9 @@ from circus_core import (
     FakerGenerator,
     FieldLogger,
     InvalidActivityError,
+    InvalidDateError,
+    InvalidParameterError,
+    InvalidPathError,
     InvalidSeedError,
     LengthMismatchError,
     NumpyRandomGenerator,
@@ -61,9 +64,15 @@ def test_hierarchy() -> None:
         TimerProfileError,
         InvalidSeedError,
         UnknownMemberError,
+        InvalidDateError,
+        InvalidParameterError,
+        InvalidPathError,
     ):
         assert issubclass(cls, CircusError)
     assert issubclass(UnknownNameError, KeyError) and issubclass(LengthMismatchError, ValueError)
+    # pandas raised ValueError or TypeError for bad dates and parameters: handlers of either still work
+    for cls in (InvalidDateError, InvalidParameterError):
+        assert issubclass(cls, ValueError) and issubclass(cls, TypeError)
 
 
 # --- unknown names ----------------------------------------------------------------------------------
@@ -237,7 +246,7 @@ def test_duplicate_member_ids() -> None:
         circus.create_population("shops", ids=["a", "b", "b"])
     pop = circus.create_population("people", 3)
     pop.create_attribute("age", init_values=[1, 2, 3])
-    with pytest.raises(DuplicateNameError, match="new member ids are repeated"):
+    with pytest.raises(DuplicateNameError, match=r"update of population 'people': member ids are repeated.*\[7\]"):
         pop.update(pd.DataFrame({"id": [7, 7], "age": [1, 2]}), id_col="id")
 
 

@@ -125,7 +125,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Week:
     circus = log_attempts(SCENARIO.create(SIZE))
     activities = circus.get_story("purchase").activity[0].copy()
     first = run_steps(circus, SPLIT)
-    pending = int(np.count_nonzero(circus.get_story("restock").timer == 0))
+    pending = len(circus.get_story("restock").reaction_due)
     counter = circus.get_generator("item_id").counter
     circus.save(path)
     rest = run_steps(circus, STEPS - SPLIT)
@@ -136,9 +136,10 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Week:
 
 def stock_ledger(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per step and shop, (steps, N_POS) each: the stock when the purchases of the step start
-    (restocks run first in a step), the purchase attempts and the sales."""
+    (a restock is a reaction to the step's sales: it runs after them, in the same step), the
+    purchase attempts and the sales."""
     restocked, sold = run.per_shop("restocks", weights="restock_volume"), run.per_shop("purchases")
-    start = INITIAL_STOCK + np.cumsum(restocked, axis=0) - (np.cumsum(sold, axis=0) - sold)
+    start = INITIAL_STOCK + (np.cumsum(restocked, axis=0) - restocked) - (np.cumsum(sold, axis=0) - sold)
     return start, run.per_shop(ATTEMPTS), sold
 
 
@@ -205,7 +206,7 @@ def test_stock_never_negative_and_sales_only_from_stock(week: Week) -> None:
     assert (report["stock_level"] >= 0).all()
     # per step and shop, the attempts sell the stock until it is gone and no further: a shop
     # sells min(attempts, stock at the start of the step), however many attempts a customer
-    # makes in the step (no restock comes in the middle of a step); a failed attempt leaves no
+    # makes in the step (the step's restock comes after its sales); a failed attempt leaves no
     # row, never a bogus one
     start, attempts, sold = stock_ledger(week.straight)
     assert (start >= 0).all()
@@ -302,8 +303,9 @@ def test_stock_runs_low_and_every_shop_restocks(week: Week) -> None:
 
 
 def test_restocks_are_forced_by_low_stock_flags(week: Week) -> None:
-    """A restock happens at the top of the hour after the sales of a shop drew a restock flag,
-    and only then; it sees the stock level those sales left."""
+    """A shop restocks once in each step where its sales drew a restock flag, and only then, at
+    the time of its first flagged sale (a forced reaction: never before its cause); it sees the
+    stock level the step's sales left."""
     purchases, restocks = week.straight.df("purchases"), week.straight.df("restocks")
     purchases["step"] = purchases["TIME"].dt.floor("h")
     # a sale sees the stock left after it (and the sales logged with it): never more than an
@@ -314,10 +316,11 @@ def test_restocks_are_forced_by_low_stock_flags(week: Week) -> None:
         flagged=("should_restock", "any"), level=("pos_stock_level", "last")
     )
     triggers = groups[groups["flagged"]]
-    assert (restocks["TIME"].dt.strftime("%M:%S") == "00:00").all()
-    fired = restocks.set_index([restocks["TIME"] - pd.Timedelta(hours=1), "POS_ID"])
+    first_flag = purchases[purchases["should_restock"]].groupby(["step", "POS_ID"])["TIME"].min()
+    fired = restocks.set_index([restocks["TIME"].dt.floor("h"), "POS_ID"])
     assert fired.index.is_unique
     assert sorted(fired.index.tolist()) == sorted(triggers.index.tolist())
+    assert np.array_equal(fired["TIME"].to_numpy(), first_flag.loc[fired.index].to_numpy())
     assert np.array_equal(fired["stock_before"].to_numpy(), triggers.loc[fired.index, "level"].to_numpy())
     # restock probability is exactly 0 from RESTOCK_HIGH items up
     assert restocks["stock_before"].max() < RESTOCK_HIGH
@@ -366,7 +369,7 @@ def test_purchases_only_during_work_hours(week: Week) -> None:
     assert purchases["TIME"].dt.hour.between(9, 16).all()
     assert (purchases["TIME"].dt.day_of_week < 5).all()
     assert purchases["TIME"].dt.hour.nunique() == 8 and purchases["TIME"].dt.day_of_week.nunique() == 5
-    assert restocks["TIME"].dt.hour.between(10, 17).all() and (restocks["TIME"].dt.day_of_week < 5).all()
+    assert restocks["TIME"].dt.hour.between(9, 16).all() and (restocks["TIME"].dt.day_of_week < 5).all()
     # no attempt at all outside work hours; during work hours each step's attempts are
     # Poisson(sum a_i / 40) (every customer's attempts are a Poisson process of intensity a_i
     # per week spread evenly over the 40 work hours): each within 5 sd (P(any of 40 beyond)
@@ -452,9 +455,12 @@ def test_same_seed_gives_identical_tables(week: Week) -> None:
 
 
 def test_restored_checkpoint_continues_byte_identically(week: Week) -> None:
-    """The checkpoint taken Thursday noon holds forced-but-not-yet-run restocks and the item id
-    counter; the restored run must continue exactly as the straight one did."""
-    assert week.pending_restocks_at_split > 0  # the checkpoint carries forced timers
+    """The checkpoint taken Thursday noon holds the item id counter and the stock; the restored
+    run must continue exactly as the straight one did, restocks included.  (Restocks are
+    reactions without delay: they run inside the step of their cause, so none is pending at a
+    step's end; pending reactions crossing midnight are tested in tests/test_reactions.py.)"""
+    assert week.pending_restocks_at_split == 0
+    assert week.restored.table("restocks").num_rows > 10
     restored, straight = week.restored, week.straight
     for log_id in (*LOGS, ATTEMPTS):
         assert ipc_bytes(restored.table(log_id)) == ipc_bytes(straight.table(log_id, SPLIT)), log_id

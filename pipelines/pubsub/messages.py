@@ -220,7 +220,10 @@ class DayEvents:
         log = np.concatenate(logs) if logs else np.empty(0, np.int32)
         row = np.concatenate(rows) if rows else np.empty(0, np.int64)
         time_us = np.concatenate(micros) if micros else np.empty(0, np.int64)
-        order = np.lexsort((row, log, time_us))  # by time, then log, then file order
+        # by time, then log, then file order: the concatenation is in (log, row) order, so a stable
+        # sort by time alone breaks ties that way; each log's file is already in event-time order
+        # (the engine sorts logs), so this is a merge of sorted runs (timsort), not a full sort
+        order = np.argsort(time_us, kind="stable")
         log, row, time_us = log[order], row[order], time_us[order]
         rank = np.empty(len(log), dtype=np.int64)
         for i in range(len(log_ids)):

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from circus_core import Circus, CircusError
+from circus_core.checks import check_path_name
+from circus_core.clock import as_timedelta, as_utc
+from circus_core.rng import check_seed
 
 __all__ = ["Scenario"]
 
@@ -31,6 +34,16 @@ class Scenario:
     add_stories: Callable[[Circus], None]
     #: the log ids its stories emit (one Dagster asset per log stream)
     logs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Check start, step, seed and log ids now: they also define the Dagster partitions and
+        folders, built when the code location loads, long before a circus is created."""
+        where = f"scenario {self.name!r}"
+        as_utc(self.start, f"{where}: start")
+        as_timedelta(self.step, f"{where}: step")
+        check_seed(self.seed, where)
+        for log_id in self.logs:
+            check_path_name(log_id, f"{where}: log id")
 
     def create(self, size: int | None = None, seed: int | None = None) -> Circus:
         """A new circus at the scenario's start, built with ``size`` members (main population)."""

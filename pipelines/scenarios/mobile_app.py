@@ -166,7 +166,9 @@ def add_stories(circus: Circus) -> None:
         FieldLogger("sessions", cols=["SESSION_ID", "USER_ID", *profile, "START", "END", "DURATION_S", "N_EVENTS"]),
         DependentBulkGenerator(circus.get_generator("screen")).ops.generate("SCREEN", observed_field="N_EVENTS"),
         model.ops.event_times("START", "DURATION_S", "N_EVENTS", named_as="TIME"),
-        FieldLogger("screen_views", cols=["SESSION_ID", "USER_ID"], exploded_cols=["TIME", "SCREEN"]),
+        FieldLogger(
+            "screen_views", cols=["SESSION_ID", "USER_ID"], exploded_cols=["TIME", "SCREEN"], time_field="TIME"
+        ),
         model.ops.purchase(
             "USER_ID", "PURCHASED", "AMOUNT", time_field="TIME", start_field="START", duration_field="DURATION_S"
         ),

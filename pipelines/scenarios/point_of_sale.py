@@ -111,8 +111,9 @@ def build(circus: Circus, size: int) -> None:
 def add_stories(circus: Circus) -> None:
     """The restock, purchase and report stories (re-run after `Circus.load`).
 
-    Creation order is execution order within a step: ``restock`` comes first so that a restock
-    forced by this step's sales happens at the start of the next step, after those sales.
+    A sale that leaves the shop's stock low may flag a restock: the shop restocks once, at the
+    time of its first flagged sale of the step (a forced reaction, run after the step's sales,
+    whatever the stories' creation order); the stock report runs in the 23:00 hour.
     """
     pos = circus.get_population("point_of_sale")
     customers = circus.get_population("customer")
@@ -122,7 +123,7 @@ def add_stories(circus: Circus) -> None:
     restock = circus.create_story("restock", pos, "POS_ID")  # no timer: runs only when forced
     new_items = DependentBulkGenerator(circus.get_generator("item_id"))
     restock.set_operations(
-        circus.clock.ops.timestamp("TIME", random=False),
+        circus.clock.ops.timestamp("TIME"),
         pos.ops.lookup("POS_ID", select={"ADMIN_NAME": "ADMIN_NAME"}),
         items.ops.get_neighbourhood_size("POS_ID", named_as="stock_before"),
         circus.get_generator("restock_volume").ops.generate("restock_volume"),
