@@ -549,9 +549,15 @@ class EventTimes(AddColumns):
             raise EngagementError(f"{where}: {self.events_field!r} and {self.duration_field!r} must be >= 0")
         offsets = np.concatenate([[0], np.cumsum(counts)])
         group = np.repeat(np.arange(len(counts)), counts)
-        u = self.rng(ctx).random(int(offsets[-1]))
-        u[offsets[:-1][counts > 0]] = 0.0  # the session opens with its first event
-        u = u[np.argsort(group + u, kind="stable")]  # sorted inside each session (groups stay in order)
+        # the session opens with its first event; the other c - 1 are sorted uniforms, drawn
+        # sorted as normalised partial sums of c exponential spacings (no sort needed)
+        spacing = np.cumsum(self.rng(ctx).exponential(size=int(offsets[-1])))
+        before = np.concatenate([[0.0], spacing[:-1]])  # sum of the spacings before each event
+        opened = before[np.minimum(offsets[:-1], max(len(before) - 1, 0))] if len(before) else before
+        last = np.maximum(offsets[1:] - 1, 0)
+        total = (spacing[last] if len(spacing) else np.zeros(len(counts))) - opened
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (before - opened[group]) / total[group]
         seconds = np.floor(u * duration[group]).astype(np.int64)
         return {self.named_as: list_column(offsets, _timestamps(start[group] + seconds * 1_000_000))}
 

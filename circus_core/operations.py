@@ -370,6 +370,15 @@ class FieldLogger(Operation):
                 raise LengthMismatchError(f"{where}: exploded columns {self.exploded_cols} differ in list lengths")
             arrays[c] = to_arrow(flat)
         parents = None if repeat is None else np.repeat(np.arange(n), repeat)
+        exploded_key = None
+        if self.time_field is not None and self.time_field in arrays:
+            # rows by the exploded times: the permutation is folded into the repeat of the other
+            # columns, so only the exploded columns are reordered
+            exploded_key = _micros(arrays[self.time_field], self.time_field, where).to_numpy(zero_copy_only=False)
+            if len(exploded_key) > 1 and (np.diff(exploded_key) < 0).any():
+                perm = np.argsort(exploded_key, kind="stable")
+                exploded_key, parents = exploded_key[perm], parents[perm]
+                arrays = {c: a.take(pa.array(perm)) for c, a in arrays.items()}
         out = {}
         for c in cols:
             if c in arrays:
@@ -378,8 +387,8 @@ class FieldLogger(Operation):
             out[c] = to_arrow(col if parents is None else take(col, parents))
         out.update(arrays)
         names = [c for c in cols if c not in arrays] + list(arrays)
-        if self.time_field is not None and self.time_field in arrays:  # exploded times: sorted later
-            out[EVENT_TIME], names = _micros(arrays[self.time_field], self.time_field, where), [*names, EVENT_TIME]
+        if exploded_key is not None:
+            out[EVENT_TIME], names = pa.array(exploded_key), [*names, EVENT_TIME]
         elif hidden or self.time_field is not None:
             times = self._row_times(story_data, hidden, where)
             times = times if order is None else times[order]

@@ -69,8 +69,9 @@ class Story:
     "back_to_default_probability": gen_or_value}``; ``default_state`` names the state every
     member starts in.  Without ``timer_gen`` the story fires only when forced
     (`force_act_next`); with a `ConstantDependentGenerator` of value ``k`` it fires in the *last*
-    step of every period of ``k`` steps after a member joined (steps k-1, 2k-1, ...), at a
-    uniform time inside that step: ``k = 1`` fires at every step, the first included, and
+    step of every period of ``k`` steps after a member joined (steps k-1, 2k-1, ...), at the
+    start of that step (a schedule, not a random process): ``k = 1`` fires at every step, the
+    first included, and
     ``k = 24`` on hourly steps fires in the 23:00 hour of every day of a run started at
     midnight, so a daily story (a report, an engagement update) runs inside its own day, after
     that day's other events, and each day partition holds its own execution.
@@ -374,26 +375,30 @@ class Story:
         now = self.clock.step_count
         start_us = int(self.clock.now.value // 1000)
         tg = self.timer_gen
-        if not isinstance(tg, CyclicTimerGenerator):  # a constant timer: once, anywhere in the step
+        if not isinstance(tg, CyclicTimerGenerator):  # a constant timer: a schedule, at the step's start
             if self.auto_reset_timer:
                 self.reset_timers_at(active)
             else:
                 self.timer[active] = -1
-            step_us = self.step_end_us() - start_us
-            times = start_us + self.rng("time").integers(0, step_us, size=len(active))
-            order = time_order(times, start_us)
-            return active[order], times[order], {}
+            return active, np.full(len(active), start_us, dtype=np.int64), {}
         start, end = tg.mass_at(now), tg.mass_at(now + 1)
         first = self.next_mass[active]
         # an event due in an earlier step (a member grown after this story ran) happens now
         first = np.where(np.isnan(first) | (first < start), start, np.minimum(first, np.nextafter(end, start)))
         positions, masses = active, first
         if self.auto_reset_timer:
-            acts = self.activity[self.state[active], active]
-            rows, more = tg.events_between(first, end, acts, self.rng("timer"))
-            if len(rows):
-                positions, masses = np.concatenate([active, active[rows]]), np.concatenate([first, more])
-            self.reset_timers_at(active, from_mass=np.full(len(active), end))
+            # walk each member's process on from this event: a walk landing in this step is one
+            # more event now (a row of its own); the first landing beyond it is the next timer
+            self.reset_timers_at(active, from_mass=first)
+            more_positions, more_masses = [active], [first]
+            again = active[self.timer[active] == 0]
+            while len(again):
+                more_positions.append(again)
+                more_masses.append(self.next_mass[again])
+                self.reset_timers_at(again, from_mass=self.next_mass[again])
+                again = again[self.timer[again] == 0]
+            if len(more_positions) > 1:
+                positions, masses = np.concatenate(more_positions), np.concatenate(more_masses)
         else:
             self.timer[active] = -1
             self.next_mass[active] = np.nan
@@ -439,12 +444,12 @@ class Story:
 
 def time_order(times: np.ndarray, start_us: int) -> np.ndarray:
     """The stable order of ``times`` (µs, all >= ``start_us``): equal times keep their row
-    order.  Made unique by the row index, the keys sort with quicksort, a third faster than
-    numpy's stable sort on int64."""
+    order.  Made unique by the row index, the keys are sorted as values (quicksort), about
+    twice as fast as numpy's stable argsort on int64."""
     n = len(times)
     offset = times - start_us
     if n and offset.max() < (2**62) // n:
-        return np.argsort(offset * n + np.arange(n), kind="quicksort")
+        return np.sort(offset * n + np.arange(n)) % n  # sorting values beats argsort by half
     return np.argsort(times, kind="stable")
 
 

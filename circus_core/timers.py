@@ -153,9 +153,17 @@ class CyclicTimerGenerator:
         with np.errstate(divide="ignore", invalid="ignore"):
             target = np.asarray(from_mass, dtype=float) + walk / activities
         finite = np.isfinite(target)
+        if finite.all():
+            return target, self._unit_index(target) // self.units_per_step
         target = np.where(finite, target, np.nan)
-        unit, _ = self._unit_of(np.where(finite, target, 0.0))
+        unit = self._unit_index(np.where(finite, target, 0.0))
         return target, np.where(finite, unit // self.units_per_step, -1)
+
+    def _unit_index(self, mass: np.ndarray) -> np.ndarray:
+        """The profile unit (counted from the clock start) each finite ``mass`` falls in."""
+        whole = np.floor(mass)
+        j = np.minimum(np.searchsorted(self.fine_cum[1:], mass - whole, side="right"), self.fine_length - 1)
+        return whole.astype(np.int64) * self.fine_length + (j - self.offset * self.units_per_step)
 
     def _unit_of(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The profile unit (counted from the clock start) each finite ``mass`` falls in, and
@@ -176,18 +184,6 @@ class CyclicTimerGenerator:
         unit, inside = self._unit_of(np.asarray(mass, dtype=float))
         within = np.minimum((inside * self.unit_us).astype(np.int64), self.unit_us - 1)
         return self.start_us + unit * self.unit_us + within
-
-    def events_between(
-        self, first: np.ndarray, end: float, activities: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The events after ``first[i]`` and before mass ``end`` of Poisson processes of rate
-        ``activities[i]`` per period of mass: a Poisson number of them, uniform in mass between
-        (the process conditioned on its count), so a whole step is drawn at once however many
-        events a member has in it.  Returns (row of each event, its mass), by row."""
-        span = np.maximum(end - np.asarray(first, dtype=float), 0.0)
-        counts = rng.poisson(np.asarray(activities, dtype=float) * span)
-        rows = np.repeat(np.arange(len(counts)), counts)
-        return rows, first[rows] + rng.random(len(rows)) * span[rows]
 
 
 class WorkHoursTimerGenerator(CyclicTimerGenerator):

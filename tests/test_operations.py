@@ -15,6 +15,8 @@ from circus_core import (
     Circus,
     ConstantDependentGenerator,
     Context,
+    CyclicTimerGenerator,
+    CyclicTimerProfile,
     DependentBulkGenerator,
     DropRow,
     FieldLogger,
@@ -203,11 +205,17 @@ def test_timestamps_are_utc_inside_the_step() -> None:
     # a tz-aware start in another zone: kept in UTC (07:00+02:00 is 05:00 UTC)
     circus = Circus("ts", 4, "2026-01-05T07:00:00+02:00", "15min")
     pop = circus.create_population("p", 500)
-    story = circus.create_story("s", pop, "id", timer_gen=ConstantDependentGenerator(1))
+    timer = CyclicTimerGenerator(circus.clock, CyclicTimerProfile([1.0] * 24, "1h", "2026-01-05T00:00:00+00:00"))
+    # 4 events per 15 minutes each: the Poisson process places them anywhere in the step
+    story = circus.create_story("s", pop, "id", timer_gen=timer, activity_gen=timer.activity(16, per="1h"))
     story.set_operations(
         circus.clock.ops.timestamp("ts"), circus.clock.ops.timestamp("start", random=False), FieldLogger("log")
     )
+    # a constant timer is a schedule: its executions are at the step's start
+    tick = circus.create_story("tick", pop, "id", timer_gen=ConstantDependentGenerator(1))
+    tick.set_operations(circus.clock.ops.timestamp("ts"), FieldLogger("tick"))
     for step_start, logs in circus.iter_steps("1h"):
+        assert (logs["tick"].column("ts").to_pandas() == step_start).all() and logs["tick"].num_rows == 500
         table = logs["log"]
         assert table.schema.field("ts").type == pa.timestamp("us", tz="UTC")
         ts = table.column("ts").to_pandas()
