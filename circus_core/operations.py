@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from circus_core.columns import as_column, is_list_column, list_parts, take, to_arrow
+from circus_core.columns import as_column, is_list_column, list_parts_arrow, take, to_arrow
 from circus_core.errors import CircusError, LengthMismatchError, UnknownNameError
 from circus_core.rng import make_rng
 
@@ -116,6 +116,20 @@ def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """The stable sort order of int64 ``values`` (times in µs): equal values keep their order.
+    Made unique by the row index, the keys are sorted as values (quicksort), about twice as fast
+    as numpy's stable argsort on int64."""
+    n = len(values)
+    if n < 2:
+        return np.arange(n)
+    low = values.min()
+    offset = values - low
+    if offset.max() < (2**62) // n:
+        return np.sort(offset * n + np.arange(n)) % n
+    return np.argsort(values, kind="stable")
+
+
 def _micros(values: pa.Array | pa.ChunkedArray, name: str, where: str) -> pa.Array:
     """Timestamps as int64 µs (the sort key of a log)."""
     if not pa.types.is_timestamp(values.type):
@@ -132,7 +146,7 @@ def finish_logs(logs: Logs) -> Logs:
         if EVENT_TIME in names:
             key = table.column(EVENT_TIME).to_numpy(zero_copy_only=False)
             if len(key) > 1 and (np.diff(key) < 0).any():
-                table = table.take(pa.array(np.argsort(key, kind="stable")))
+                table = table.take(pa.array(stable_order(key)))
             table = table.drop_columns([EVENT_TIME])
         done[log_id] = table
     return done
@@ -362,13 +376,13 @@ class FieldLogger(Operation):
         for c in self.exploded_cols:
             if not is_list_column(story_data[c]):
                 raise CircusError(f"{where}: exploded column {c!r} is not list-valued")
-            offsets, flat = list_parts(pd.Series(column(c)))
+            offsets, flat = list_parts_arrow(column(c))
             lengths = np.diff(offsets)
             if repeat is None:
                 repeat = lengths
             elif not np.array_equal(repeat, lengths):
                 raise LengthMismatchError(f"{where}: exploded columns {self.exploded_cols} differ in list lengths")
-            arrays[c] = to_arrow(flat)
+            arrays[c] = flat
         parents = None if repeat is None else np.repeat(np.arange(n), repeat)
         exploded_key = None
         if self.time_field is not None and self.time_field in arrays:
@@ -376,7 +390,7 @@ class FieldLogger(Operation):
             # columns, so only the exploded columns are reordered
             exploded_key = _micros(arrays[self.time_field], self.time_field, where).to_numpy(zero_copy_only=False)
             if len(exploded_key) > 1 and (np.diff(exploded_key) < 0).any():
-                perm = np.argsort(exploded_key, kind="stable")
+                perm = stable_order(exploded_key)
                 exploded_key, parents = exploded_key[perm], parents[perm]
                 arrays = {c: a.take(pa.array(perm)) for c, a in arrays.items()}
         out = {}
@@ -414,4 +428,4 @@ class FieldLogger(Operation):
         times = self._row_times(story_data, hidden, where)
         if len(times) < 2 or not (np.diff(times) < 0).any():
             return None
-        return np.argsort(times, kind="stable")
+        return stable_order(times)
