@@ -167,7 +167,7 @@ class Circus:
         """Execute one clock step; returns this step's logs by log id, in event-time order."""
         logs: dict[str, list[pa.Table]] = {}
         stories = list(self.stories.values())
-        end_us = int(self.clock.time_of_step(self.clock.step_count + 1).value // 1000)
+        end_us = self.clock.step_start_us(self.clock.step_count + 1)
         for story in stories:
             story.begin_step()
         rounds = 0

@@ -66,6 +66,12 @@ class Clock:
     def time_of_step(self, step_count: int) -> pd.Timestamp:
         return self.start + step_count * self.step
 
+    def step_start_us(self, step_count: int | None = None) -> int:
+        """Start of step ``step_count`` (default: the current one) in µs since the epoch, UTC:
+        integer arithmetic, for the engine's per-step bookkeeping (no pandas Timestamp)."""
+        step = self.step_count if step_count is None else step_count
+        return self.start.value // 1000 + step * (self.step.value // 1000)
+
     def steps_in(self, duration: timedelta | str) -> int:
         """Number of whole steps in ``duration`` (an error if it is not a multiple of the step)."""
         td = as_timedelta(duration, "duration")
