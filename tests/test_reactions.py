@@ -460,3 +460,35 @@ def test_set_activity_and_stop() -> None:
     assert abs(len(logs["s"]) - 20_000) <= 5 * np.sqrt(20_000)
     with pytest.raises(CircusError, match=r"activity levels must be finite and >= 0, got \[-1.0\]"):
         story.set_activity(np.array([1]), -1.0)
+
+
+@pytest.mark.parametrize("writer_first", [True, False])
+def test_the_documented_order_dependence_stories_of_one_round_sharing_state(writer_first: bool) -> None:
+    """README "Semantics": stories of the same round that share mutable state see each other's
+    changes in creation order.  A writer story sets an attribute at every step; a reader story
+    of the same round logs it: created after the writer, the reader sees this step's value;
+    created before, the previous step's."""
+    circus = Circus("shared", 1, START)
+    pop = circus.create_population("p", 5)
+    pop.create_attribute("STEP", init_values=np.full(5, -1))
+
+    def writer() -> None:
+        w = circus.create_story("writer", pop, "ID", timer_gen=ConstantDependentGenerator(1))
+        w.set_operations(
+            Apply("ID", "NOW", lambda ids: pd.Series(circus.clock.step_count, index=ids.index)),
+            pop.ops.update("ID", {"STEP": "NOW"}),
+        )
+
+    def reader() -> None:
+        r = circus.create_story("reader", pop, "ID", timer_gen=ConstantDependentGenerator(1))
+        r.set_operations(
+            pop.ops.lookup("ID", {"STEP": "SEEN"}),
+            Apply("ID", "NOW", lambda ids: pd.Series(circus.clock.step_count, index=ids.index)),
+            FieldLogger("seen", ["ID", "SEEN", "NOW"]),
+        )
+
+    for make in (writer, reader) if writer_first else (reader, writer):
+        make()
+    seen = frames(circus, "4h")["seen"]
+    lag = seen["NOW"] - seen["SEEN"]
+    assert (lag == (0 if writer_first else 1)).all()
