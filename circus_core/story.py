@@ -388,18 +388,22 @@ class Story:
         first = np.where(np.isnan(first) | (first < start), start, np.minimum(first, np.nextafter(end, start)))
         positions, masses = active, first
         if self.auto_reset_timer:
-            # walk each member's process on from this event: a walk landing in this step is one
-            # more event now (a row of its own); the first landing beyond it is the next timer
+            # walk each member's process on from this event: most land beyond the step (the next
+            # timer); for those landing inside it (a second event now), the rest of the step is
+            # drawn at once, with no loop over events however busy a member is: given that
+            # event, the further ones before the step's end are a Poisson number uniform in
+            # mass, and the next one after it is a fresh walk from the end (no memory)
             self.reset_timers_at(active, from_mass=first)
-            more_positions, more_masses = [active], [first]
             again = active[self.timer[active] == 0]
-            while len(again):
-                more_positions.append(again)
-                more_masses.append(self.next_mass[again])
-                self.reset_timers_at(again, from_mass=self.next_mass[again])
-                again = again[self.timer[again] == 0]
-            if len(more_positions) > 1:
-                positions, masses = np.concatenate(more_positions), np.concatenate(more_masses)
+            if len(again):
+                second = self.next_mass[again]
+                span = end - second
+                rng = self.rng("timer")
+                rows = np.repeat(np.arange(len(again)), rng.poisson(self.activity[self.state[again], again] * span))
+                more = second[rows] + rng.random(len(rows)) * span[rows]
+                positions = np.concatenate([active, again, again[rows]])
+                masses = np.concatenate([first, second, more])
+                self.reset_timers_at(again, from_mass=np.full(len(again), end))
         else:
             self.timer[active] = -1
             self.next_mass[active] = np.nan

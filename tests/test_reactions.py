@@ -492,3 +492,24 @@ def test_the_documented_order_dependence_stories_of_one_round_sharing_state(writ
     seen = frames(circus, "4h")["seen"]
     lag = seen["NOW"] - seen["SEEN"]
     assert (lag == (0 if writer_first else 1)).all()
+
+
+def test_very_busy_members_execute_exactly_their_poisson_counts() -> None:
+    """Heavy-tailed activity (a few members 10,000 events a day): the events of a step after a
+    member's second are drawn at once (no loop per event).  Each busy member's daily count is
+    Poisson(activity): the standardised counts of 50 such members have mean ~0 and variance ~1
+    (tolerances: 5 sd of the mean of 50 N(0,1), and a chi-square bound on their sum of squares);
+    the hours follow the profile (chi-square)."""
+    circus = Circus("busy", 17, START)
+    pop = circus.create_population("p", 50)
+    timer = DefaultDailyTimerGenerator(circus.clock)
+    story = circus.create_story("s", pop, "ID", timer_gen=timer, activity_gen=timer.activity(10_000, per="1D"))
+    story.set_operations(circus.clock.ops.timestamp("T"), FieldLogger("s", ["ID", "T"]))
+    log = frames(circus, "1D")["s"]
+    counts = np.bincount(log["ID"], minlength=50)
+    z = (counts - 10_000) / np.sqrt(10_000)
+    assert abs(z.mean()) <= 5 / np.sqrt(50)
+    assert stats.chi2.sf((z**2).sum(), df=50) > 1e-4 and stats.chi2.cdf((z**2).sum(), df=50) > 1e-4
+    hours = np.bincount(log["T"].dt.hour, minlength=24)
+    weights = np.asarray(DEFAULT_DAILY_PROFILE) / np.sum(DEFAULT_DAILY_PROFILE)
+    assert stats.chisquare(hours, hours.sum() * weights).pvalue > 1e-4
