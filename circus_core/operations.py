@@ -364,7 +364,12 @@ class FieldLogger(Operation):
         cols = [c for c in story_data.columns if c != EVENT_TIME] if self.cols is None else self.cols
         for c in [*cols, *self.exploded_cols]:
             field(story_data, c, where)
-        order = self._row_order(story_data, hidden, where)
+        row_times = self._row_times(story_data, hidden, where)
+        order = None
+        if row_times is not None and len(row_times) > 1 and (np.diff(row_times) < 0).any():
+            # sorting row indices here, before the columns become Arrow arrays, costs a take of
+            # integer codes per column; sorting the log table afterwards would copy every string
+            order = stable_order(row_times)
 
         def column(name: str) -> Any:
             values = story_data[name].array
@@ -403,29 +408,18 @@ class FieldLogger(Operation):
         names = [c for c in cols if c not in arrays] + list(arrays)
         if exploded_key is not None:
             out[EVENT_TIME], names = pa.array(exploded_key), [*names, EVENT_TIME]
-        elif hidden or self.time_field is not None:
-            times = self._row_times(story_data, hidden, where)
-            times = times if order is None else times[order]
+        elif row_times is not None:
+            times = row_times if order is None else row_times[order]
             out[EVENT_TIME] = pa.array(times if parents is None else times[parents])
             names = [*names, EVENT_TIME]
         return {self.log_id: pa.table([out[c] for c in names], names=names)}
 
-    def _row_times(self, story_data: pd.DataFrame, hidden: bool, where: str) -> np.ndarray:
-        """The time each row is logged at (µs): ``time_field``'s, else the row's event time."""
-        if self.time_field is not None and self.time_field not in self.exploded_cols:
+    def _row_times(self, story_data: pd.DataFrame, hidden: bool, where: str) -> np.ndarray | None:
+        """The time each row is logged at (µs): ``time_field``'s, else the row's event time;
+        None when the rows have no time (outside a story) or are sorted after exploding."""
+        if self.time_field is not None:
+            if self.time_field in self.exploded_cols:
+                return None
             values = to_arrow(field(story_data, self.time_field, where).array)
             return _micros(values, self.time_field, where).to_numpy(zero_copy_only=False)
-        return story_data[EVENT_TIME].to_numpy(dtype=np.int64)
-
-    def _row_order(self, story_data: pd.DataFrame, hidden: bool, where: str) -> np.ndarray | None:
-        """The rows in log order (None: as they are).  Sorting the row indices here, before the
-        columns become Arrow arrays, costs a take of integer codes per column; sorting the log
-        table afterwards would copy every string."""
-        if not hidden and self.time_field is None:
-            return None
-        if self.time_field is not None and self.time_field in self.exploded_cols:
-            return None
-        times = self._row_times(story_data, hidden, where)
-        if len(times) < 2 or not (np.diff(times) < 0).any():
-            return None
-        return stable_order(times)
+        return story_data[EVENT_TIME].to_numpy(dtype=np.int64) if hidden else None
