@@ -23,12 +23,24 @@ import pyarrow as pa
 from circus_core.logs import write_day
 from circus_core.operations import concat_tables
 from circus_core.tuning import use_jemalloc
-from pipelines.scenarios import get_scenario
+from pipelines.scenarios import Scenario, all_scenarios, get_scenario
+
+#: benchmark-only worlds (not pipeline scenarios), by name
+BENCHMARK_SCENARIOS = {"heavy_cdr": "benchmarks.heavy_cdr"}
+
+
+def find_scenario(name: str) -> Scenario:
+    """A shipped scenario, or one of the benchmark-only worlds (`BENCHMARK_SCENARIOS`)."""
+    if name in BENCHMARK_SCENARIOS and name not in all_scenarios():
+        import importlib
+
+        return importlib.import_module(BENCHMARK_SCENARIOS[name]).SCENARIO
+    return get_scenario(name)
 
 
 def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, object]:
     use_jemalloc()
-    scenario = get_scenario(scenario_name)
+    scenario = find_scenario(scenario_name)
     t0 = time.perf_counter()
     circus = scenario.create(size)
     build = time.perf_counter() - t0

@@ -111,7 +111,7 @@ def read_table(path: Path) -> pd.DataFrame:
 def population_table(pop: Population) -> pd.DataFrame:
     if ID_COLUMN in pop.attributes:
         raise CheckpointError(f"population {pop.name!r}: attribute name {ID_COLUMN!r} is reserved")
-    return pd.DataFrame({ID_COLUMN: pop.ids, **{n: a.values for n, a in pop.attributes.items()}})
+    return pd.DataFrame({ID_COLUMN: pop.plain_ids(), **{n: a.values for n, a in pop.attributes.items()}})
 
 
 def population_from_table(name: str, df: pd.DataFrame, root_seed: int) -> Population:

@@ -20,6 +20,7 @@ never row by row.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
     "is_string_column",
     "list_column",
     "list_parts",
+    "mark_id_codes",
+    "plain_for_user",
     "set_values",
     "take",
     "take_or_null",
@@ -144,6 +147,34 @@ def is_string_column(column: Any) -> bool:
 
 _ENCODE_PROBE = 10_000
 
+#: categories (by id) of the Categoricals that carry a population's string ids as positions
+_ID_CATEGORIES: dict[int, weakref.ref] = {}
+
+
+def mark_id_codes(categories: pd.Index) -> None:
+    """Record that Categoricals with these ``categories`` are a population's string ids held as
+    codes (see `Population`): an internal form that `plain_for_user` hides from user code."""
+    for key in [k for k, ref in _ID_CATEGORIES.items() if ref() is None]:
+        del _ID_CATEGORIES[key]
+    _ID_CATEGORIES[id(categories)] = weakref.ref(categories)
+
+
+def is_id_codes(column: Any) -> bool:
+    """True for a Categorical of string member ids (codes = positions in their population)."""
+    if not isinstance(column, pd.Categorical):
+        return False
+    ref = _ID_CATEGORIES.get(id(column.categories))
+    return ref is not None and ref() is column.categories
+
+
+def plain_for_user(series: pd.Series) -> pd.Series:
+    """``series`` as user functions (`Apply`, dependent generators) saw it before string ids were
+    held as codes: plain strings.  Ids as codes are an engine-internal speed-up, so a user's
+    function gives the same result (and the same output bytes) either way."""
+    if is_id_codes(series.array):
+        return pd.Series(decode(series.array), index=series.index, name=series.name)
+    return series
+
 
 def encode(values: Any) -> Column:
     """Stored form of a column: strings become a ``Categorical`` (categories in order of first
@@ -240,6 +271,8 @@ def to_arrow(column: Column) -> pa.Array | pa.ChunkedArray:
         dictionary = pa.array(column.categories.array)
         if isinstance(dictionary, pa.ChunkedArray):
             dictionary = dictionary.combine_chunks()
+        if pa.types.is_string(dictionary.type):  # e.g. object categories made by a user's Series.map
+            dictionary = dictionary.cast(pa.large_string())
         return dictionary.take(pa.array(codes, mask=codes < 0) if (codes < 0).any() else codes)
     if isinstance(column, np.ndarray):
         if column.dtype == object:

@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from circus_core.columns import as_column, is_list_column, list_parts_arrow, take, to_arrow
+from circus_core.columns import (
+    as_column,
+    is_id_codes,
+    is_list_column,
+    list_parts_arrow,
+    plain_for_user,
+    take,
+    to_arrow,
+)
 from circus_core.errors import CircusError, LengthMismatchError, UnknownNameError
 from circus_core.rng import make_rng
 
@@ -270,9 +278,9 @@ class Apply(AddColumns):
         for name in self.source_fields:
             field(story_data, name, where)
         if self.f_args == "series":
-            result = self.f(*[story_data[c] for c in self.source_fields])
+            result = self.f(*[plain_for_user(story_data[c]) for c in self.source_fields])
         else:
-            result = self.f(story_data[self.source_fields])
+            result = self.f(_plain_frame(story_data[self.source_fields]))
         if isinstance(result, pd.DataFrame):
             if result.shape[1] != len(self.named_as):
                 raise LengthMismatchError(f"{where} returned {result.shape[1]} columns for named_as {self.named_as}")
@@ -280,6 +288,13 @@ class Apply(AddColumns):
         if len(self.named_as) != 1:
             raise LengthMismatchError(f"{where} returned one column for named_as {self.named_as}")
         return {self.named_as[0]: _aligned(result, story_data, where)}
+
+
+def _plain_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with member-id columns held as codes decoded (see `columns.plain_for_user`)."""
+    if not any(is_id_codes(df[c].array) for c in df.columns):
+        return df
+    return pd.DataFrame({c: plain_for_user(df[c]) for c in df.columns}, index=df.index)
 
 
 def _aligned(values: Any, story_data: pd.DataFrame, where: str) -> Any:

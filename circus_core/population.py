@@ -16,13 +16,17 @@ import pandas as pd
 
 from circus_core.checks import check_int, describe_bad
 from circus_core.columns import (
+    STR,
     Column,
     as_column,
     concat_columns,
+    decode,
     encode,
     is_list_column,
+    is_string_column,
     list_column,
     list_parts,
+    mark_id_codes,
     set_values,
     take,
 )
@@ -75,7 +79,8 @@ class Attribute:
             return pd.Series(self.values, index=self.population.ids_index(), name=self.name)
         ids = as_column(ids)
         pos = self.population.positions(ids, f"attribute {self.name!r}")
-        return pd.Series(take(self.values, pos), index=pd.Index(ids), name=self.name)
+        plain = decode(ids) if isinstance(ids, pd.Categorical) else ids
+        return pd.Series(take(self.values, pos), index=pd.Index(plain), name=self.name)
 
     def update(self, ids: Any, values: Any) -> None:
         """Overwrite the values of members ``ids`` (each at most once: which value would win?)."""
@@ -136,6 +141,15 @@ class Population:
 
     # --- ids -------------------------------------------------------------------------------
     def _set_ids(self, ids: Column) -> None:
+        """Keep ids in the form that makes `positions` cheapest.
+
+        ``0..n-1`` integers: a ``RangeIndex`` (positions are the ids).  String ids: a
+        ``Categorical`` whose categories are the ids and whose codes are ``0..n-1``; every id
+        field taken from it (a story's member ids, a relationship's "to" side) is then a
+        Categorical sharing these categories, whose codes *are* the positions, so finding
+        members costs an integer copy instead of hashing strings, and carrying ids through a
+        step moves 4-byte codes instead of string bytes.  Logs decode them to plain strings.
+        """
         if (
             isinstance(ids, np.ndarray)
             and ids.dtype.kind in "iu"
@@ -144,10 +158,18 @@ class Population:
             index: pd.Index = pd.RangeIndex(len(ids))
             ids = ids.astype(np.int64)
         else:
-            index = pd.Index(ids)
+            if isinstance(ids, pd.Categorical):
+                ids = decode(ids)
+            index = pd.Index(ids, dtype=STR) if is_string_column(ids) else pd.Index(ids)
         if not index.is_unique:
             dup = index[index.duplicated()][:5].tolist()
             raise DuplicateNameError(f"population {self.name!r}: duplicate member ids {dup}")
+        if index.dtype == STR:
+            ids = pd.Categorical.from_codes(
+                np.arange(len(index)), dtype=pd.CategoricalDtype(index, ordered=False), validate=False
+            )
+            index = ids.categories
+            mark_id_codes(index)
         self.ids: Column = ids
         self._index = index
 
@@ -171,7 +193,7 @@ class Population:
             pos = ids.astype(np.int64, copy=False)
             bad = (pos < 0) | (pos >= self.size)
         else:
-            pos = self._index.get_indexer(ids)
+            pos = self._lookup(ids)
             bad = pos < 0
         if bad.any():
             sample = pd.Series(ids)[bad][:5].tolist()
@@ -181,8 +203,21 @@ class Population:
             )
         return pos
 
+    def _lookup(self, ids: Any) -> np.ndarray:
+        """Positions of ``ids``, -1 where an id is not a member."""
+        if isinstance(ids, pd.Categorical):
+            if ids.categories is self._index:  # taken from these ids: the codes are the positions
+                return ids.codes.astype(np.int64)
+            # ids of another population, or of this one before it grew: one lookup per category
+            return np.append(self._index.get_indexer(ids.categories), -1)[ids.codes]
+        return self._index.get_indexer(ids)
+
     def contains(self, ids: Any) -> np.ndarray:
-        return self._index.get_indexer(ids) >= 0
+        return self._lookup(as_column(ids)) >= 0
+
+    def plain_ids(self) -> Column:
+        """The ids as a plain column (strings decoded): what files and tables hold."""
+        return decode(self.ids) if isinstance(self.ids, pd.Categorical) else self.ids
 
     # --- attributes ------------------------------------------------------------------------
     def create_attribute(self, name: str, init_gen: Generator | None = None, init_values: Any = None) -> Attribute:
@@ -250,7 +285,7 @@ class Population:
         for name, col in values.items():
             if len(col) != n:
                 raise LengthMismatchError(f"{where}: {len(col)} values of {name!r} for {n} ids")
-        known = self._index.get_indexer(ids)
+        known = self._lookup(ids)
         is_new = known < 0
         if is_new.any():
             new_ids = take(ids, np.flatnonzero(is_new))
@@ -273,7 +308,7 @@ class Population:
 
     def to_dataframe(self) -> pd.DataFrame:
         """Members as a DataFrame indexed by id (for previews and tests)."""
-        return pd.DataFrame({n: a.values for n, a in self.attributes.items()}, index=pd.Index(self.ids, name="id"))
+        return pd.DataFrame({n: a.values for n, a in self.attributes.items()}, index=self.ids_index().rename("id"))
 
     @classmethod
     def from_table(cls, name: str, table: Any, id_col: str | None = None, root_seed: int = 0) -> Population:

@@ -245,9 +245,14 @@ class Relationship:
         """
         if one_to_one:
             return self._select_distinct(pos, rng, weight)
+        return self._draw(pos, rng.random(len(pos)), weight)
+
+    def _draw(self, pos: np.ndarray, u: np.ndarray, weight: Attribute | None) -> np.ndarray:
+        """For each member in ``pos``, the edge whose cumulative-weight interval holds ``u``
+        (uniforms in [0, 1)): one edge ∝ weight, -1 when it has none of positive weight.
+        O(rows x log degree): nothing is gathered."""
         self._compact()
         starts, ends = self._offsets[pos], self._offsets[pos + 1]
-        u = rng.random(len(pos))
         cw = self._cumulative_weights(weight)
         if cw is None:  # all weights equal: uniform among the member's edges
             has = (ends > starts) & (len(self._w) > 0 and self._w[0] > 0)
@@ -273,32 +278,68 @@ class Relationship:
         return cw
 
     def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator, weight: Attribute | None) -> np.ndarray:
+        """Distinct edges for the rows of each member (weighted sampling without replacement),
+        then distinct "to"s across members.
+
+        Each row draws one edge ∝ weight; of the rows of a member that drew the same edge, the
+        one with the best random priority keeps it and the others draw again, rejecting edges
+        already kept.  The kept edges are then exactly the first distinct values of an i.i.d.
+        sequence of draws ∝ weight, i.e. successive sampling without replacement, and the cost
+        grows with the rows of the step, not with their members' degrees.  Rows still unserved
+        after `_DISTINCT_ROUNDS` rounds (members with about as many rows as edges) are served
+        exactly from their members' remaining edges by exponential keys.  Conflicts are settled
+        by the random priority, never by row (member id) order: a "to" drawn by several rows
+        goes to the one with the best priority.
+        """
         n = len(pos)
-        uniq, group = np.unique(pos, return_inverse=True)
-        idx, seg = self._gather(uniq)
-        w = self._weights(idx, weight)
-        with np.errstate(divide="ignore"):
-            keys = rng.exponential(size=len(idx)) / w  # weighted sampling without replacement
-        edge_group = np.repeat(np.arange(len(uniq)), np.diff(seg))
-        order = np.lexsort((keys, edge_group))
-        sorted_idx, sorted_keys = idx[order], keys[order]
-        # conflicts are settled by a random priority per row, never by row (member id) order:
-        # rows of one member take its edges in priority order, and a "to" drawn by several
-        # rows goes to the one with the best priority
         priority = rng.random(n)
-        row_order = np.lexsort((priority, group))
-        first = np.searchsorted(group[row_order], np.arange(len(uniq)))
-        rank = np.empty(n, dtype=np.int64)
-        rank[row_order] = np.arange(n) - first[group[row_order]]
-        deg = np.diff(seg)[group]
-        slot = seg[group] + rank
-        ok = rank < deg
         chosen = np.full(n, -1, dtype=np.int64)
-        if ok.any():
-            cand = slot[ok]
-            good = np.isfinite(sorted_keys[cand])
-            chosen[np.flatnonzero(ok)[good]] = sorted_idx[cand[good]]
+        todo = np.argsort(priority, kind="stable")  # unserved rows, best priority first
+        taken = np.empty(0, dtype=np.int64)  # kept edges, sorted
+        for _ in range(_DISTINCT_ROUNDS):
+            if not len(todo):
+                break
+            drawn = self._draw(pos[todo], rng.random(len(todo)), weight)
+            none = drawn < 0  # no edge of positive weight at all: nothing to draw, ever
+            ok = ~none & first_occurrences(drawn)
+            if len(taken):
+                ok &= ~_in_sorted(drawn, taken)
+            chosen[todo[ok]] = drawn[ok]
+            taken = np.sort(np.concatenate([taken, drawn[ok]]))
+            todo = todo[~ok & ~none]
+        if len(todo):
+            self._serve_exactly(pos, todo, chosen, taken, rng, weight)
         return self._unique_to(chosen, priority)
+
+    def _serve_exactly(
+        self,
+        pos: np.ndarray,
+        todo: np.ndarray,
+        chosen: np.ndarray,
+        taken: np.ndarray,
+        rng: np.random.Generator,
+        weight: Attribute | None,
+    ) -> None:
+        """Rows ``todo`` (in priority order) take their members' best remaining edges by
+        exponential keys (weighted sampling without replacement), among edges not ``taken``;
+        rows beyond a member's remaining edges get nothing.  Gathers only these members' edges."""
+        members, group = np.unique(pos[todo], return_inverse=True)
+        idx, seg = self._gather(members)
+        w = self._weights(idx, weight)
+        w[_in_sorted(idx, taken)] = 0.0
+        with np.errstate(divide="ignore"):
+            keys = rng.exponential(size=len(idx)) / w
+        edge_group = np.repeat(np.arange(len(members)), np.diff(seg))
+        order = np.lexsort((keys, edge_group))
+        # the k-th unserved row of a member (in priority order) takes its k-th best edge
+        row_order = np.argsort(group, kind="stable")
+        first = np.searchsorted(group[row_order], np.arange(len(members)))
+        rank = np.empty(len(todo), dtype=np.int64)
+        rank[row_order] = np.arange(len(todo)) - first[group[row_order]]
+        ok = rank < np.diff(seg)[group]
+        slot = seg[group[ok]] + rank[ok]
+        good = np.isfinite(keys[order][slot])
+        chosen[todo[np.flatnonzero(ok)[good]]] = idx[order][slot[good]]
 
     def _unique_to(self, chosen: np.ndarray, priority: np.ndarray) -> np.ndarray:
         """Each "to" goes to the row with the best (lowest) ``priority`` among the rows that drew
@@ -386,6 +427,19 @@ class Relationship:
 
     def __repr__(self) -> str:
         return f"Relationship({self.where}, edges={self.size})"
+
+
+#: rejection rounds of `Relationship._select_distinct` before the exact fallback
+_DISTINCT_ROUNDS = 4
+
+
+def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_values)`` for an already sorted right-hand side (a binary search
+    per value, no sort or hash of either side)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[at] == values
 
 
 def _segment_search(cw: np.ndarray, starts: np.ndarray, ends: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -135,6 +135,43 @@ def test_select_one_one_to_one_same_from_gets_distinct_tos() -> None:
         assert sorted(as_list(data["to"])) == ["a", "b", "c", "d", "e"]
 
 
+def test_select_one_one_to_one_is_weighted_sampling_without_replacement() -> None:
+    """Two rows of a member with edges weighted 5, 3, 1, 1 (and one of weight 0) get the pair
+    {i, j} with the successive-sampling probability w_i/W * w_j/(W - w_i) + w_j/W * w_i/(W - w_j);
+    three rows of a member with two positive edges: the third row gets nothing.  Chi-square over
+    6,000 pairs (4,000 members in one step, 2 rows each, own "to"s so members never conflict)."""
+    members = 3000
+    circus = Circus("rel", 3, START)
+    circus.create_population("users", members + 1000)
+    rel = circus.get_population("users").create_relationship("r")
+    weights = np.array([5.0, 3.0, 1.0, 1.0, 0.0])
+    users = np.repeat(np.arange(members), len(weights))
+    rel.add_relations(users, users * 10 + np.tile(np.arange(len(weights)), members), np.tile(weights, members))
+    scarce = np.arange(members, members + 1000)  # 3 rows, edges of weights 2, 1, 0
+    rel.add_relations(
+        np.repeat(scarce, 3), np.repeat(scarce, 3) * 10 + np.tile([0, 1, 2], 1000), np.tile([2.0, 1, 0], 1000)
+    )
+    data, _ = rel.ops.select_one("user", "to", one_to_one=True, discard_empty=False)(
+        rows(np.concatenate([np.repeat(np.arange(members), 2), np.repeat(scarce, 3)])), circus.context("t")
+    )
+    to = data["to"].to_numpy(dtype=float)
+    pairs = to[: 2 * members].reshape(-1, 2)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    local = np.sort(pairs % 10, axis=1).astype(int)
+    assert (local < 4).all()  # the zero-weight edge is never drawn
+    total = weights.sum()
+    expected, observed = [], []
+    for i in range(4):
+        for j in range(i + 1, 4):
+            wi, wj = weights[i], weights[j]
+            expected.append(wi / total * wj / (total - wi) + wj / total * wi / (total - wj))
+            observed.append(((local[:, 0] == i) & (local[:, 1] == j)).sum())
+    assert stats.chisquare(observed, np.array(expected) * members).pvalue > 0.001
+    third = to[2 * members :].reshape(-1, 3)
+    assert (np.isnan(third).sum(axis=1) == 1).all()  # two positive edges for three rows
+    assert (np.sort(third, axis=1)[:, :2] % 10 == [0, 1]).all()
+
+
 def test_select_one_one_to_one_never_repeats_a_to_in_a_step() -> None:
     """Different members sharing "to"s, several rows per member: a "to" is never given twice in a
     step, and rows that cannot get a distinct one get nothing (null, or dropped)."""
