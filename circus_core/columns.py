@@ -42,6 +42,7 @@ __all__ = [
     "list_column",
     "list_parts",
     "mark_id_codes",
+    "plain",
     "plain_for_user",
     "set_values",
     "take",
@@ -165,6 +166,11 @@ def is_id_codes(column: Any) -> bool:
         return False
     ref = _ID_CATEGORIES.get(id(column.categories))
     return ref is not None and ref() is column.categories
+
+
+def plain(column: Column) -> Column:
+    """``column`` with string member ids held as codes decoded: what users and files see."""
+    return decode(column) if is_id_codes(column) else column
 
 
 def plain_for_user(series: pd.Series) -> pd.Series:

@@ -1,11 +1,19 @@
 """Relationships: weighted edges from members of a population to members of another (or of
 the same) population, or to plain ids.
 
-Edges are kept sorted by "from" position with an offsets array (CSR), so the edges of any set
-of members are gathered with a few array operations.  Edges added at run time go to a pending
-buffer merged (stable sort: insertion order is kept within a member) only when the
-relationship is next read, so write-only relationships (e.g. what customers bought) cost one
-append per step.
+Edges are kept grouped by "from" member with an offsets array (CSR: the edges of member m are
+``offsets[m]:offsets[m+1]``), so the edges of any set of members are gathered with a few array
+operations and an edge costs only its "to" (a 4-byte position in the "to" population, or the
+plain id) and its weight: ~20-24 bytes with the selection index below, whatever the degree.
+Edges added at run time go to a pending buffer merged only when the relationship is next read
+(insertion order is kept within a member), by one linear pass that scatters old and new edges
+to their places (no sort of the existing edges); removed edges are dropped by one masked copy.
+Write-only relationships (e.g. what customers bought) cost one append per step.
+
+Weighted draws use the cumulative weights of all edges plus a *guide table* (one entry per
+edge: for the k-th of a member's d equal-mass buckets, the edge where the bucket starts), so a
+draw looks at one or two edges near its target instead of binary-searching the member's edges:
+the same edge as a full search, at ~2 memory accesses per draw.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from circus_core.columns import (
     is_list_column,
     list_column,
     list_parts,
+    plain,
     take,
     take_or_null,
 )
@@ -48,13 +57,13 @@ class Relationship:
         self.name = name
         self.from_population, self.to_population = from_population, to_population
         self.root_seed = root_seed
-        self._from = np.empty(0, dtype=np.int64)
+        # "to" side: positions in the "to" population, or the plain ids when there is none
         self._to: Column | None = None
-        self._to_pos: np.ndarray | None = None if to_population is None else np.empty(0, np.int64)
+        self._to_pos: np.ndarray | None = None if to_population is None else np.empty(0, np.int32)
         self._w = np.empty(0, dtype=float)
-        self._pending: list[tuple[np.ndarray, Column, np.ndarray | None, np.ndarray]] = []
-        self._offsets: np.ndarray | None = None
-        self._cw_cache: tuple[tuple[int, int], np.ndarray | None] | None = None
+        self._pending: list[tuple[np.ndarray, Column | None, np.ndarray | None, np.ndarray]] = []
+        self._offsets = np.zeros(from_population.size + 1, dtype=np.int64)
+        self._cw_cache: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray] | None] | None = None
         self.ops = _RelationshipOps(self)
 
     @property
@@ -69,8 +78,8 @@ class Relationship:
         w = self._check_weights(from_pos, weights, n)
         to_pos = None
         if self.to_population is not None:
-            to_pos = self.to_population.positions(to, f"'to' side of {self.where}")
-            to = take(self.to_population.ids, to_pos)
+            to_pos = _narrow(self.to_population.positions(to, f"'to' side of {self.where}"))
+            to = None
         else:
             to = encode(to)
         if n:
@@ -96,37 +105,60 @@ class Relationship:
         return w
 
     def _changed(self) -> None:
-        """Edges changed: drop the offsets and the cumulative weights."""
-        self._offsets = None
+        """Edges changed: drop the cumulative weights."""
         self._cw_cache = None
 
+    @property
+    def _n_edges(self) -> int:
+        return int(self._offsets[-1])
+
+    def _edge_from(self) -> np.ndarray:
+        """The "from" position of every stored edge (derived from the offsets, not stored)."""
+        return np.repeat(np.arange(len(self._offsets) - 1), np.diff(self._offsets))
+
     def _compact(self) -> None:
-        """Merge pending edges into the sorted arrays and rebuild the offsets."""
-        if self._pending:
-            froms = [self._from, *(p[0] for p in self._pending)]
-            tos = ([self._to] if self._to is not None else []) + [p[1] for p in self._pending]
-            ws = [self._w, *(p[3] for p in self._pending)]
-            f = np.concatenate(froms)
-            order = np.argsort(f, kind="stable")
-            self._from = f[order]
-            self._to = take(concat_columns(tos), order)
-            self._w = np.concatenate(ws)[order]
-            if self._to_pos is not None:
-                self._to_pos = np.concatenate([self._to_pos, *(p[2] for p in self._pending)])[order]
-            self._pending = []
-            self._changed()
+        """Merge pending edges into the stored ones, after each member's existing edges in
+        insertion order: one scatter of old and new edges to their new places (linear in the
+        edges, no sort of the existing ones), and the offsets updated by the new counts."""
         n_from = self.from_population.size
-        if self._offsets is None or len(self._offsets) != n_from + 1:
-            counts = np.bincount(self._from, minlength=n_from)
-            self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        if len(self._offsets) < n_from + 1:  # the population grew: new members have no edges yet
+            self._offsets = np.append(self._offsets, np.full(n_from + 1 - len(self._offsets), self._offsets[-1]))
+        if not self._pending:
+            return
+        pend_from = np.concatenate([p[0] for p in self._pending])
+        order = np.argsort(pend_from, kind="stable")
+        pend_from = pend_from[order]
+        e, p = self._n_edges, len(pend_from)
+        # an old edge of member m moves up by the number of new edges of members before m; the
+        # k-th new edge (sorted by member) lands after its member's old edges
+        shift = np.searchsorted(pend_from, np.arange(n_from), side="left")
+        old_dest = np.arange(e) + np.repeat(shift, np.diff(self._offsets))
+        new_dest = self._offsets[pend_from + 1] + np.arange(p)
+        merged = np.empty(e + p, dtype=np.int64)  # merged[i] = index into concat(old, new)
+        merged[old_dest] = np.arange(e)
+        merged[new_dest] = e + order
+        self._w = np.concatenate([self._w, *(q[3] for q in self._pending)])[merged]
+        if self._to_pos is not None:
+            self._to_pos = np.concatenate([self._to_pos, *(q[2] for q in self._pending)])[merged]
+        else:
+            tos = ([self._to] if self._to is not None else []) + [q[1] for q in self._pending]
+            self._to = take(concat_columns(tos), merged)
+        self._offsets = self._offsets + np.concatenate([[0], np.cumsum(np.bincount(pend_from, minlength=n_from))])
+        self._pending = []
+        self._changed()
 
     def compact(self) -> None:
-        """Merge pending edges and rebuild the index now rather than at the next read."""
+        """Merge pending edges and build the selection index now rather than at the next read
+        (a world's build ends with this, so its first step does not pay for the index)."""
         self._compact()
+        self._cumulative_weights(None)
 
     def _keep(self, mask: np.ndarray) -> None:
+        """Keep the edges where ``mask`` is True (one masked copy; offsets from its running count)."""
         self._compact()
-        self._from = self._from[mask]
+        kept = np.zeros(len(mask) + 1, dtype=np.int64)
+        np.cumsum(mask, out=kept[1:])
+        self._offsets = kept[self._offsets]
         if self._to is not None and len(mask):
             self._to = take(self._to, np.flatnonzero(mask))
         self._w = self._w[mask]
@@ -136,7 +168,7 @@ class Relationship:
 
     @property
     def size(self) -> int:
-        return len(self._from) + sum(len(p[0]) for p in self._pending)
+        return self._n_edges + sum(len(p[0]) for p in self._pending)
 
     def __len__(self) -> int:
         return self.size
@@ -165,25 +197,33 @@ class Relationship:
             raise LengthMismatchError(f"{self.where}: {len(from_ids)} 'from' ids but {len(to_ids)} 'to' ids")
         pos = self.from_population.positions(from_ids, f"'from' side of {self.where}")
         self._compact()
-        if not len(self._from) or not len(pos):
+        if not self._n_edges or not len(pos):
             return
-        codes, _ = pd.factorize(pd.Series(concat_columns([self._to, to_ids])))
-        k = int(codes.max()) + 1
-        edge_keys = self._from * k + codes[: len(self._from)]
-        drop_keys = pos * k + codes[len(self._from) :]
-        self._keep(~np.isin(edge_keys, drop_keys))
+        edge_from = self._edge_from()
+        if self._to_pos is not None:
+            drop_to = self.to_population._lookup(to_ids)
+            keep = drop_to >= 0  # ids not in the "to" population are on no edge
+            pos, drop_to, edge_to = pos[keep], drop_to[keep], self._to_pos.astype(np.int64)
+            k = self.to_population.size + 1
+        else:
+            codes, _ = pd.factorize(pd.Series(concat_columns([self._to, to_ids])))
+            k = int(codes.max()) + 1
+            edge_to, drop_to = codes[: self._n_edges], codes[self._n_edges :]
+        self._keep(~np.isin(edge_from * k + edge_to, pos * k + drop_to))
 
     def get_relations(self, from_ids: Any = None) -> pd.DataFrame:
         """Edges as a DataFrame with columns ``from``, ``to``, ``weight``."""
         self._compact()
         if from_ids is None:
-            idx = np.arange(len(self._from))
+            idx, from_pos = np.arange(self._n_edges), self._edge_from()
         else:
-            idx, _ = self._gather(self.from_population.positions(as_column(from_ids), self.where))
+            pos = self.from_population.positions(as_column(from_ids), self.where)
+            idx, seg = self._gather(pos)
+            from_pos = np.repeat(pos, np.diff(seg))
         return pd.DataFrame(
             {
-                "from": take(self.from_population.ids, self._from[idx]),
-                "to": self._to_values(idx),
+                "from": plain(take(self.from_population.ids, from_pos)),
+                "to": plain(self._to_values(idx)),
                 "weight": self._w[idx],
             }
         )
@@ -197,7 +237,10 @@ class Relationship:
         return self._offsets[pos + 1] - self._offsets[pos]
 
     def _to_values(self, edge_idx: np.ndarray) -> Column:
-        return take(self._to if self._to is not None else _empty_to(self), edge_idx)
+        """The "to" ids of edges ``edge_idx`` (-1: null)."""
+        if self._to_pos is not None:
+            return take_or_null(self.to_population.ids, _take_or_minus_one(self._to_pos, edge_idx))
+        return take_or_null(self._to if self._to is not None else _empty_to(self), edge_idx)
 
     # --- vectorised selection ---------------------------------------------------------------
     def _gather(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,56 +293,96 @@ class Relationship:
     def _draw(self, pos: np.ndarray, u: np.ndarray, weight: Attribute | None) -> np.ndarray:
         """For each member in ``pos``, the edge whose cumulative-weight interval holds ``u``
         (uniforms in [0, 1)): one edge ∝ weight, -1 when it has none of positive weight.
-        O(rows x log degree): nothing is gathered."""
+
+        The last edge j of the member with ``cw[j] <= lo + u * (hi - lo)``, found through the
+        guide table: u falls in bucket b of the member's d equal-mass buckets, and the edge lies
+        between the bucket's first and the next bucket's first edge, most often one edge.
+        O(rows): nothing is gathered, no search over the member's edges."""
         self._compact()
         starts, ends = self._offsets[pos], self._offsets[pos + 1]
-        cw = self._cumulative_weights(weight)
-        if cw is None:  # all weights equal: uniform among the member's edges
+        cum = self._cumulative_weights(weight)
+        if cum is None:  # all weights equal: uniform among the member's edges
             has = (ends > starts) & (len(self._w) > 0 and self._w[0] > 0)
             return np.where(has, starts + (u * (ends - starts)).astype(np.int64), -1)
-        # edge j covers [cw[j], cw[j+1]); zero-weight edges cover nothing and are never drawn
+        cw, guide = cum
         lo, hi = cw[starts], cw[ends]
-        k = _segment_search(cw, starts, ends, lo + u * (hi - lo))
-        return np.where(hi > lo, k, -1).astype(np.int64)
+        d = np.maximum(ends - starts, 1)
+        # the bucket of u, exactly as the table's boundaries were computed (k / d, then scaled)
+        b = np.minimum((u * d).astype(np.int64), d - 1)
+        b -= u < b / d
+        b += (b + 1 < d) & (u >= (b + 1) / d)
+        at = np.minimum(starts + b, max(len(guide) - 1, 0))
+        first = guide[at].astype(np.int64)
+        last = np.where(b + 1 < d, guide[np.minimum(at + 1, max(len(guide) - 1, 0))], ends - 1).astype(np.int64)
+        target = lo + u * (hi - lo)
+        wide = np.flatnonzero(last > first)
+        if len(wide):
+            first[wide] = _segment_search(cw, first[wide], last[wide] + 1, target[wide])
+        return np.where(hi > lo, first, -1)
 
-    def _cumulative_weights(self, weight: Attribute | None) -> np.ndarray | None:
-        """Cumulative weights over all edges (``cw[j]`` = weight of edges before j), cached until
-        the edges or the weight attribute change, so a weighted select costs O(rows log edges)
-        with no gathering; None when all weights are equal (the uniform fast path)."""
+    def _cumulative_weights(self, weight: Attribute | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(cumulative weights over all edges, guide table), cached until the edges or the
+        weight attribute change, so a weighted select costs O(rows) with no gathering; None when
+        all weights are equal (the uniform fast path).
+
+        ``cw[j]`` is the weight of the edges before j.  ``guide[s + k]`` for the member whose
+        edges are ``s:s+d`` is the last edge j with ``cw[j] <= lo + (k / d) * (hi - lo)``: where
+        its k-th of d equal-mass buckets starts (8 + 4 bytes per edge)."""
         key = (id(weight), -1 if weight is None else weight.version)
         if self._cw_cache is not None and self._cw_cache[0] == key:
             return self._cw_cache[1]
         w = self._weights(np.arange(len(self._w)), weight)
-        cw = None
+        cum = None
         if weight is not None or (len(w) and (w != w[0]).any()):
             cw = np.zeros(len(w) + 1)
             np.cumsum(w, out=cw[1:])
-        self._cw_cache = (key, cw)
-        return cw
+            degrees = np.diff(self._offsets)
+            starts = np.repeat(self._offsets[:-1], degrees)
+            d = np.repeat(degrees, degrees)
+            lo, hi = cw[starts], np.repeat(cw[self._offsets[1:]], degrees)
+            bounds = lo + ((np.arange(len(w)) - starts) / d) * (hi - lo)
+            guide = np.searchsorted(cw, bounds, side="right") - 1
+            np.clip(guide, starts, np.repeat(self._offsets[1:], degrees) - 1, out=guide)
+            cum = (cw, _narrow(guide))
+        self._cw_cache = (key, cum)
+        return cum
 
     def _select_distinct(self, pos: np.ndarray, rng: np.random.Generator, weight: Attribute | None) -> np.ndarray:
         """Distinct edges for the rows of each member (weighted sampling without replacement),
         then distinct "to"s across members.
 
-        Each row draws one edge ∝ weight; of the rows of a member that drew the same edge, the
-        one with the best random priority keeps it and the others draw again, rejecting edges
-        already kept.  The kept edges are then exactly the first distinct values of an i.i.d.
-        sequence of draws ∝ weight, i.e. successive sampling without replacement, and the cost
-        grows with the rows of the step, not with their members' degrees.  Rows still unserved
-        after `_DISTINCT_ROUNDS` rounds (members with about as many rows as edges) are served
-        exactly from their members' remaining edges by exponential keys.  Conflicts are settled
-        by the random priority, never by row (member id) order: a "to" drawn by several rows
-        goes to the one with the best priority.
+        Every row gets a random rank (a permutation): conflicts are settled by it, never by
+        row (member id) order.  A member's only row draws one edge ∝ weight.  Members with a
+        few rows for their degree are served by rejection: each row draws one edge ∝ weight; of
+        the rows of a member that drew the same edge, the best-ranked keeps it and the others
+        draw again, rejecting edges already kept.  The kept edges are exactly the first distinct
+        values of an i.i.d. sequence of draws ∝ weight, i.e. successive sampling without
+        replacement, at a cost that grows with the rows of the step, not with degrees.  Members
+        with many rows for their degree (the busy ones of a heavy-tailed world), and rows still
+        unserved after `_DISTINCT_ROUNDS` rounds, are served exactly from their members'
+        remaining edges by exponential keys (gathering only their edges); rows beyond a member's
+        degree get nothing.  Then a "to" drawn by several rows goes to the best-ranked of them.
         """
         n = len(pos)
-        priority = rng.random(n)
+        rank = rng.permutation(n)
+        by_rank = np.empty(n, dtype=np.int64)
+        by_rank[rank] = np.arange(n)  # rows, best rank first
+        self._compact()
+        rows_of_member = np.bincount(pos, minlength=len(self._offsets) - 1)[pos]
+        degree = self._offsets[pos + 1] - self._offsets[pos]
+        u = rng.random(n)
         chosen = np.full(n, -1, dtype=np.int64)
-        todo = np.argsort(priority, kind="stable")  # unserved rows, best priority first
-        taken = np.empty(0, dtype=np.int64)  # kept edges, sorted
+        dense = rows_of_member * _DENSE_SHARE > degree
+        # a member's only row cannot conflict with another of its rows: its draw stands
+        single = np.flatnonzero((rows_of_member == 1) & ~dense)
+        chosen[single] = self._draw(pos[single], u[single], weight)
+        todo = by_rank[((rows_of_member > 1) & ~dense)[by_rank]]  # multi-row members, by rank
+        exact = by_rank[dense[by_rank]]
+        taken = np.empty(0, dtype=np.int64)  # kept edges of the multi-row members, sorted
         for _ in range(_DISTINCT_ROUNDS):
             if not len(todo):
                 break
-            drawn = self._draw(pos[todo], rng.random(len(todo)), weight)
+            drawn = self._draw(pos[todo], u[todo], weight)
             none = drawn < 0  # no edge of positive weight at all: nothing to draw, ever
             ok = ~none & first_occurrences(drawn)
             if len(taken):
@@ -307,9 +390,13 @@ class Relationship:
             chosen[todo[ok]] = drawn[ok]
             taken = np.sort(np.concatenate([taken, drawn[ok]]))
             todo = todo[~ok & ~none]
+            u[todo] = rng.random(len(todo))
         if len(todo):
-            self._serve_exactly(pos, todo, chosen, taken, rng, weight)
-        return self._unique_to(chosen, priority)
+            exact = np.concatenate([exact, todo])
+            exact = exact[np.argsort(rank[exact], kind="stable")]
+        if len(exact):
+            self._serve_exactly(pos, exact, chosen, taken, rng, weight)
+        return self._unique_to(chosen, rank)
 
     def _serve_exactly(
         self,
@@ -341,19 +428,21 @@ class Relationship:
         good = np.isfinite(keys[order][slot])
         chosen[todo[np.flatnonzero(ok)[good]]] = idx[order][slot[good]]
 
-    def _unique_to(self, chosen: np.ndarray, priority: np.ndarray) -> np.ndarray:
-        """Each "to" goes to the row with the best (lowest) ``priority`` among the rows that drew
-        it; the others get nothing."""
+    def _unique_to(self, chosen: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """Each "to" goes to the row with the best (lowest) ``rank`` (a permutation of the rows)
+        among the rows that drew it; the others get nothing.  O(rows): the best rank per "to"
+        by one scatter-minimum, no sort."""
         has = np.flatnonzero(chosen >= 0)
         if not len(has):
             return chosen
-        has = has[np.argsort(priority[has], kind="stable")]
-        key = (
-            self._to_pos[chosen[has]]
-            if self._to_pos is not None
-            else pd.factorize(pd.Series(take(self._to, chosen[has])))[0]
-        )
-        chosen[has[~first_occurrences(key)]] = -1
+        if self._to_pos is not None:
+            key, size = self._to_pos[chosen[has]], self.to_population.size
+        else:
+            key, uniques = pd.factorize(pd.Series(plain(take(self._to, chosen[has]))))
+            size = len(uniques)
+        best = np.full(size, len(rank), dtype=np.int64)
+        np.minimum.at(best, key, rank[has])
+        chosen[has[best[key] != rank[has]]] = -1
         return chosen
 
     def select_many_positions(
@@ -381,7 +470,7 @@ class Relationship:
         """Remove edges by index (after a select with ``pop=True``)."""
         edge_idx = edge_idx[edge_idx >= 0]
         if len(edge_idx):
-            mask = np.ones(len(self._from), dtype=bool)
+            mask = np.ones(self._n_edges, dtype=bool)
             mask[edge_idx] = False
             self._keep(mask)
 
@@ -392,10 +481,10 @@ class Relationship:
 
     def load_table(self, df: pd.DataFrame) -> None:
         """Replace all edges by those of ``df`` (columns from, to, weight)."""
-        self._from = np.empty(0, dtype=np.int64)
         self._to = None
-        self._to_pos = None if self.to_population is None else np.empty(0, np.int64)
+        self._to_pos = None if self.to_population is None else np.empty(0, np.int32)
         self._w = np.empty(0, dtype=float)
+        self._offsets = np.zeros(self.from_population.size + 1, dtype=np.int64)
         self._pending = []
         self._changed()
         if len(df):
@@ -431,6 +520,8 @@ class Relationship:
 
 #: rejection rounds of `Relationship._select_distinct` before the exact fallback
 _DISTINCT_ROUNDS = 4
+#: a member whose rows x this exceed its degree is served exactly (rejection would collide often)
+_DENSE_SHARE = 4
 
 
 def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
@@ -621,7 +712,7 @@ class SelectOne(AddColumns):
         if self.pop and not self.one_to_one:
             chosen = _first_of_each(chosen, rng.random(len(chosen)))
         ok = chosen >= 0
-        values = take_or_null(self.rel._to if self.rel._to is not None else _empty_to(self.rel), chosen)
+        values = self.rel._to_values(chosen)
         if self.pop:
             self.rel.pop_edges(chosen)
         if self.discard_empty and not ok.all():
@@ -673,7 +764,7 @@ class SelectMany(AddColumns):
         else:
             q = np.full(len(pos), int(self.quantity), dtype=np.int64)
         offsets, selected = self.rel.select_many_positions(pos, q, self.rng(ctx), self.weight)
-        values = list_column(offsets, take(self.rel._to, selected) if len(selected) else _empty_to(self.rel))
+        values = list_column(offsets, self.rel._to_values(selected))
         if self.pop:
             self.rel.pop_edges(selected)
         if self.discard_empty:
@@ -686,9 +777,23 @@ class SelectMany(AddColumns):
 def _empty_to(rel: Relationship) -> Column:
     if rel._to is not None:
         return take(rel._to, np.empty(0, dtype=np.int64))
-    if rel.to_population is not None:
-        return take(rel.to_population.ids, np.empty(0, dtype=np.int64))
     return pd.array([], dtype=STR)
+
+
+def _narrow(positions: np.ndarray) -> np.ndarray:
+    """Positions as int32 when they fit (half the memory of int64 per edge)."""
+    if not len(positions) or positions.max() < 2**31 - 1:
+        return positions.astype(np.int32)
+    return positions.astype(np.int64)
+
+
+def _take_or_minus_one(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` as int64, -1 where ``idx`` is -1."""
+    if not len(values):
+        return np.full(len(idx), -1, dtype=np.int64)
+    out = values[idx].astype(np.int64)
+    out[idx < 0] = -1
+    return out
 
 
 class SelectAll(AddColumns):
@@ -698,7 +803,7 @@ class SelectAll(AddColumns):
     def build_output(self, story_data: pd.DataFrame, ctx: Context) -> pd.DataFrame | dict[str, Any]:
         pos = _from_positions(self.rel, story_data, self.from_field, ctx, "select_all")
         idx, seg = self.rel._gather(pos)
-        values = list_column(seg, take(self.rel._to, idx) if len(idx) else _empty_to(self.rel))
+        values = list_column(seg, self.rel._to_values(idx))
         if self.discard_empty:
             keep = np.flatnonzero(np.diff(seg) > 0)
             if len(keep) < len(pos):
