@@ -28,6 +28,7 @@ DEFAULT_MATRIX: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "app_store": ((10_000, 100_000), (1,)),
     "mobile_app": ((10_000, 100_000), (1,)),
     "csv_flows": ((10_000, 100_000), (1,)),
+    "heavy_cdr": ((10_000, 100_000, 1_000_000), (1, 7)),
 }
 
 COLUMNS = [
@@ -41,6 +42,8 @@ COLUMNS = [
     ("sim_rows_per_s", "{:,.0f}"),
     ("total_rows_per_s", "{:,.0f}"),
     ("peak_rss_mib", "{:,.0f}"),
+    ("bytes_per_member", "{:,.0f}"),
+    ("bytes_per_edge", "{:,.1f}"),
 ]
 
 

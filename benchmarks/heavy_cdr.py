@@ -48,6 +48,9 @@ FRIENDS_PER_SUBSCRIBER = 100
 CELLS_PER_SUBSCRIBER = 30
 AGENTS_PER_SUBSCRIBER = 20
 MEAN_CALL_SECONDS = 150.0
+#: subscribers per block when building the relationships (a constant, so the world does not
+#: depend on how it is built)
+BUILD_BLOCK = 100_000
 
 VOICE_SCHEMA = ("TIMESTAMP", "A_ID", "A_MSISDN", "CELL_A", "B_ID", "B_MSISDN", "CELL_B", "DURATION")
 SMS_SCHEMA = ("TIMESTAMP", "A_ID", "A_MSISDN", "CELL_A", "B_ID", "B_MSISDN")
@@ -75,18 +78,23 @@ def build(circus: Circus, size: int) -> None:
         circus.attach_generator(name, law)
 
     def weighted(name: str, to: Population, per_member: int, pareto_weights: bool) -> None:
-        # drawn on positions (integers), then handed over as ids: one vectorised call each
-        edges = make_random_bipartite_data(
-            np.arange(size, dtype=np.int64),
-            np.arange(to.size, dtype=np.int64),
-            min(1.0, per_member / to.size),
-            circus.seed_for(name),
-        )
-        src, dst = edges["from"].to_numpy(), edges["to"].to_numpy()
-        rng = make_rng(f"{name}/weights", circus.master_seed)
-        w = rng.pareto(PARETO_ALPHA, len(src)) + 1.0 if pareto_weights else rng.exponential(1.0, len(src))
+        # drawn on positions (integers), then handed over as ids, by blocks of BUILD_BLOCK
+        # subscribers so that a 1M-member world's ~150M edges never exist twice in memory
         rel = subscribers.create_relationship(name, to_population=to)
-        rel.add_relations(take(subscribers.ids, src), take(to.ids, dst), weights=w)
+        for block, first in enumerate(range(0, size, BUILD_BLOCK)):
+            members = np.arange(first, min(first + BUILD_BLOCK, size), dtype=np.int64)
+            edges = make_random_bipartite_data(
+                members,
+                np.arange(to.size, dtype=np.int64),
+                min(1.0, per_member / to.size),
+                circus.seed_for(f"{name}/{block}"),
+            )
+            src, dst = edges["from"].to_numpy(), edges["to"].to_numpy()
+            del edges
+            rng = make_rng(f"{name}/weights/{block}", circus.master_seed)
+            w = rng.pareto(PARETO_ALPHA, len(src)) + 1.0 if pareto_weights else rng.exponential(1.0, len(src))
+            rel.add_relations(take(subscribers.ids, src), take(to.ids, dst), weights=w)
+            rel.compact(index=False)
 
     weighted("friends", subscribers, FRIENDS_PER_SUBSCRIBER, pareto_weights=True)
     weighted("cells", cells, CELLS_PER_SUBSCRIBER, pareto_weights=False)

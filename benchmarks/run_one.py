@@ -1,11 +1,14 @@
 """One benchmark measurement in a fresh process, printed as one JSON line.
 
 A fresh process per measurement makes the peak RSS (``ru_maxrss``) that of this scenario, size
-and duration alone.  The circus runs day by day; each day's logs are written to Parquet and
-dropped, as the daily pipeline does, so memory is the state plus one day of logs.
+and duration alone.  The circus runs day by day; each step's logs are handed to a
+`circus_core.logs.DayWriter` (the same files as writing the whole day at once, byte for byte),
+so memory is the state plus a row group per log.
 
-Simulation time is the time spent in ``Circus.step``; write time is the time spent turning the
-day's tables into Parquet files, so "with Parquet" = simulation + write.
+The state's size after the run is reported as bytes per member and per edge
+(`circus_core.footprint`).  Simulation time is the time spent in ``Circus.step``; write time is
+the time spent turning the day's tables into Parquet files, so "with Parquet" = simulation +
+write (one core: writing is not overlapped with simulating).
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-
-from circus_core.logs import write_day
-from circus_core.operations import concat_tables
+from circus_core.footprint import footprint
+from circus_core.logs import DayWriter
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 
@@ -48,20 +49,20 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
     sim = write = 0.0
     rows = 0
     for _ in range(days):
-        date = circus.clock.now.date().isoformat()
-        day: dict[str, list[pa.Table]] = {}
-        t = time.perf_counter()
+        writer = DayWriter(out, circus.clock.now.date().isoformat())
         for _ in range(steps_per_day):
-            for log_id, table in circus.step().items():
-                day.setdefault(log_id, []).append(table)
-        tables = {k: concat_tables(v) for k, v in day.items()}
-        sim += time.perf_counter() - t
-        rows += sum(t.num_rows for t in tables.values())
+            t = time.perf_counter()
+            logs = circus.step()
+            t1 = time.perf_counter()
+            writer.add(logs)
+            sim, write = sim + t1 - t, write + time.perf_counter() - t1
+            rows += sum(table.num_rows for table in logs.values())
+            del logs
         t = time.perf_counter()
-        write_day(tables, out, date)
+        writer.close()
         write += time.perf_counter() - t
-        del day, tables
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    state = footprint(circus)
     return {
         "scenario": scenario_name,
         "members": size,
@@ -73,6 +74,9 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
         "sim_rows_per_s": rows / sim if sim else 0.0,
         "total_rows_per_s": rows / (sim + write) if sim + write else 0.0,
         "peak_rss_mib": peak,
+        "edges": state.edges,
+        "bytes_per_member": state.bytes_per_member,
+        "bytes_per_edge": state.bytes_per_edge,
     }
 
 

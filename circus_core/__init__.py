@@ -50,7 +50,7 @@ from circus_core.generators import (
     bounded_sigmoid,
     logistic,
 )
-from circus_core.logs import LogWriter, write_day
+from circus_core.logs import DayWriter, LogWriter, write_day
 from circus_core.operations import (
     AddColumns,
     Apply,
@@ -105,6 +105,7 @@ __all__ = [
     "CyclicTimerGenerator",
     "CyclicTimerProfile",
     "DailyCurve",
+    "DayWriter",
     "DefaultDailyTimerGenerator",
     "DependentBulkGenerator",
     "DependentGenerator",

@@ -19,7 +19,7 @@ from circus_core.errors import CircusError, InvalidParameterError, InvalidPathEr
 from circus_core.json_rows import json_lines
 from circus_core.operations import concat_tables
 
-__all__ = ["LogWriter", "check_day_logs", "write_day", "write_jsonl"]
+__all__ = ["DayWriter", "LogWriter", "check_day_logs", "write_day", "write_jsonl"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -48,6 +48,72 @@ def write_day(
         tmp.replace(path)
         written[log_id] = path
     return written
+
+
+class DayWriter:
+    """Writes one day's logs step by step: the same files as `write_day` given the whole day,
+    byte for byte, while holding at most a row group of each log in memory.
+
+    A day of a large world is gigabytes of log rows; written as they come, memory stays the
+    world's state plus one row group per log, and writing is spread over the day.  Each log's
+    step tables are buffered until `ROW_GROUP_ROWS` rows, written as exactly those row groups
+    (sliced out of the same concatenation `write_day` would write), and the file is moved into
+    place by `close` (``.part-N.parquet.tmp`` until then).  Parquet only: CSV and JSON lines go
+    through `write_day`.  Logs whose steps differ in type (a column null in the first steps)
+    are buffered whole and written at `close`, as `write_day` would.
+    """
+
+    def __init__(self, out: str | Path, date: str, part: int = 0) -> None:
+        check_day_logs({}, out, date, "parquet", part)
+        self.out, self.date, self.part = Path(out), date, part
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._rows: dict[str, int] = {}
+        self._started: set[str] = set()  # logs with a row group written
+        self.written: dict[str, Path] = {}
+
+    def _path(self, log_id: str) -> Path:
+        return self.out / log_id / f"date={self.date}" / f"part-{self.part:05d}.parquet"
+
+    def add(self, logs: Mapping[str, pa.Table]) -> None:
+        """One step's logs (tables with the same columns every step)."""
+        check_day_logs(logs, self.out, self.date, "parquet", self.part)
+        for log_id, table in logs.items():
+            self._buffers.setdefault(log_id, []).append(table)
+            self._rows[log_id] = self._rows.get(log_id, 0) + table.num_rows
+            if self._rows[log_id] >= ROW_GROUP_ROWS:
+                self._flush(log_id, final=False)
+
+    def _flush(self, log_id: str, final: bool) -> None:
+        table = concat_tables(self._buffers[log_id])
+        writer = self._writers.get(log_id)
+        if writer is None:
+            if not final and any(pa.types.is_null(f.type) for f in table.schema):
+                return  # a column's type is not known yet: keep buffering
+            path = self._path(log_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(path.with_name(f".{path.name}.tmp"), table.schema, compression="zstd")
+            self._writers[log_id] = writer
+        elif table.schema != writer.schema:
+            table = concat_tables([writer.schema.empty_table(), table])
+        whole = table.num_rows if final else table.num_rows - table.num_rows % ROW_GROUP_ROWS
+        if whole or (final and log_id not in self._started):  # an empty day: one write, as write_day
+            writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+            self._started.add(log_id)
+        self._buffers[log_id] = [table.slice(whole)] if whole < table.num_rows else []
+        self._rows[log_id] = table.num_rows - whole
+
+    def close(self) -> dict[str, Path]:
+        """Write what is buffered, close the files and move them into place; the paths written."""
+        for log_id in self._buffers:
+            self._flush(log_id, final=True)
+        for log_id, writer in self._writers.items():
+            writer.close()
+            path = self._path(log_id)
+            path.with_name(f".{path.name}.tmp").replace(path)
+            self.written[log_id] = path
+        self._writers = {}
+        return self.written
 
 
 def check_day_logs(logs: object, out: object, date: object, fmt: object = "parquet", part: object = 0) -> None:

@@ -18,6 +18,7 @@ the same edge as a full search, at ~2 memory accesses per draw.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from circus_core.columns import (
     take_or_null,
 )
 from circus_core.errors import CircusError, InvalidActivityError, InvalidParameterError, LengthMismatchError
+from circus_core.footprint import column_nbytes
 from circus_core.operations import AddColumns, Context, SideEffectOnly, field
 from circus_core.rng import make_rng
 
@@ -83,7 +85,7 @@ class Relationship:
         else:
             to = encode(to)
         if n:
-            self._pending.append((from_pos.astype(np.int64), to, to_pos, w))
+            self._pending.append((_narrow(from_pos), to, to_pos, w))
             self._changed()
 
     def _check_weights(self, from_pos: np.ndarray, weights: Any, n: int) -> np.ndarray:
@@ -125,10 +127,15 @@ class Relationship:
             self._offsets = np.append(self._offsets, np.full(n_from + 1 - len(self._offsets), self._offsets[-1]))
         if not self._pending:
             return
-        pend_from = np.concatenate([p[0] for p in self._pending])
+        pend_from = np.concatenate([p[0] for p in self._pending]).astype(np.int64)
+        e, p = self._n_edges, len(pend_from)
+        counts = np.bincount(pend_from, minlength=n_from)
+        after_stored = not e or pend_from[0] >= int(np.flatnonzero(np.diff(self._offsets))[-1])
+        if after_stored and (p < 2 or bool((pend_from[1:] >= pend_from[:-1]).all())):
+            self._append_sorted(counts)  # built member by member: no scatter, half the memory
+            return
         order = np.argsort(pend_from, kind="stable")
         pend_from = pend_from[order]
-        e, p = self._n_edges, len(pend_from)
         # an old edge of member m moves up by the number of new edges of members before m; the
         # k-th new edge (sorted by member) lands after its member's old edges
         shift = np.searchsorted(pend_from, np.arange(n_from), side="left")
@@ -143,15 +150,28 @@ class Relationship:
         else:
             tos = ([self._to] if self._to is not None else []) + [q[1] for q in self._pending]
             self._to = take(concat_columns(tos), merged)
-        self._offsets = self._offsets + np.concatenate([[0], np.cumsum(np.bincount(pend_from, minlength=n_from))])
+        self._offsets = self._offsets + np.concatenate([[0], np.cumsum(counts)])
         self._pending = []
         self._changed()
 
-    def compact(self) -> None:
-        """Merge pending edges and build the selection index now rather than at the next read
-        (a world's build ends with this, so its first step does not pay for the index)."""
+    def _append_sorted(self, counts: np.ndarray) -> None:
+        """Pending edges that come in member order after every stored edge: appended as they are."""
+        pending, self._pending = self._pending, []
+        self._w = np.concatenate([self._w, *(q[3] for q in pending)])
+        if self._to_pos is not None:
+            self._to_pos = np.concatenate([self._to_pos, *(q[2] for q in pending)])
+        else:
+            self._to = concat_columns(([self._to] if self._to is not None else []) + [q[1] for q in pending])
+        self._offsets = self._offsets + np.concatenate([[0], np.cumsum(counts)])
+        self._changed()
+
+    def compact(self, index: bool = True) -> None:
+        """Merge pending edges and (``index``) build the selection index now rather than at the
+        next read (a world's build ends with this, so its first step does not pay for it).
+        ``index=False`` between the blocks of a large build keeps memory to the edges alone."""
         self._compact()
-        self._cumulative_weights(None)
+        if index:
+            self._cumulative_weights(None)
 
     def _keep(self, mask: np.ndarray) -> None:
         """Keep the edges where ``mask`` is True (one masked copy; offsets from its running count)."""
@@ -165,6 +185,20 @@ class Relationship:
         if self._to_pos is not None:
             self._to_pos = self._to_pos[mask]
         self._changed()
+
+    def member_nbytes(self) -> int:
+        """Bytes kept per "from" member: the offsets."""
+        return int(self._offsets.nbytes)
+
+    def edge_nbytes(self) -> int:
+        """Bytes kept per edge: "to", weight, cumulative weights and guide table, pending edges."""
+        total = int(self._w.nbytes) + (int(self._to_pos.nbytes) if self._to_pos is not None else 0)
+        total += column_nbytes(self._to) if self._to is not None else 0
+        cum = self._cw_cache[1] if self._cw_cache is not None else None
+        total += sum(int(a.nbytes) for a in cum) if cum is not None else 0
+        for from_pos, to, to_pos, w in self._pending:
+            total += from_pos.nbytes + w.nbytes + (to_pos.nbytes if to_pos is not None else column_nbytes(to))
+        return total
 
     @property
     def size(self) -> int:
@@ -336,14 +370,8 @@ class Relationship:
         if weight is not None or (len(w) and (w != w[0]).any()):
             cw = np.zeros(len(w) + 1)
             np.cumsum(w, out=cw[1:])
-            degrees = np.diff(self._offsets)
-            starts = np.repeat(self._offsets[:-1], degrees)
-            d = np.repeat(degrees, degrees)
-            lo, hi = cw[starts], np.repeat(cw[self._offsets[1:]], degrees)
-            bounds = lo + ((np.arange(len(w)) - starts) / d) * (hi - lo)
-            guide = np.searchsorted(cw, bounds, side="right") - 1
-            np.clip(guide, starts, np.repeat(self._offsets[1:], degrees) - 1, out=guide)
-            cum = (cw, _narrow(guide))
+            del w
+            cum = (cw, _guide_table(cw, self._offsets))
         self._cw_cache = (key, cum)
         return cum
 
@@ -516,6 +544,36 @@ class Relationship:
 
     def __repr__(self) -> str:
         return f"Relationship({self.where}, edges={self.size})"
+
+
+#: edges per block when building a guide table: bounds the build's temporary memory (~40 bytes
+#: per edge of a block) so that a relationship of 100M edges does not need 4 GB to be indexed
+_GUIDE_BLOCK_EDGES = 1 << 22
+
+
+def _guide_table(cw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``guide[s + k]``: the last edge j of its member (edges ``s:s+d``) with
+    ``cw[j] <= lo + (k / d) * (hi - lo)``, the start of the member's k-th equal-mass bucket,
+    computed with the same float operations as `Relationship._draw` computes targets.
+
+    Built by blocks of whole members of about `_GUIDE_BLOCK_EDGES` edges: a loop over blocks
+    of vectorised work (one block up to 4M edges), so memory stays bounded."""
+    n_edges = int(offsets[-1])
+    guide = np.empty(n_edges, dtype=np.int32 if n_edges < 2**31 - 1 else np.int64)
+    # member boundaries closest to every multiple of the block size
+    cuts = np.unique(np.searchsorted(offsets, np.arange(0, n_edges, _GUIDE_BLOCK_EDGES), side="right") - 1)
+    cuts = np.append(cuts, len(offsets) - 1)
+    for first, last in itertools.pairwise(cuts):
+        off = offsets[first : last + 1]
+        degrees = np.diff(off)
+        starts = np.repeat(off[:-1], degrees)
+        k = np.arange(off[0], off[-1]) - starts
+        mass = np.repeat(cw[off[1:]] - cw[off[:-1]], degrees)
+        bounds = cw[starts] + (k / np.repeat(degrees, degrees)) * mass
+        found = np.searchsorted(cw, bounds, side="right") - 1
+        np.clip(found, starts, starts + np.repeat(degrees - 1, degrees), out=found)
+        guide[off[0] : off[-1]] = found
+    return guide
 
 
 #: rejection rounds of `Relationship._select_distinct` before the exact fallback

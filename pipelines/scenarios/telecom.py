@@ -142,7 +142,9 @@ def build(circus: Circus, size: int) -> None:
     a, b = edges["from"].to_numpy(dtype=np.int64), edges["to"].to_numpy(dtype=np.int64)
     a, b = a[a != b], b[a != b]
     pairs = np.sort(np.concatenate([a * size + b, b * size + a]))
-    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
+    distinct = np.ones(len(pairs), dtype=bool)  # (a size-1 world has no pairs at all)
+    distinct[1:] = pairs[1:] != pairs[:-1]
+    pairs = pairs[distinct]
     friends = subscribers.create_relationship("friends", to_population=subscribers)
     friends.add_relations(subscribers.ids.take(pairs // size), subscribers.ids.take(pairs % size))
 
