@@ -344,15 +344,23 @@ class Relationship:
         # the bucket of u, exactly as the table's boundaries were computed (k / d, then scaled)
         b = np.minimum((u * d).astype(np.int64), d - 1)
         b -= u < b / d
-        b += (b + 1 < d) & (u >= (b + 1) / d)
-        at = np.minimum(starts + b, max(len(guide) - 1, 0))
+        b += u >= (b + 1) / d
+        at = starts + pos + b  # member m's entries start at offsets[m] + m (one sentinel each)
         first = guide[at].astype(np.int64)
-        last = np.where(b + 1 < d, guide[np.minimum(at + 1, max(len(guide) - 1, 0))], ends - 1).astype(np.int64)
-        target = lo + u * (hi - lo)
+        last = guide[at + 1]
         wide = np.flatnonzero(last > first)
         if len(wide):
-            first[wide] = _segment_search(cw, first[wide], last[wide] + 1, target[wide])
-        return np.where(hi > lo, first, -1)
+            target = lo[wide] + u[wide] * (hi[wide] - lo[wide])
+            # most buckets span two edges: one comparison; wider ones by binary search
+            at_first, top = first[wide], last[wide].astype(np.int64)
+            step = cw[at_first + 1] <= target
+            at_first += step
+            wider = np.flatnonzero(step & (top > at_first))
+            if len(wider):
+                at_first[wider] = _segment_search(cw, at_first[wider], top[wider] + 1, target[wider])
+            first[wide] = at_first
+        first[hi <= lo] = -1
+        return first
 
     def _cumulative_weights(self, weight: Attribute | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(cumulative weights over all edges, guide table), cached until the edges or the
@@ -444,8 +452,11 @@ class Relationship:
         w[_in_sorted(idx, taken)] = 0.0
         with np.errstate(divide="ignore"):
             keys = rng.exponential(size=len(idx)) / w
-        edge_group = np.repeat(np.arange(len(members)), np.diff(seg))
-        order = np.lexsort((keys, edge_group))
+        # by member, then by key: one float sort key (a key in [0, inf] maps into [0, 0.5] of its
+        # member's unit interval, zero-weight edges last), ~2.5x faster than a two-key lexsort
+        with np.errstate(invalid="ignore"):
+            within = np.where(np.isfinite(keys), keys / (1.0 + keys), 1.0)
+        order = np.argsort(np.repeat(np.arange(len(members), dtype=float), np.diff(seg)) + 0.5 * within)
         # the k-th unserved row of a member (in priority order) takes its k-th best edge
         row_order = np.argsort(group, kind="stable")
         first = np.searchsorted(group[row_order], np.arange(len(members)))
@@ -552,27 +563,32 @@ _GUIDE_BLOCK_EDGES = 1 << 22
 
 
 def _guide_table(cw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``guide[s + k]``: the last edge j of its member (edges ``s:s+d``) with
-    ``cw[j] <= lo + (k / d) * (hi - lo)``, the start of the member's k-th equal-mass bucket,
-    computed with the same float operations as `Relationship._draw` computes targets.
+    """The guide table of `Relationship._draw`: for the member whose edges are ``s:s+d``,
+    entries ``s + m + k`` for k in 0..d (one more than its edges: a sentinel, so a draw reads
+    "this bucket's edge" and "the next bucket's edge" without a test for the last bucket).
+    Entry k is the last edge j of the member with ``cw[j] <= lo + (k / d) * (hi - lo)``, the
+    start of its k-th equal-mass bucket, computed with the same float operations as the draw;
+    the sentinel (k = d) is the member's last edge.
 
     Built by blocks of whole members of about `_GUIDE_BLOCK_EDGES` edges: a loop over blocks
     of vectorised work (one block up to 4M edges), so memory stays bounded."""
-    n_edges = int(offsets[-1])
-    guide = np.empty(n_edges, dtype=np.int32 if n_edges < 2**31 - 1 else np.int64)
-    # member boundaries closest to every multiple of the block size
-    cuts = np.unique(np.searchsorted(offsets, np.arange(0, n_edges, _GUIDE_BLOCK_EDGES), side="right") - 1)
-    cuts = np.append(cuts, len(offsets) - 1)
+    n_members, n_edges = len(offsets) - 1, int(offsets[-1])
+    guide = np.empty(n_edges + n_members, dtype=np.int32 if n_edges < 2**31 - 1 else np.int64)
+    # blocks of whole members, cut at the members closest to every multiple of the block size
+    near = np.searchsorted(offsets, np.arange(0, n_edges, _GUIDE_BLOCK_EDGES), side="right") - 1
+    cuts = np.unique(np.concatenate([[0], near, [n_members]]))
     for first, last in itertools.pairwise(cuts):
         off = offsets[first : last + 1]
         degrees = np.diff(off)
-        starts = np.repeat(off[:-1], degrees)
-        k = np.arange(off[0], off[-1]) - starts
-        mass = np.repeat(cw[off[1:]] - cw[off[:-1]], degrees)
-        bounds = cw[starts] + (k / np.repeat(degrees, degrees)) * mass
+        entries = degrees + 1
+        starts = np.repeat(off[:-1], entries)
+        k = np.arange(int(entries.sum())) - np.repeat(np.cumsum(entries) - entries, entries)
+        d = np.repeat(np.maximum(degrees, 1), entries)
+        mass = np.repeat(cw[off[1:]] - cw[off[:-1]], entries)
+        bounds = cw[starts] + (k / d) * mass
         found = np.searchsorted(cw, bounds, side="right") - 1
-        np.clip(found, starts, starts + np.repeat(degrees - 1, degrees), out=found)
-        guide[off[0] : off[-1]] = found
+        found = np.minimum(np.maximum(found, starts), starts + np.repeat(degrees - 1, entries))
+        guide[off[0] + first : off[-1] + last] = found
     return guide
 
 
