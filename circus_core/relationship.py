@@ -273,7 +273,12 @@ class Relationship:
     def _to_values(self, edge_idx: np.ndarray) -> Column:
         """The "to" ids of edges ``edge_idx`` (-1: null)."""
         if self._to_pos is not None:
-            return take_or_null(self.to_population.ids, _take_or_minus_one(self._to_pos, edge_idx))
+            ids = self.to_population.ids
+            if isinstance(ids, pd.Categorical) and len(self._to_pos):  # string ids: codes are positions
+                return pd.Categorical.from_codes(
+                    np.where(edge_idx >= 0, self._to_pos[edge_idx], -1), dtype=ids.dtype, validate=False
+                )
+            return take_or_null(ids, _take_or_minus_one(self._to_pos, edge_idx))
         return take_or_null(self._to if self._to is not None else _empty_to(self), edge_idx)
 
     # --- vectorised selection ---------------------------------------------------------------
@@ -325,61 +330,54 @@ class Relationship:
         return self._draw(pos, rng.random(len(pos)), weight)
 
     def _draw(self, pos: np.ndarray, u: np.ndarray, weight: Attribute | None) -> np.ndarray:
-        """For each member in ``pos``, the edge whose cumulative-weight interval holds ``u``
-        (uniforms in [0, 1)): one edge ∝ weight, -1 when it has none of positive weight.
+        """For each member in ``pos``, the edge whose normalised cumulative-weight interval holds
+        ``u`` (uniforms in [0, 1)): one edge ∝ weight, -1 when it has none of positive weight.
 
-        The last edge j of the member with ``cw[j] <= lo + u * (hi - lo)``, found through the
-        guide table: u falls in bucket b of the member's d equal-mass buckets, and the edge lies
-        between the bucket's first and the next bucket's first edge, most often one edge.
-        O(rows): nothing is gathered, no search over the member's edges."""
+        The last edge j of the member with ``ncw[j] <= u`` (``ncw``: the member's cumulative
+        weights scaled to [0, 1]), found through the guide table: u falls in bucket
+        ``b = floor(u * d)`` of the member's d equal-mass buckets, and the edge lies between
+        the bucket's first edge and the next bucket's, most often the same edge or the next.
+        O(rows), ~3 memory accesses per row: nothing is gathered, no search over the edges."""
         self._compact()
         starts, ends = self._offsets[pos], self._offsets[pos + 1]
         cum = self._cumulative_weights(weight)
         if cum is None:  # all weights equal: uniform among the member's edges
             has = (ends > starts) & (len(self._w) > 0 and self._w[0] > 0)
             return np.where(has, starts + (u * (ends - starts)).astype(np.int64), -1)
-        cw, guide = cum
-        lo, hi = cw[starts], cw[ends]
-        d = np.maximum(ends - starts, 1)
-        # the bucket of u, exactly as the table's boundaries were computed (k / d, then scaled)
-        b = np.minimum((u * d).astype(np.int64), d - 1)
-        b -= u < b / d
-        b += u >= (b + 1) / d
+        ncw, guide = cum
+        d = ends - starts
+        b = (u * d).astype(np.int64)
+        np.minimum(b, np.maximum(d - 1, 0), out=b)  # u * d rounds up to d for u just below 1
         at = starts + pos + b  # member m's entries start at offsets[m] + m (one sentinel each)
-        first = guide[at].astype(np.int64)
-        last = guide[at + 1]
-        wide = np.flatnonzero(last > first)
+        first = guide[at].astype(np.int64)  # -1 for members without positive weight
+        last = guide[at + 1]  # (for a member without edges: the next member's first entry)
+        wide = np.flatnonzero((last > first) & (first >= 0))
         if len(wide):
-            target = lo[wide] + u[wide] * (hi[wide] - lo[wide])
             # most buckets span two edges: one comparison; wider ones by binary search
-            at_first, top = first[wide], last[wide].astype(np.int64)
-            step = cw[at_first + 1] <= target
-            at_first += step
-            wider = np.flatnonzero(step & (top > at_first))
+            chosen, top, uw = first[wide], last[wide].astype(np.int64), u[wide]
+            step = ncw[chosen + 1] <= uw
+            chosen += step
+            wider = np.flatnonzero(step & (top > chosen))
             if len(wider):
-                at_first[wider] = _segment_search(cw, at_first[wider], top[wider] + 1, target[wider])
-            first[wide] = at_first
-        first[hi <= lo] = -1
+                chosen[wider] = _segment_search(ncw, chosen[wider], top[wider] + 1, uw[wider])
+            first[wide] = chosen
         return first
 
     def _cumulative_weights(self, weight: Attribute | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(cumulative weights over all edges, guide table), cached until the edges or the
-        weight attribute change, so a weighted select costs O(rows) with no gathering; None when
-        all weights are equal (the uniform fast path).
+        """(normalised cumulative weights, guide table), cached until the edges or the weight
+        attribute change, so a weighted select costs O(rows) with no gathering; None when all
+        weights are equal (the uniform fast path).
 
-        ``cw[j]`` is the weight of the edges before j.  ``guide[s + k]`` for the member whose
-        edges are ``s:s+d`` is the last edge j with ``cw[j] <= lo + (k / d) * (hi - lo)``: where
-        its k-th of d equal-mass buckets starts (8 + 4 bytes per edge)."""
+        ``ncw[j]`` is the weight of the member's edges before j over the member's total (8 bytes
+        per edge); the guide table is described in `_guide_table` (4 bytes per edge and member).
+        """
         key = (id(weight), -1 if weight is None else weight.version)
         if self._cw_cache is not None and self._cw_cache[0] == key:
             return self._cw_cache[1]
         w = self._weights(np.arange(len(self._w)), weight)
         cum = None
         if weight is not None or (len(w) and (w != w[0]).any()):
-            cw = np.zeros(len(w) + 1)
-            np.cumsum(w, out=cw[1:])
-            del w
-            cum = (cw, _guide_table(cw, self._offsets))
+            cum = _normalised_index(w, self._offsets)
         self._cw_cache = (key, cum)
         return cum
 
@@ -557,22 +555,29 @@ class Relationship:
         return f"Relationship({self.where}, edges={self.size})"
 
 
-#: edges per block when building a guide table: bounds the build's temporary memory (~40 bytes
-#: per edge of a block) so that a relationship of 100M edges does not need 4 GB to be indexed
-_GUIDE_BLOCK_EDGES = 1 << 22
+#: edges per block when building the selection index: bounds the build's temporary memory
+#: (~150 bytes per edge of a block, ~150 MB) so that a relationship of 100M edges is indexed in
+#: place rather than with gigabytes of temporaries
+_GUIDE_BLOCK_EDGES = 1 << 20
 
 
-def _guide_table(cw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The guide table of `Relationship._draw`: for the member whose edges are ``s:s+d``,
+def _normalised_index(w: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ncw, guide) of weights ``w`` grouped by ``offsets`` (see `Relationship._draw`).
+
+    ``ncw[j] = (cw[j] - lo) / (hi - lo)`` with ``cw`` the running sum of all weights and
+    ``lo``/``hi`` its values at the member's first edge and after its last (NaN for members
+    without positive weight).  The guide table has, for the member whose edges are ``s:s+d``,
     entries ``s + m + k`` for k in 0..d (one more than its edges: a sentinel, so a draw reads
-    "this bucket's edge" and "the next bucket's edge" without a test for the last bucket).
-    Entry k is the last edge j of the member with ``cw[j] <= lo + (k / d) * (hi - lo)``, the
-    start of its k-th equal-mass bucket, computed with the same float operations as the draw;
-    the sentinel (k = d) is the member's last edge.
+    "this bucket's edge" and "the next bucket's" with no test for the last bucket).  Entry k is
+    the last edge j of the member with ``ncw[j] <= u_k``, where ``u_k`` is the smallest u that
+    the draw puts in bucket k (``floor(u * d) >= k`` in floating point, found within two ulps of
+    k / d), so the draw's bucket always holds its edge; the sentinel is the member's last edge;
+    members without positive weight have -1 everywhere.
 
     Built by blocks of whole members of about `_GUIDE_BLOCK_EDGES` edges: a loop over blocks
-    of vectorised work (one block up to 4M edges), so memory stays bounded."""
+    of vectorised work (a block is about a million edges), so temporary memory stays bounded."""
     n_members, n_edges = len(offsets) - 1, int(offsets[-1])
+    ncw = np.empty(n_edges)
     guide = np.empty(n_edges + n_members, dtype=np.int32 if n_edges < 2**31 - 1 else np.int64)
     # blocks of whole members, cut at the members closest to every multiple of the block size
     near = np.searchsorted(offsets, np.arange(0, n_edges, _GUIDE_BLOCK_EDGES), side="right") - 1
@@ -580,16 +585,36 @@ def _guide_table(cw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     for first, last in itertools.pairwise(cuts):
         off = offsets[first : last + 1]
         degrees = np.diff(off)
+        cw = np.zeros(int(off[-1] - off[0]) + 1)
+        np.cumsum(w[off[0] : off[-1]], out=cw[1:])
+        local = off - off[0]
+        lo, hi = cw[local[:-1]], cw[local[1:]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            block = (cw[:-1] - np.repeat(lo, degrees)) / np.repeat(hi - lo, degrees)
+        ncw[off[0] : off[-1]] = block
         entries = degrees + 1
-        starts = np.repeat(off[:-1], entries)
+        starts = np.repeat(local[:-1], entries)
         k = np.arange(int(entries.sum())) - np.repeat(np.cumsum(entries) - entries, entries)
         d = np.repeat(np.maximum(degrees, 1), entries)
-        mass = np.repeat(cw[off[1:]] - cw[off[:-1]], entries)
-        bounds = cw[starts] + (k / d) * mass
-        found = np.searchsorted(cw, bounds, side="right") - 1
-        found = np.minimum(np.maximum(found, starts), starts + np.repeat(degrees - 1, entries))
+        bound = _bucket_starts(k, d)
+        found = np.full(len(k), -1, dtype=np.int64)
+        has = np.flatnonzero(np.repeat(hi > lo, entries))  # members with positive weight
+        top = starts[has] + np.repeat(degrees - 1, entries)[has]
+        found[has] = np.minimum(_segment_search(block, starts[has], top + 1, bound[has]), top) + off[0]
         guide[off[0] + first : off[-1] + last] = found
-    return guide
+    return ncw, guide
+
+
+def _bucket_starts(k: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The smallest u in [0, 1] with ``floor(u * d) >= k`` in floating point (as the draw
+    computes buckets): k / d, moved by up to two ulps where rounding puts it off."""
+    u = k / d
+    for _ in range(2):  # too small: u * d rounds below k
+        u = np.where(np.floor(u * d) < k, np.nextafter(u, 2.0), u)
+    for _ in range(2):  # not the smallest: the float below is still in bucket k
+        below = np.nextafter(u, -1.0)
+        u = np.where((below >= 0) & (np.floor(below * d) >= k), below, u)
+    return u
 
 
 #: rejection rounds of `Relationship._select_distinct` before the exact fallback

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import circus_core.relationship as relationship
 from circus_core import Circus
-from circus_core.relationship import _GUIDE_BLOCK_EDGES, _guide_table
 
 START = "2026-01-05T00:00:00+00:00"
 
@@ -79,10 +79,15 @@ def test_members_joining_later_get_edges_at_their_place() -> None:
     assert got["to"].tolist() == ["y", "w", "x", "z"]
 
 
-def test_guide_table_draws_the_same_edge_as_a_full_search() -> None:
-    """For each row, the drawn edge is the last edge j of the member with cw[j] <= target, as a
-    binary search over all edges finds it: heavy-tailed weights, zero weights, degree-1 members,
-    members without edges, and u at bucket boundaries (k / d) and just below them."""
+@pytest.mark.parametrize("block_edges", [64, 1 << 22])
+def test_weighted_draw_is_the_edge_whose_interval_holds_u(monkeypatch: pytest.MonkeyPatch, block_edges: int) -> None:
+    """Each drawn edge is the last edge j of the member with ncw[j] <= u, where ncw (the
+    member's cumulative weights over its total) is checked against an exact computation and
+    the edge is found by counting, not searching: heavy-tailed weights, zero weights, degree-1
+    members, members without edges or without positive weight, u on bucket boundaries (k / d)
+    and just below them; the index built in one block and in many (a relationship larger than
+    a block)."""
+    monkeypatch.setattr(relationship, "_GUIDE_BLOCK_EDGES", block_edges)
     circus = Circus("storage", 1, START)
     size = 3000
     users = circus.create_population("users", size)
@@ -93,9 +98,22 @@ def test_guide_table_draws_the_same_edge_as_a_full_search() -> None:
     frm = np.repeat(np.arange(size), degrees)
     w = rng.pareto(1.1, len(frm)) + 1
     w[rng.random(len(w)) < 0.1] = 0.0
+    w[frm % 11 == 3] = 0.0  # members whose edges all weigh 0
     rel.add_relations(frm, np.arange(len(frm)), w)
     rel.compact()
-    pos = rng.integers(0, size, 200_000)
+    ncw = rel._cumulative_weights(None)[0]
+    offsets = np.concatenate([[0], np.cumsum(degrees)])
+    # per-member normalised cumulative weights, summed member by member in extended precision
+    for m in rng.choice(size, 200, replace=False):
+        s, e = offsets[m], offsets[m + 1]
+        total = np.sum(w[s:e], dtype=np.longdouble)
+        if total > 0:
+            exact = np.concatenate([[0], np.cumsum(w[s:e], dtype=np.longdouble)[:-1]]) / total
+            # ncw comes from a running sum over the block (at most all weights): its rounding
+            # error is a few ulps of that sum, relative to the member's total
+            bound = 64 * np.finfo(float).eps * w.sum() / float(total)
+            assert np.allclose(ncw[s:e], exact.astype(float), rtol=0, atol=bound)
+    pos = rng.integers(0, size, 100_000)
     d = np.maximum(degrees[pos], 1)
     k = rng.integers(0, 40, len(pos)) % d
     u = rng.random(len(pos))
@@ -103,32 +121,14 @@ def test_guide_table_draws_the_same_edge_as_a_full_search() -> None:
     u[1::3] = np.nextafter(k[1::3] / d[1::3], 0)  # just below it
     u = np.clip(u, 0, np.nextafter(1.0, 0))
     drawn = rel._draw(pos, u, None)
-    cw = np.concatenate([[0.0], np.cumsum(w)])
-    offsets = np.concatenate([[0], np.cumsum(degrees)])
-    lo, hi = cw[offsets[pos]], cw[offsets[pos + 1]]
-    target = lo + u * (hi - lo)
-    full = np.searchsorted(cw, target, side="right") - 1
-    full = np.clip(full, offsets[pos], offsets[pos + 1] - 1)
-    expected = np.where(hi > lo, full, -1)
+    # count the member's edges with ncw <= u (ncw is non-decreasing within a member)
+    width = int(degrees.max())
+    grid = offsets[pos][:, None] + np.arange(width)[None, :]
+    inside = np.arange(width)[None, :] < degrees[pos][:, None]
+    values = np.where(inside, ncw[np.minimum(grid, len(ncw) - 1)], np.inf)
+    count = (values <= u[:, None]).sum(axis=1)
+    positive = np.add.reduceat(np.append(w, 0.0), offsets[:-1])[pos] > 0
+    positive &= degrees[pos] > 0
+    expected = np.where(positive, offsets[pos] + count - 1, -1)
     assert np.array_equal(drawn, expected)
     assert (w[drawn[drawn >= 0]] > 0).all()  # zero-weight edges are never drawn
-
-
-def test_guide_table_built_by_blocks_equals_one_block() -> None:
-    """A guide table built in several blocks (a relationship larger than a block) is the same
-    as one built at once."""
-    rng = np.random.default_rng(2)
-    degrees = rng.integers(0, 2000, 5000)
-    offsets = np.concatenate([[0], np.cumsum(degrees)]).astype(np.int64)
-    cw = np.concatenate([[0.0], np.cumsum(rng.random(int(offsets[-1])))])
-    assert offsets[-1] > _GUIDE_BLOCK_EDGES  # several blocks
-    blocks = _guide_table(cw, offsets)
-    import circus_core.relationship as relationship
-
-    saved = relationship._GUIDE_BLOCK_EDGES
-    relationship._GUIDE_BLOCK_EDGES = 1 << 40
-    try:
-        whole = _guide_table(cw, offsets)
-    finally:
-        relationship._GUIDE_BLOCK_EDGES = saved
-    assert np.array_equal(blocks, whole)
