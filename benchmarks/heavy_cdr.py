@@ -21,6 +21,8 @@ a shipped pipeline scenario: ``python -m benchmarks.run_one --scenario heavy_cdr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from circus_core import (
@@ -36,7 +38,14 @@ from circus_core import (
 from circus_core.columns import take
 from pipelines.scenarios.base import Scenario
 
-__all__ = ["AGENTS_PER_SUBSCRIBER", "CELLS_PER_SUBSCRIBER", "FRIENDS_PER_SUBSCRIBER", "PARETO_ALPHA", "SCENARIO"]
+__all__ = [
+    "AGENTS_PER_SUBSCRIBER",
+    "CELLS_PER_SUBSCRIBER",
+    "FRIENDS_PER_SUBSCRIBER",
+    "PARETO_ALPHA",
+    "SCENARIO",
+    "SCENARIO_INT_IDS",
+]
 
 #: Tail index of the activity law: Pareto with alpha = 1.1 has a finite mean and no variance.
 PARETO_ALPHA = 1.1
@@ -59,16 +68,28 @@ TOPUP_SCHEMA = ("TIMESTAMP", "A_ID", "AGENT_ID", "AMOUNT")
 
 def build(circus: Circus, size: int) -> None:
     """Subscribers, cells and agents (string ids) and the three weighted relationships."""
-    subscribers = circus.create_population(
-        "subscribers", size, ids_gen=SequencialGenerator(prefix="SUBS_", max_length=8)
-    )
+    _build(circus, size, string_ids=True)
+
+
+def build_int_ids(circus: Circus, size: int) -> None:
+    """The same world with integer ids ``0..n-1`` (the engine's fastest ids): the yardstick of
+    what string ids cost (`SCENARIO_INT_IDS`)."""
+    _build(circus, size, string_ids=False)
+
+
+def _ids(prefix: str, digits: int, string_ids: bool) -> SequencialGenerator | None:
+    return SequencialGenerator(prefix=prefix, max_length=digits) if string_ids else None
+
+
+def _build(circus: Circus, size: int, string_ids: bool) -> None:
+    subscribers = circus.create_population("subscribers", size, ids_gen=_ids("SUBS_", 8, string_ids))
     subscribers.create_attribute(
         "MSISDN", init_gen=circus.attach_generator("msisdn", SequencialGenerator(prefix="+32470", max_length=7))
     )
     n_cells = max(size // 20, 2 * CELLS_PER_SUBSCRIBER)
     n_agents = max(size // 200, 2 * AGENTS_PER_SUBSCRIBER)
-    cells = circus.create_population("cells", n_cells, ids_gen=SequencialGenerator(prefix="CELL_", max_length=6))
-    agents = circus.create_population("agents", n_agents, ids_gen=SequencialGenerator(prefix="AGENT_", max_length=5))
+    cells = circus.create_population("cells", n_cells, ids_gen=_ids("CELL_", 6, string_ids))
+    agents = circus.create_population("agents", n_agents, ids_gen=_ids("AGENT_", 5, string_ids))
     for name, law in {
         "calls_per_day": NumpyRandomGenerator("pareto", a=PARETO_ALPHA),
         "sms_per_day": NumpyRandomGenerator("pareto", a=PARETO_ALPHA),
@@ -160,3 +181,6 @@ SCENARIO = Scenario(
     add_stories=add_stories,
     logs=("voice", "sms", "topup"),
 )
+
+#: the same world with integer ids: ``python -m benchmarks.run_one --scenario heavy_cdr_int``
+SCENARIO_INT_IDS = dataclasses.replace(SCENARIO, name="heavy_cdr_int", build=build_int_ids)

@@ -8,7 +8,7 @@ same logs (``voice_cdr`` and ``sms_cdr``: same columns, Arrow types, row laws an
 volumes) the way a hand-written, fully vectorised program would, so that the engine's time can be
 quoted as a multiple of it (`benchmarks.ceiling` runs both and prints the ratios).  It imports
 only the scenario's constants, the default daily profile, the Arrow memory-pool setting that
-`benchmarks.run_one` also uses, and the Parquet writer `circus_core.logs.write_day`: no Circus,
+`benchmarks.run_one` also uses, and the Parquet writer `circus_core.logs.DayWriter`: no Circus,
 Story, Population, Relationship or generator of `circus_core`.
 
 What it does, per row, like the scenario:
@@ -31,8 +31,8 @@ What it does, per row, like the scenario:
   PRICE in cents per started minute (5 on the same site, 10 otherwise) / 100, or 0.05 for an SMS;
   CURRENCY "EUR"; one Arrow table per log and step with the scenario's column names and types,
   strings as plain ``large_string`` columns;
-- end of day: each log's step tables concatenated (in ``sim_s``, as `benchmarks.run_one` does)
-  and written by `circus_core.logs.write_day` (``write_s``).
+- each step's tables handed to a `circus_core.logs.DayWriter` (``write_s``), as
+  `benchmarks.run_one` does: the same files as writing the whole day at once.
 
 What it deliberately does not do: anything the logs do not need.  No per-member timer state (the
 counts of a step are drawn directly: the same Poisson law as the engine's exact non-homogeneous
@@ -59,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from circus_core.logs import write_day
+from circus_core.logs import DayWriter
 from circus_core.timers import DEFAULT_DAILY_PROFILE
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios.telecom import (
@@ -305,19 +305,22 @@ def measure(size: int, days: int, out: Path, seed: int = SEED) -> dict[str, obje
         t = time.perf_counter()
         if friends is None:  # POPULARITY read once it is needed (the engine caches it likewise)
             friends = friend_table(world)
-        day: dict[str, list[pa.Table]] = {log_id: [] for log_id in logs}
-        for hour in range(STEPS_PER_DAY * d, STEPS_PER_DAY * (d + 1)):
-            hour_us = start_us + hour * STEP_SECONDS * 1_000_000
-            for log_id, (per_day, voice) in logs.items():
-                day[log_id].append(step_log(world, friends, per_day, hour, hour_us, voice, rng))
-        tables = {log_id: pa.concat_tables(parts) for log_id, parts in day.items()}
         sim += time.perf_counter() - t
-        rows += sum(table.num_rows for table in tables.values())
-        date = (start + timedelta(days=d)).date().isoformat()
+        writer = DayWriter(out, (start + timedelta(days=d)).date().isoformat())
+        for hour in range(STEPS_PER_DAY * d, STEPS_PER_DAY * (d + 1)):
+            t = time.perf_counter()
+            hour_us = start_us + hour * STEP_SECONDS * 1_000_000
+            step = {
+                log_id: step_log(world, friends, per_day, hour, hour_us, voice, rng)
+                for log_id, (per_day, voice) in logs.items()
+            }
+            t1 = time.perf_counter()
+            writer.add(step)
+            sim, write = sim + t1 - t, write + time.perf_counter() - t1
+            rows += sum(table.num_rows for table in step.values())
         t = time.perf_counter()
-        write_day(tables, out, date)
+        writer.close()
         write += time.perf_counter() - t
-        del day, tables
     return {
         "scenario": "probe_telecom",
         "members": size,

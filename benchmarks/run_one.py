@@ -27,7 +27,10 @@ from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 
 #: benchmark-only worlds (not pipeline scenarios), by name
-BENCHMARK_SCENARIOS = {"heavy_cdr": "benchmarks.heavy_cdr"}
+BENCHMARK_SCENARIOS = {
+    "heavy_cdr": "benchmarks.heavy_cdr:SCENARIO",
+    "heavy_cdr_int": "benchmarks.heavy_cdr:SCENARIO_INT_IDS",
+}
 
 
 def find_scenario(name: str) -> Scenario:
@@ -35,7 +38,8 @@ def find_scenario(name: str) -> Scenario:
     if name in BENCHMARK_SCENARIOS and name not in all_scenarios():
         import importlib
 
-        return importlib.import_module(BENCHMARK_SCENARIOS[name]).SCENARIO
+        module, attribute = BENCHMARK_SCENARIOS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
     return get_scenario(name)
 
 

@@ -82,11 +82,20 @@ class DayStore:
     def save_initial(self, circus: Circus) -> dict[str, Any]:
         return self._commit(INITIAL, circus, {})
 
-    def commit_day(self, day: str, circus: Circus, logs: Mapping[str, pa.Table]) -> dict[str, Any]:
-        """Write the day's logs and end-of-day checkpoint, then its marker."""
-        return self._commit(day, circus, logs)
+    def commit_day(
+        self,
+        day: str,
+        circus: Circus,
+        logs: Mapping[str, pa.Table] | None = None,
+        files: Mapping[str, Path] | None = None,
+    ) -> dict[str, Any]:
+        """Write the day's logs (tables, or the Parquet ``files`` a `DayWriter` already wrote
+        step by step) and end-of-day checkpoint, then its marker."""
+        return self._commit(day, circus, logs or {}, files)
 
-    def _commit(self, day: str, circus: Circus, logs: Mapping[str, pa.Table]) -> dict[str, Any]:
+    def _commit(
+        self, day: str, circus: Circus, logs: Mapping[str, pa.Table], files_written: Mapping[str, Path] | None = None
+    ) -> dict[str, Any]:
         marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
         if self.backend.exists(marker_key):
             self.backend.delete(marker_key)  # the marker goes first: a half-deleted day must not look complete
@@ -95,8 +104,11 @@ class DayStore:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
             pending: list[tuple[str, str]] = []
+            written = dict(files_written or {})
             if logs:
-                for log_id, path in write_day(logs, staging / "logs", day).items():
+                written.update(write_day(logs, staging / "logs", day))
+            if written:
+                for log_id, path in written.items():
                     key = f"{self.log_key(log_id, day)}/{path.name}"
                     hidden = f"{self.log_key(log_id, day)}/.{path.name}.pending"  # readers skip dot files
                     self.backend.put_file(path, hidden)

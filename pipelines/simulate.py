@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from circus_core.checks import check_day
-from circus_core.operations import concat_tables
+from circus_core.logs import DayWriter
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
 
 __all__ = ["DayResult", "previous_day", "simulate_day"]
@@ -67,29 +66,35 @@ def simulate_day(
             f"not at the start of {day}; re-materialise {before}"
         )
     total = circus.clock.steps_in("1D")
-    collected: dict[str, list[pa.Table]] = {}
+    rows_of: dict[str, int] = {}
     per_hour = [0] * 24
     rows, last = 0, time.perf_counter()
-    for done in range(1, total + 1):
-        hour = circus.clock.now.hour
-        for log_id, table in circus.step().items():
-            collected.setdefault(log_id, []).append(table)
-            rows += table.num_rows
-            per_hour[hour] += table.num_rows
-        now = time.perf_counter()
-        if now - last >= every_s or done == total:
-            elapsed = now - t0
-            left = elapsed / done * (total - done)
-            log(
-                f"{scenario.name} {day}: step {done}/{total}, {rows:,} rows, "
-                f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f} s left"
-            )
-            last = now
-    logs = {log_id: concat_tables(tables) for log_id, tables in collected.items()}
-    marker = store.commit_day(day, circus, logs)
+    with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
+        # each step's logs go to the day's files as they come: memory holds the world and a
+        # row group per log, not a whole day of rows (the same bytes as writing the day at once)
+        writer = DayWriter(Path(tmp), day)
+        for done in range(1, total + 1):
+            hour = circus.clock.now.hour
+            logs = circus.step()
+            writer.add(logs)
+            for log_id, table in logs.items():
+                rows_of[log_id] = rows_of.get(log_id, 0) + table.num_rows
+                rows += table.num_rows
+                per_hour[hour] += table.num_rows
+            del logs
+            now = time.perf_counter()
+            if now - last >= every_s or done == total:
+                elapsed = now - t0
+                left = elapsed / done * (total - done)
+                log(
+                    f"{scenario.name} {day}: step {done}/{total}, {rows:,} rows, "
+                    f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f} s left"
+                )
+                last = now
+        marker = store.commit_day(day, circus, files=writer.close())
     return DayResult(
         day=day,
-        rows={k: t.num_rows for k, t in logs.items()},
+        rows=rows_of,
         rows_per_hour=per_hour,
         seconds=time.perf_counter() - t0,
         marker=marker,
