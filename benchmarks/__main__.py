@@ -2,12 +2,17 @@
 
 Each (scenario, members, days) runs in its own process (see `benchmarks.run_one`), and the
 table printed at the end gives build time, simulation time, simulation + Parquet time, log
-rows, rows/s and peak RSS.  Default matrix (`DEFAULT_MATRIX`): telecom and point_of_sale at 10k,
-100k and 1M members for 1 and 7 days, and each behaviour model's scenario (banking, app_store,
-mobile_app, csv_flows) at 10k and 100k members for 1 day.  ``--sizes``/``--days``/``--scenarios``
-replace the matrix by their product; ``--repeat`` runs each cell several times (medians shown);
-``--json FILE`` also saves the raw results.  Then the generator timings, and the Pub/Sub
-publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it).
+rows, rows/s, peak RSS and the state's bytes per member and per edge.  Default matrix
+(`DEFAULT_MATRIX`): telecom, point_of_sale and the heavy-tailed benchmark world heavy_cdr
+(`benchmarks.heavy_cdr`) at 10k, 100k and 1M members for 1 and 7 days, and each behaviour
+model's scenario (banking, app_store, mobile_app, csv_flows) at 10k and 100k members for 1 day.
+``--sizes``/``--days``/``--scenarios`` replace the matrix by their product; ``--repeat`` runs
+each cell several times (medians shown); ``--json FILE`` also saves the raw results.
+
+Then the generator timings; the engine against its ceiling (`benchmarks.ceiling`: telecom
+against a bare numpy + Arrow probe of the same day at 100k members; ``--no-ceiling`` skips it);
+and the Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator;
+``--no-publish`` skips it).
 Run it on an otherwise idle machine and quote medians over ``--repeat`` runs.
 """
 
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the table shows medians")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--no-publish", action="store_true", help="skip the Pub/Sub publishing benchmark")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the engine-against-probe ratio")
     args = parser.parse_args(argv)
     cells = []
     for scenario in args.scenarios.split(",") if args.scenarios else DEFAULT_MATRIX:
@@ -103,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.generators import main as generators
 
     generators()
+    if not args.no_ceiling:
+        print()
+        from benchmarks.ceiling import main as ceiling
+
+        ceiling(["--size", "100000", "--repeat", str(max(args.repeat, 1))])
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
     if not args.no_publish:
