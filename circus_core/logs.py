@@ -77,7 +77,10 @@ class DayWriter:
 
     def add(self, logs: Mapping[str, pa.Table]) -> None:
         """One step's logs (tables with the same columns every step)."""
-        check_day_logs(logs, self.out, self.date, "parquet", self.part)
+        if not isinstance(logs, Mapping) or any(
+            log_id not in self._rows or not isinstance(table, pa.Table) for log_id, table in logs.items()
+        ):  # the folder and day were checked once; a new log id or a bad table is checked here
+            check_day_logs(logs, self.out, self.date, "parquet", self.part)
         for log_id, table in logs.items():
             self._buffers.setdefault(log_id, []).append(table)
             self._rows[log_id] = self._rows.get(log_id, 0) + table.num_rows

@@ -77,3 +77,18 @@ def test_day_writer_leaves_no_file_in_place_before_close(tmp_path: Path, monkeyp
     writer.close()
     assert len(list(tmp_path.rglob("part-*.parquet"))) == 3
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_day_writer_names_a_bad_table_or_log_id_and_keeps_what_it_has(tmp_path: Path) -> None:
+    """A bad step (not a table, a log id with a path in it) is refused naming it; the logs
+    already written by earlier steps are untouched and still closed into place."""
+    from circus_core import InvalidParameterError, InvalidPathError
+
+    writer = DayWriter(tmp_path, DAY)
+    writer.add(_steps(5, 3)[1])
+    with pytest.raises(InvalidParameterError, match="'calls'"):
+        writer.add({"calls": "not a table"})
+    with pytest.raises(InvalidPathError, match="x/y"):
+        writer.add({"x/y": pa.table({"A": [1]})})
+    written = writer.close()
+    assert pq.read_table(written["calls"]).num_rows == _steps(5, 3)[1]["calls"].num_rows
