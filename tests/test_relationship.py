@@ -172,6 +172,27 @@ def test_select_one_one_to_one_is_weighted_sampling_without_replacement() -> Non
     assert (np.sort(third, axis=1)[:, :2] % 10 == [0, 1]).all()
 
 
+def test_select_one_one_to_one_member_with_more_rows_than_edges_uses_each_edge_once() -> None:
+    """A member with at least as many rows as edges (all of positive weight) gets every edge
+    once, and which of its rows gets the heaviest edge is uniform over its rows (the rows are
+    exchangeable: weights decide what is taken, not who takes it).  2,000 members x 4 rows,
+    edges weighted 5, 1, 1; chi-square on the position (in row order) of the heaviest edge."""
+    members = 2000
+    circus = Circus("rel", 4, START)
+    circus.create_population("users", members)
+    rel = circus.get_population("users").create_relationship("r")
+    users = np.repeat(np.arange(members), 3)
+    rel.add_relations(users, users * 10 + np.tile([0, 1, 2], members), np.tile([5.0, 1.0, 1.0], members))
+    data, _ = rel.ops.select_one("user", "to", one_to_one=True, discard_empty=False)(
+        rows(np.repeat(np.arange(members), 4)), circus.context("t")
+    )
+    got = data["to"].to_numpy(dtype=float).reshape(members, 4)
+    assert (np.isnan(got).sum(axis=1) == 1).all()  # 3 edges for 4 rows: one row gets nothing
+    assert (np.sort(got, axis=1)[:, :3] % 10 == [0, 1, 2]).all()  # each edge exactly once
+    heavy_at = np.argmax(got % 10 == 0, axis=1)
+    assert stats.chisquare(np.bincount(heavy_at, minlength=4)).pvalue > 0.001
+
+
 def test_select_one_one_to_one_never_repeats_a_to_in_a_step() -> None:
     """Different members sharing "to"s, several rows per member: a "to" is never given twice in a
     step, and rows that cannot get a distinct one get nothing (null, or dropped)."""
