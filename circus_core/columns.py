@@ -8,7 +8,10 @@ Strings that are *stored* (attributes, relationship ids, Faker pools, choice val
 dictionary-encoded as ``Categorical``: a lookup is then a take of integer codes from a small
 dictionary rather than a copy of string bytes scattered over a large array (~4x cheaper per
 looked-up field at 100k members).  Unique strings (MSISDNs, item ids) stay plain Arrow strings:
-a dictionary as long as the data saves nothing and would only grow.  Logs always carry plain
+a dictionary as long as the data saves nothing and would only grow.  The exception is a
+population's string member ids: a ``Categorical`` whose categories are the ids and whose codes
+are the members' positions (`mark_id_codes`), so that finding members is an integer copy; user
+functions see them as plain strings (`plain_for_user`).  Logs always carry plain
 ``large_string`` columns (decoded from the small dictionary), so a log's schema never depends on
 how a value was stored.  Compare two categorical fields with different categories through
 ``.astype(str)``.
