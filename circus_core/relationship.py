@@ -339,29 +339,34 @@ class Relationship:
         the bucket's first edge and the next bucket's, most often the same edge or the next.
         O(rows), ~3 memory accesses per row: nothing is gathered, no search over the edges."""
         self._compact()
-        starts, ends = self._offsets[pos], self._offsets[pos + 1]
+        starts, d = self._offsets[pos], self._offsets[pos + 1]
+        d -= starts  # degrees (in place: every pass over the rows counts here)
         cum = self._cumulative_weights(weight)
         if cum is None:  # all weights equal: uniform among the member's edges
-            has = (ends > starts) & (len(self._w) > 0 and self._w[0] > 0)
-            return np.where(has, starts + (u * (ends - starts)).astype(np.int64), -1)
+            has = (d > 0) & (len(self._w) > 0 and self._w[0] > 0)
+            return np.where(has, starts + (u * d).astype(np.int64), -1)
         ncw, guide, _ = cum
-        d = ends - starts
-        b = (u * d).astype(np.int64)
-        np.minimum(b, np.maximum(d - 1, 0), out=b)  # u * d rounds up to d for u just below 1
-        at = starts + pos + b  # member m's entries start at offsets[m] + m (one sentinel each)
-        first = guide[at].astype(np.int64)  # -1 for members without positive weight
-        last = guide[at + 1]  # (for a member without edges: the next member's first entry)
+        at = (u * d).astype(np.int64)  # the bucket b
+        d -= 1
+        np.maximum(d, 0, out=d)
+        np.minimum(at, d, out=at)  # u * d rounds up to d for u just below 1
+        at += starts
+        at += pos  # member m's entries start at offsets[m] + m (one sentinel each)
+        first = guide[at]  # -1 for members without positive weight
+        at += 1
+        last = guide[at]  # (for a member without edges: the next member's first entry)
         wide = np.flatnonzero((last > first) & (first >= 0))
+        out = first.astype(np.int64)
         if len(wide):
             # most buckets span two edges: one comparison; wider ones by binary search
-            chosen, top, uw = first[wide], last[wide].astype(np.int64), u[wide]
+            chosen, top, uw = out[wide], last[wide].astype(np.int64), u[wide]
             step = ncw[chosen + 1] <= uw
             chosen += step
             wider = np.flatnonzero(step & (top > chosen))
             if len(wider):
                 chosen[wider] = _segment_search(ncw, chosen[wider], top[wider] + 1, uw[wider])
-            first[wide] = chosen
-        return first
+            out[wide] = chosen
+        return out
 
     def _cumulative_weights(self, weight: Attribute | None) -> tuple[np.ndarray, np.ndarray, bool] | None:
         """(normalised cumulative weights, guide table, whether all weights are positive), cached

@@ -169,9 +169,17 @@ def voice_price(cdr: pd.DataFrame) -> pd.DataFrame:
     on the same site.  Takes DURATION, SITE_A, SITE_B; returns PRICE and CURRENCY with
     ``cdr``'s index.  Computed in whole cents, so prices are exact to the cent."""
     minutes = -(-cdr["DURATION"].to_numpy(dtype=np.int64) // 60)
-    # both sites come from the same relationship, so they share one dictionary: comparing them
-    # compares integer codes instead of materialising strings
-    same_site = (cdr["SITE_A"] == cdr["SITE_B"]).to_numpy(dtype=bool)
+    # both sites come from the same relationship, so they share one dictionary: comparing their
+    # integer codes compares the sites (without pandas checking the two dictionaries are equal)
+    site_a, site_b = cdr["SITE_A"].array, cdr["SITE_B"].array
+    if (
+        isinstance(site_a, pd.Categorical)
+        and isinstance(site_b, pd.Categorical)
+        and site_a.categories is site_b.categories
+    ):
+        same_site = site_a.codes == site_b.codes
+    else:
+        same_site = (cdr["SITE_A"] == cdr["SITE_B"]).to_numpy(dtype=bool)
     cents = minutes * np.where(same_site, SAME_SITE_CENTS_PER_MINUTE, OTHER_SITE_CENTS_PER_MINUTE)
     return pd.DataFrame(
         {"PRICE": cents / 100.0, "CURRENCY": pd.Series(CURRENCY, index=cdr.index, dtype=STR)}, index=cdr.index
