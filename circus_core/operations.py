@@ -126,16 +126,22 @@ def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
 
 def stable_order(values: np.ndarray) -> np.ndarray:
     """The stable sort order of int64 ``values`` (times in µs): equal values keep their order.
-    Made unique by the row index, the keys are sorted as values (quicksort), about twice as fast
-    as numpy's stable argsort on int64."""
+
+    A least-significant-digit radix sort by 16-bit digits of ``values - min``: numpy's stable
+    sort of a uint16 array is a counting sort, so each pass is O(n), and an hour's µs need two
+    passes (a day's three): ~3x faster than a comparison sort of 60,000 times."""
     n = len(values)
     if n < 2:
         return np.arange(n)
-    low = values.min()
-    offset = values - low
-    if offset.max() < (2**62) // n:
-        return np.sort(offset * n + np.arange(n)) % n
-    return np.argsort(values, kind="stable")
+    offset = values - values.min()
+    top = int(offset.max())
+    order = np.argsort((offset & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while top >> shift:  # at most 3 more passes for 64-bit values
+        digit = ((offset[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
 
 
 def _micros(values: pa.Array | pa.ChunkedArray, name: str, where: str) -> pa.Array:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from circus_core import (
     AddColumns,
@@ -242,3 +243,15 @@ def test_timestamp_log_format() -> None:
     assert all(isinstance(w, str) and w.startswith("2026-01-05 01:") for w in when)
     assert all(len(w) == 19 for w in when)
     assert set(table.column("day").to_pylist()) == {"05/01/2026"}
+
+
+@pytest.mark.parametrize("high", [10, 2**16, 2**33, 2**62])
+def test_stable_order_is_a_stable_sort(high: int) -> None:
+    """The radix sort behind event-time ordering equals numpy's stable argsort: ties (events at
+    the same µs) keep their execution order, at any range of times."""
+    from circus_core.operations import stable_order
+
+    rng = np.random.default_rng(high % 1000)
+    for n in (0, 1, 2, 999, 40_000):
+        values = rng.integers(-5, high, n)
+        assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
