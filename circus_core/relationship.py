@@ -41,7 +41,7 @@ from circus_core.columns import (
 )
 from circus_core.errors import CircusError, InvalidActivityError, InvalidParameterError, LengthMismatchError
 from circus_core.footprint import column_nbytes
-from circus_core.operations import AddColumns, Context, SideEffectOnly, field
+from circus_core.operations import AddColumns, Context, SideEffectOnly, field, stable_order
 from circus_core.rng import make_rng
 
 if TYPE_CHECKING:
@@ -447,7 +447,7 @@ class Relationship:
             left[pos[todo]] = True
             taken = taken[left[np.searchsorted(self._offsets, taken, side="right") - 1]]
             exact = np.concatenate([exact, todo])
-            exact = exact[np.argsort(rank[exact], kind="stable")]
+            exact = exact[stable_order(rank[exact])]
         else:
             taken = taken[:0]
         if len(exact):
@@ -654,30 +654,34 @@ _DENSE_SHARE = 4
 
 
 def _rank_within(groups: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """For each row, its 0-based rank among the rows of its group by ``order`` (distinct ints)."""
+    """For each row, its 0-based rank among the rows of its group by ``order`` (distinct ints):
+    two radix sorts (by order, then stably by group), no comparison sort."""
     n = len(groups)
     if not n:
         return np.empty(0, dtype=np.int64)
-    keys = np.sort(groups.astype(np.int64) * (int(order.max()) + 1) + order)  # unique keys: quicksort
-    rows = np.searchsorted(keys, groups.astype(np.int64) * (int(order.max()) + 1) + order)
-    sorted_groups = keys // (int(order.max()) + 1)
+    by_order = stable_order(np.asarray(order, dtype=np.int64))
+    rows = by_order[stable_order(np.asarray(groups, dtype=np.int64)[by_order])]
+    sorted_groups = groups[rows]
     first = np.ones(n, dtype=bool)
     first[1:] = sorted_groups[1:] != sorted_groups[:-1]
     starts = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    return rows - starts[rows]
+    rank = np.empty(n, dtype=np.int64)
+    rank[rows] = np.arange(n) - starts
+    return rank
 
 
 def _first_in_order(values: np.ndarray) -> np.ndarray:
-    """Mask of the first occurrence of each value (ints >= -1) in array order: `first_occurrences`
-    by one sort of unique keys (value, position) instead of a stable argsort (~2x faster)."""
+    """Mask of the first occurrence of each value (ints) in array order: `first_occurrences` by
+    a radix sort (`operations.stable_order`) instead of a comparison sort."""
     n = len(values)
-    if n < 2 or (int(values.max()) + 2) * n >= 2**62:
-        return first_occurrences(values)
-    keys = np.sort((values.astype(np.int64) + 1) * n + np.arange(n))
+    if n < 2:
+        return np.ones(n, dtype=bool)
+    order = stable_order(np.asarray(values, dtype=np.int64))
+    ordered = values[order]
     first_sorted = np.ones(n, dtype=bool)
-    first_sorted[1:] = keys[1:] // n != keys[:-1] // n
+    first_sorted[1:] = ordered[1:] != ordered[:-1]
     mask = np.zeros(n, dtype=bool)
-    mask[keys[first_sorted] % n] = True
+    mask[order[first_sorted]] = True
     return mask
 
 
