@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -59,6 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.run_one import timings
 from circus_core.logs import DayWriter
 from circus_core.timers import DEFAULT_DAILY_PROFILE
 from circus_core.tuning import use_jemalloc
@@ -321,18 +321,7 @@ def measure(size: int, days: int, out: Path, seed: int = SEED) -> dict[str, obje
         t = time.perf_counter()
         writer.close()
         write += time.perf_counter() - t
-    return {
-        "scenario": "probe_telecom",
-        "members": size,
-        "days": days,
-        "build_s": build_s,
-        "sim_s": sim,
-        "write_s": write,
-        "rows": rows,
-        "sim_rows_per_s": rows / sim if sim else 0.0,
-        "total_rows_per_s": rows / (sim + write) if sim + write else 0.0,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB -> MiB on Linux
-    }
+    return timings("probe_telecom", size, days, build_s, sim, write, rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -65,10 +65,22 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
         t = time.perf_counter()
         writer.close()
         write += time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     state = footprint(circus)
     return {
-        "scenario": scenario_name,
+        **timings(scenario_name, size, days, build, sim, write, rows),
+        "edges": state.edges,
+        "bytes_per_member": state.bytes_per_member,
+        "bytes_per_edge": state.bytes_per_edge,
+    }
+
+
+def timings(
+    scenario: str, size: int, days: int, build: float, sim: float, write: float, rows: int
+) -> dict[str, object]:
+    """The fields every benchmark line has (`benchmarks.probe` prints them too): times, rows,
+    rows/s and this process's peak RSS."""
+    return {
+        "scenario": scenario,
         "members": size,
         "days": days,
         "build_s": build,
@@ -77,10 +89,7 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
         "rows": rows,
         "sim_rows_per_s": rows / sim if sim else 0.0,
         "total_rows_per_s": rows / (sim + write) if sim + write else 0.0,
-        "peak_rss_mib": peak,
-        "edges": state.edges,
-        "bytes_per_member": state.bytes_per_member,
-        "bytes_per_edge": state.bytes_per_edge,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB -> MiB on Linux
     }
 
 

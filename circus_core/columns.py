@@ -48,6 +48,7 @@ __all__ = [
     "plain",
     "plain_for_user",
     "set_values",
+    "stable_order",
     "take",
     "take_or_null",
     "to_arrow",
@@ -128,10 +129,32 @@ def _normalise_arrow(values: pd.api.extensions.ExtensionArray) -> Column:
     return values
 
 
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """The stable sort order of int64 ``values`` (times in µs): equal values keep their order.
+
+    A least-significant-digit radix sort by 16-bit digits of ``values - min``: numpy's stable
+    sort of a uint16 array is a counting sort, so each pass is O(n), and an hour's µs need two
+    passes (a day's three): ~3x faster than a comparison sort of 60,000 times."""
+    n = len(values)
+    if n < 2:
+        return np.arange(n)
+    offset = values - values.min()
+    top = int(offset.max())
+    order = np.argsort((offset & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while top >> shift:  # at most 3 more passes for 64-bit values
+        digit = ((offset[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
+
+
 def first_occurrences(keys: np.ndarray) -> np.ndarray:
     """Mask of the first occurrence of each key, in array order (a stable sort, not a hash:
-    numpy's hash-based ``unique`` is several times slower on millions of ints)."""
-    order = np.argsort(keys, kind="stable")
+    numpy's hash-based ``unique`` is several times slower on millions of ints; integer keys
+    by the radix sort of `stable_order`)."""
+    integer = isinstance(keys, np.ndarray) and keys.dtype.kind in "iu" and len(keys) > 1
+    order = stable_order(keys.astype(np.int64, copy=False)) if integer else np.argsort(keys, kind="stable")
     ordered = keys[order]
     first_sorted = np.ones(len(keys), dtype=bool)
     first_sorted[1:] = ordered[1:] != ordered[:-1]
@@ -180,9 +203,8 @@ def plain_for_user(series: pd.Series) -> pd.Series:
     """``series`` as user functions (`Apply`, dependent generators) saw it before string ids were
     held as codes: plain strings.  Ids as codes are an engine-internal speed-up, so a user's
     function gives the same result (and the same output bytes) either way."""
-    if is_id_codes(series.array):
-        return pd.Series(decode(series.array), index=series.index, name=series.name)
-    return series
+    values = plain(series.array)
+    return series if values is series.array else pd.Series(values, index=series.index, name=series.name)
 
 
 def encode(values: Any) -> Column:

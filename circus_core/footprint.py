@@ -17,7 +17,6 @@ import pandas as pd
 if TYPE_CHECKING:
     from circus_core.circus import Circus
     from circus_core.population import Population
-    from circus_core.relationship import Relationship
     from circus_core.story import Story
 
 __all__ = ["Footprint", "column_nbytes", "footprint"]
@@ -79,11 +78,6 @@ def story_nbytes(story: Story) -> int:
     return sum(int(a.nbytes) for a in arrays)
 
 
-def relationship_nbytes(relationship: Relationship) -> tuple[int, int]:
-    """(bytes per member: the offsets; bytes of the edges: "to", weights, selection index)."""
-    return relationship.member_nbytes(), relationship.edge_nbytes()
-
-
 def footprint(circus: Circus) -> Footprint:
     """The state of every population, story and relationship of ``circus``."""
     members = sum(p.size for p in circus.populations.values())
@@ -92,8 +86,7 @@ def footprint(circus: Circus) -> Footprint:
     edges = edge_bytes = 0
     for pop in circus.populations.values():
         for rel in pop.relationships.values():
-            per_member, per_edge = relationship_nbytes(rel)
-            member_bytes += per_member
-            edge_bytes += per_edge
+            member_bytes += rel.member_nbytes()  # the offsets
+            edge_bytes += rel.edge_nbytes()  # "to", weights, selection index
             edges += rel.size
     return Footprint(members, edges, member_bytes, edge_bytes)

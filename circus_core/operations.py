@@ -25,6 +25,7 @@ from circus_core.columns import (
     is_list_column,
     list_parts_arrow,
     plain_for_user,
+    stable_order,
     take,
     to_arrow,
 )
@@ -122,26 +123,6 @@ def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="default")
-
-
-def stable_order(values: np.ndarray) -> np.ndarray:
-    """The stable sort order of int64 ``values`` (times in µs): equal values keep their order.
-
-    A least-significant-digit radix sort by 16-bit digits of ``values - min``: numpy's stable
-    sort of a uint16 array is a counting sort, so each pass is O(n), and an hour's µs need two
-    passes (a day's three): ~3x faster than a comparison sort of 60,000 times."""
-    n = len(values)
-    if n < 2:
-        return np.arange(n)
-    offset = values - values.min()
-    top = int(offset.max())
-    order = np.argsort((offset & 0xFFFF).astype(np.uint16), kind="stable")
-    shift = 16
-    while top >> shift:  # at most 3 more passes for 64-bit values
-        digit = ((offset[order] >> shift) & 0xFFFF).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
-        shift += 16
-    return order
 
 
 def _micros(values: pa.Array | pa.ChunkedArray, name: str, where: str) -> pa.Array:

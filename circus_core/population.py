@@ -27,6 +27,7 @@ from circus_core.columns import (
     list_column,
     list_parts,
     mark_id_codes,
+    plain,
     set_values,
     take,
 )
@@ -79,8 +80,7 @@ class Attribute:
             return pd.Series(self.values, index=self.population.ids_index(), name=self.name)
         ids = as_column(ids)
         pos = self.population.positions(ids, f"attribute {self.name!r}")
-        plain = decode(ids) if isinstance(ids, pd.Categorical) else ids
-        return pd.Series(take(self.values, pos), index=pd.Index(plain), name=self.name)
+        return pd.Series(take(self.values, pos), index=pd.Index(plain(ids)), name=self.name)
 
     def update(self, ids: Any, values: Any) -> None:
         """Overwrite the values of members ``ids`` (each at most once: which value would win?)."""
@@ -217,7 +217,7 @@ class Population:
 
     def plain_ids(self) -> Column:
         """The ids as a plain column (strings decoded): what files and tables hold."""
-        return decode(self.ids) if isinstance(self.ids, pd.Categorical) else self.ids
+        return plain(self.ids)
 
     # --- attributes ------------------------------------------------------------------------
     def create_attribute(self, name: str, init_gen: Generator | None = None, init_values: Any = None) -> Attribute:

@@ -37,12 +37,13 @@ from circus_core.columns import (
     list_column,
     list_parts,
     plain,
+    stable_order,
     take,
     take_or_null,
 )
 from circus_core.errors import CircusError, InvalidActivityError, InvalidParameterError, LengthMismatchError
 from circus_core.footprint import column_nbytes
-from circus_core.operations import AddColumns, Context, SideEffectOnly, field, stable_order
+from circus_core.operations import AddColumns, Context, SideEffectOnly, field
 from circus_core.rng import make_rng
 
 if TYPE_CHECKING:
@@ -131,38 +132,27 @@ class Relationship:
         pend_from = np.concatenate([p[0] for p in self._pending]).astype(np.int64)
         e, p = self._n_edges, len(pend_from)
         counts = np.bincount(pend_from, minlength=n_from)
+        merged = None  # merged[i] = index into concat(old, new); None: new edges simply appended
         after_stored = not e or pend_from[0] >= int(np.flatnonzero(np.diff(self._offsets))[-1])
-        if after_stored and (p < 2 or bool((pend_from[1:] >= pend_from[:-1]).all())):
-            self._append_sorted(counts)  # built member by member: no scatter, half the memory
-            return
-        order = np.argsort(pend_from, kind="stable")
-        pend_from = pend_from[order]
-        # an old edge of member m moves up by the number of new edges of members before m; the
-        # k-th new edge (sorted by member) lands after its member's old edges
-        shift = np.searchsorted(pend_from, np.arange(n_from), side="left")
-        old_dest = np.arange(e) + np.repeat(shift, np.diff(self._offsets))
-        new_dest = self._offsets[pend_from + 1] + np.arange(p)
-        merged = np.empty(e + p, dtype=np.int64)  # merged[i] = index into concat(old, new)
-        merged[old_dest] = np.arange(e)
-        merged[new_dest] = e + order
-        self._w = np.concatenate([self._w, *(q[3] for q in self._pending)])[merged]
-        if self._to_pos is not None:
-            self._to_pos = np.concatenate([self._to_pos, *(q[2] for q in self._pending)])[merged]
-        else:
-            tos = ([self._to] if self._to is not None else []) + [q[1] for q in self._pending]
-            self._to = take(concat_columns(tos), merged)
-        self._offsets = self._offsets + np.concatenate([[0], np.cumsum(counts)])
-        self._pending = []
-        self._changed()
-
-    def _append_sorted(self, counts: np.ndarray) -> None:
-        """Pending edges that come in member order after every stored edge: appended as they are."""
+        if not after_stored or (p > 1 and not bool((pend_from[1:] >= pend_from[:-1]).all())):
+            order = np.argsort(pend_from, kind="stable")
+            pend_from = pend_from[order]
+            # an old edge of member m moves up by the number of new edges of members before m;
+            # the k-th new edge (sorted by member) lands after its member's old edges
+            shift = np.searchsorted(pend_from, np.arange(n_from), side="left")
+            merged = np.empty(e + p, dtype=np.int64)
+            merged[np.arange(e) + np.repeat(shift, np.diff(self._offsets))] = np.arange(e)
+            merged[self._offsets[pend_from + 1] + np.arange(p)] = e + order
+        # (a build adding edges member by member appends: no scatter, half the memory)
         pending, self._pending = self._pending, []
-        self._w = np.concatenate([self._w, *(q[3] for q in pending)])
+        w = np.concatenate([self._w, *(q[3] for q in pending)])
+        self._w = w if merged is None else w[merged]
         if self._to_pos is not None:
-            self._to_pos = np.concatenate([self._to_pos, *(q[2] for q in pending)])
+            to_pos = np.concatenate([self._to_pos, *(q[2] for q in pending)])
+            self._to_pos = to_pos if merged is None else to_pos[merged]
         else:
-            self._to = concat_columns(([self._to] if self._to is not None else []) + [q[1] for q in pending])
+            to = concat_columns(([self._to] if self._to is not None else []) + [q[1] for q in pending])
+            self._to = to if merged is None else take(to, merged)
         self._offsets = self._offsets + np.concatenate([[0], np.cumsum(counts)])
         self._changed()
 
@@ -274,12 +264,10 @@ class Relationship:
     def _to_values(self, edge_idx: np.ndarray) -> Column:
         """The "to" ids of edges ``edge_idx`` (-1: null)."""
         if self._to_pos is not None:
-            ids = self.to_population.ids
-            if isinstance(ids, pd.Categorical) and len(self._to_pos):  # string ids: codes are positions
-                return pd.Categorical.from_codes(
-                    np.where(edge_idx >= 0, self._to_pos[edge_idx], -1), dtype=ids.dtype, validate=False
-                )
-            return take_or_null(ids, _take_or_minus_one(self._to_pos, edge_idx))
+            ids, positions = self.to_population.ids, _take_or_minus_one(self._to_pos, edge_idx)
+            if isinstance(ids, pd.Categorical):  # string ids: their codes are the positions
+                return pd.Categorical.from_codes(positions, dtype=ids.dtype, validate=False)
+            return take_or_null(ids, positions)
         return take_or_null(self._to if self._to is not None else _empty_to(self), edge_idx)
 
     # --- vectorised selection ---------------------------------------------------------------
@@ -435,7 +423,7 @@ class Relationship:
                 break
             drawn = self._draw(pos[todo], u[todo], weight)
             none = drawn < 0  # no edge of positive weight at all: nothing to draw, ever
-            ok = ~none & _first_in_order(drawn)
+            ok = ~none & first_occurrences(drawn)
             if len(taken):
                 ok &= ~_in_sorted(drawn, taken)
             chosen[todo[ok]] = drawn[ok]
@@ -595,9 +583,9 @@ _GUIDE_BLOCK_EDGES = 1 << 20
 def _normalised_index(w: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ncw, guide) of weights ``w`` grouped by ``offsets`` (see `Relationship._draw`).
 
-    ``ncw[j] = (cw[j] - lo) / (hi - lo)`` with ``cw`` the running sum of all weights and
-    ``lo``/``hi`` its values at the member's first edge and after its last (NaN for members
-    without positive weight).  The guide table has, for the member whose edges are ``s:s+d``,
+    ``ncw[j] = (cw[j] - lo) / (hi - lo)`` with ``cw`` the running sum of the weights of the
+    member's block and ``lo``/``hi`` its values at the member's first edge and after its last
+    (NaN for members without positive weight).  The guide table has, for the member whose edges are ``s:s+d``,
     entries ``s + m + k`` for k in 0..d (one more than its edges: a sentinel, so a draw reads
     "this bucket's edge" and "the next bucket's" with no test for the last bucket).  Entry k is
     the last edge j of the member with ``ncw[j] <= u_k``, where ``u_k`` is the smallest u that
@@ -669,21 +657,6 @@ def _rank_within(groups: np.ndarray, order: np.ndarray) -> np.ndarray:
     rank = np.empty(n, dtype=np.int64)
     rank[rows] = np.arange(n) - starts
     return rank
-
-
-def _first_in_order(values: np.ndarray) -> np.ndarray:
-    """Mask of the first occurrence of each value (ints) in array order: `first_occurrences` by
-    a radix sort (`operations.stable_order`) instead of a comparison sort."""
-    n = len(values)
-    if n < 2:
-        return np.ones(n, dtype=bool)
-    order = stable_order(np.asarray(values, dtype=np.int64))
-    ordered = values[order]
-    first_sorted = np.ones(n, dtype=bool)
-    first_sorted[1:] = ordered[1:] != ordered[:-1]
-    mask = np.zeros(n, dtype=bool)
-    mask[order[first_sorted]] = True
-    return mask
 
 
 def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -960,9 +933,7 @@ def _take_or_minus_one(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``values[idx]`` as int64, -1 where ``idx`` is -1."""
     if not len(values):
         return np.full(len(idx), -1, dtype=np.int64)
-    out = values[idx].astype(np.int64)
-    out[idx < 0] = -1
-    return out
+    return np.where(idx >= 0, values[idx], -1).astype(np.int64, copy=False)
 
 
 class SelectAll(AddColumns):
