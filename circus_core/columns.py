@@ -256,7 +256,7 @@ def take_strings(array: pa.Array, positions: np.ndarray) -> pa.Array:
     if width == 0 or offsets[n] - offsets[0] != width * n or np.any(np.diff(offsets) != width):
         return array.take(positions)
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8, count=width * n, offset=int(offsets[0]))
-    rows = data.view(f"V{width}")[positions]
+    rows = np.take(data.view(f"V{width}"), positions)  # (faster than data[positions])
     out_offsets = np.arange(0, (len(rows) + 1) * width, width, dtype=np.int64)
     return pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(out_offsets), pa.py_buffer(rows)])
 
