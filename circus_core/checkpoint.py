@@ -30,6 +30,7 @@ from circus_core.generators import GeneratorConfigError
 from circus_core.generators import generator_from_config as build_generator
 from circus_core.population import Population
 from circus_core.rng import rng_from_state, rng_state
+from circus_core.shards import Shard
 
 if TYPE_CHECKING:
     from circus_core.circus import AnyGenerator, Circus
@@ -201,6 +202,8 @@ def save_circus(circus: Circus, path: Path) -> Path:
                 "generators": generators,
                 "stories": stories,
                 "contexts": {n: {k: rng_state(r) for k, r in c.rngs.items()} for n, c in circus.contexts.items()},
+                # only in a sharded world: an unsharded checkpoint is byte for byte what it was
+                **({"shard": _shard_meta(circus)} if circus.shard.sharded else {}),
             },
         )
 
@@ -255,6 +258,16 @@ def _rngs(m: _Meta, data: Any, path: str) -> dict[str, np.random.Generator]:
     return out
 
 
+def _shard_meta(circus: Circus) -> dict[str, Any]:
+    """Which shard of which world: loading re-derives the shard's seed and checks it."""
+    return {
+        "index": circus.shard.index,
+        "count": circus.shard.count,
+        "root_seed": circus.root_seed,
+        "reference": list(circus.reference),
+    }
+
+
 def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Circus:
     """Load a circus saved by `save_circus`; see `Circus.load`."""
     from circus_core.circus import Circus
@@ -265,12 +278,21 @@ def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Cir
     name = m.get(meta, "name", str, "")
     with m.reading("master_seed"):
         seed = m.get(meta, "master_seed", int, "")
+        shard, reference = Shard(), []
+        if "shard" in meta:
+            entry = m.get(meta, "shard", dict, "")
+            shard = Shard(m.get(entry, "index", int, "shard"), m.get(entry, "count", int, "shard"))
+            reference = m.get(entry, "reference", list, "shard")
+            seed = m.get(entry, "root_seed", int, "shard")
         circus = Circus(
             name,
             seed,
             m.get(clock, "start", str, "clock"),
             pd.Timedelta(seconds=m.get(clock, "step_seconds", int, "clock")),
+            shard=shard,
         )
+        if circus.master_seed != m.get(meta, "master_seed", int, ""):
+            raise CheckpointError(f"{m.file!r}: key 'master_seed' is not the seed of {shard} of root seed {seed}")
     step_count = m.get(clock, "step_count", int, "clock")
     if step_count < 0:
         raise CheckpointError(f"{m.file!r}: key 'clock.step_count' must be >= 0, got {step_count!r}")
@@ -281,6 +303,10 @@ def load_circus(path: Path, add_stories: Callable[[Circus], None] | None) -> Cir
         df = read_table(path / "populations" / f"{i}.parquet")
         with m.reading(f"populations[{i}]"):
             circus.add_population(population_from_table(pop_name, df, circus.master_seed))
+    for name in reference:
+        with m.reading("shard.reference"):
+            circus.get_population(name).read_only = f"reference population of a sharded world ({shard})"
+        circus.reference.append(name)
     for j, rel in enumerate(m.get(meta, "relationships", list, "")):
         where = f"relationships[{j}]"
         pop = _population(circus, m, m.get(rel, "population", str, where), f"{where}.population")

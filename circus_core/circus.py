@@ -12,10 +12,12 @@ neither writes files: logs come back as Arrow tables for the caller to write
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -25,6 +27,7 @@ from circus_core.generators import DependentGenerator, Generator
 from circus_core.operations import Context, Logs, concat_tables, finish_logs
 from circus_core.population import Population
 from circus_core.rng import check_seed, make_rng
+from circus_core.shards import Shard
 from circus_core.story import Story, TimerGen
 
 __all__ = ["Circus"]
@@ -41,15 +44,29 @@ class Circus:
     """
 
     def __init__(
-        self, name: str, master_seed: int, start: datetime | str, step_duration: timedelta | str = "1h"
+        self,
+        name: str,
+        master_seed: int,
+        start: datetime | str,
+        step_duration: timedelta | str = "1h",
+        shard: Shard | None = None,
     ) -> None:
         self.name = name
-        self.master_seed = check_seed(master_seed, f"circus {name!r}")
+        #: the world's seed; `master_seed` is this shard's (the same for an unsharded world)
+        self.root_seed = check_seed(master_seed, f"circus {name!r}")
+        self.shard = shard or Shard()
+        self.master_seed = self.shard.seed(self.root_seed)
         self.clock = Clock(start, step_duration, owner=f"circus {name!r}")
         self.populations: dict[str, Population] = {}
         self.stories: dict[str, Story] = {}
         self.generators: dict[str, AnyGenerator] = {}
         self.contexts: dict[str, Context] = {}
+        #: populations shared by every shard (`building_reference`), read-only in a sharded world
+        self.reference: list[str] = []
+        self._in_reference = False
+        #: members of the main population in the whole world (all shards), set by the scenario that
+        #: builds it; None: this circus is the whole world
+        self.world_size: int | None = None
 
     # --- building --------------------------------------------------------------------------
     def create_population(
@@ -57,9 +74,47 @@ class Circus:
     ) -> Population:
         """A new population of ``size`` members (ids ``0..size-1`` unless ``ids``/``ids_gen``)."""
         self._check_new(name, self.populations, "population")
+        if self.shard.sharded and not self._in_reference:
+            if ids is None:
+                ids = ids_gen.generate(size) if ids_gen is not None else np.arange(size, dtype=np.int64)
+                ids_gen = None
+            ids = self.shard.member_ids(ids, f"population {name!r} of circus {self.name!r} ({self.shard})")
         pop = Population(name, size=size, ids=ids, ids_gen=ids_gen, root_seed=self.master_seed)
         self.populations[name] = pop
+        if self._in_reference:
+            self.reference.append(name)
         return pop
+
+    @contextmanager
+    def building_reference(self) -> Iterator[None]:
+        """Build the populations every shard shares (a catalogue, cell sites) in this block.
+
+        Inside it, streams come from the root seed and ids are not made shard-unique, so every
+        shard builds the same reference populations.  On leaving it, their streams (and those of
+        generators and contexts created in the block) are re-rooted on the shard's seed: what
+        stories draw from them differs between shards.  In a sharded world a story may read a
+        reference population but not change it.  For an unsharded world the block changes nothing.
+        """
+        if self._in_reference:
+            raise CircusError(f"circus {self.name!r}: building_reference blocks do not nest")
+        generators, contexts = set(self.generators), set(self.contexts)
+        self._in_reference, self.master_seed = True, self.root_seed
+        try:
+            yield
+        finally:
+            self._in_reference, self.master_seed = False, self.shard.seed(self.root_seed)
+        if not self.shard.sharded:
+            return
+        for name in self.reference:
+            pop = self.populations[name]
+            pop.root_seed = self.master_seed
+            pop.read_only = f"reference population of a sharded world ({self.shard})"
+            for rel in pop.relationships.values():
+                rel.root_seed = self.master_seed
+        for name in set(self.generators) - generators:
+            self.generators[name].bind_seed(name, self.master_seed, rebind=True)
+        for name in set(self.contexts) - contexts:
+            del self.contexts[name]  # re-created on the shard's seed when next asked for
 
     def add_population(self, population: Population, name: str | None = None) -> Population:
         """Adopt a population built elsewhere (e.g. loaded from the DB)."""

@@ -79,9 +79,10 @@ class _Seeded:
         self.seed = None if seed is None else check_seed(seed, type(self).__name__)
         self._rng: np.random.Generator | None = None if seed is None else make_rng("generator", self.seed)
 
-    def bind_seed(self, name: str, root_seed: int) -> None:
-        """Seed from the circus (called by `Circus.attach_generator`) unless seeded explicitly."""
-        if self._rng is None:
+    def bind_seed(self, name: str, root_seed: int, rebind: bool = False) -> None:
+        """Seed from the circus (called by `Circus.attach_generator`) unless seeded explicitly;
+        ``rebind`` restarts a stream the circus gave (a shard's reference build, `circus_core.shards`)."""
+        if self._rng is None or (rebind and self.seed is None):
             self._rng = make_rng(f"generator/{name}", root_seed)
 
     @property
@@ -544,8 +545,8 @@ class MappedGenerator(Generator):
             return as_column(self.vectorized_f(values))
         return as_column(pd.Series(values).map(self.f))
 
-    def bind_seed(self, name: str, root_seed: int) -> None:
-        self.upstream.bind_seed(f"{name}/upstream", root_seed)
+    def bind_seed(self, name: str, root_seed: int, rebind: bool = False) -> None:
+        self.upstream.bind_seed(f"{name}/upstream", root_seed, rebind)
 
     def get_state(self) -> dict[str, Any]:
         return {"upstream": self.upstream.get_state()}
@@ -670,8 +671,8 @@ class DependentBulkGenerator(DependentGenerator):
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         return list_column(offsets, self.element_generator.generate(int(offsets[-1]), rng))
 
-    def bind_seed(self, name: str, root_seed: int) -> None:
-        self.element_generator.bind_seed(f"{name}/element", root_seed)
+    def bind_seed(self, name: str, root_seed: int, rebind: bool = False) -> None:
+        self.element_generator.bind_seed(f"{name}/element", root_seed, rebind)
 
     def get_state(self) -> dict[str, Any]:
         return {"element": self.element_generator.get_state()}
@@ -706,9 +707,9 @@ class FlatMappedGenerator(Generator):
     def _generate(self, size: int, rng: np.random.Generator | None) -> Column:
         return self.dependent.generate(np.asarray(self.upstream.generate(size, rng)), rng)
 
-    def bind_seed(self, name: str, root_seed: int) -> None:
-        self.upstream.bind_seed(f"{name}/upstream", root_seed)
-        self.dependent.bind_seed(f"{name}/dependent", root_seed)
+    def bind_seed(self, name: str, root_seed: int, rebind: bool = False) -> None:
+        self.upstream.bind_seed(f"{name}/upstream", root_seed, rebind)
+        self.dependent.bind_seed(f"{name}/dependent", root_seed, rebind)
 
     def get_state(self) -> dict[str, Any]:
         return {"upstream": self.upstream.get_state(), "dependent": self.dependent.get_state()}

@@ -91,6 +91,7 @@ class Attribute:
         self.set_at(pos, values)
 
     def set_at(self, positions: np.ndarray, values: Any) -> None:
+        self.population.check_writable(f"attribute {self.name!r}")
         values = as_column(values)
         if np.ndim(values) and len(values) != len(positions):
             raise LengthMismatchError(
@@ -111,6 +112,19 @@ class Attribute:
 
     def __repr__(self) -> str:
         return f"Attribute({self.population.name}.{self.name})"
+
+
+def _progression(ids: Any) -> tuple[int, int] | None:
+    """(start, step) when ``ids`` are non-negative integers ``start, start + step, ...`` (step > 0)."""
+    if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
+        return None
+    if len(ids) == 0:
+        return 0, 1
+    start = int(ids[0])
+    step = int(ids[1]) - start if len(ids) > 1 else 1
+    if start < 0 or step <= 0 or not np.array_equal(ids, start + step * np.arange(len(ids), dtype=np.int64)):
+        return None
+    return start, step
 
 
 class Population:
@@ -138,6 +152,16 @@ class Population:
         self.attributes: dict[str, Attribute] = {}
         self.relationships: dict[str, Relationship] = {}
         self.ops = _PopulationOps(self)
+        #: why members and attributes may not change (a sharded world's reference population)
+        self.read_only: str | None = None
+
+    def check_writable(self, what: str) -> None:
+        """Refuse to change a read-only population, saying why (`circus_core.shards`)."""
+        if self.read_only:
+            raise CircusError(
+                f"population {self.name!r} is a {self.read_only}: {what} cannot change it "
+                "(each shard has its own copy; build what stories change in build(), not build_reference())"
+            )
 
     # --- ids -------------------------------------------------------------------------------
     def _set_ids(self, ids: Column) -> None:
@@ -150,12 +174,10 @@ class Population:
         members costs an integer copy instead of hashing strings, and carrying ids through a
         step moves 4-byte codes instead of string bytes.  Logs decode them to plain strings.
         """
-        if (
-            isinstance(ids, np.ndarray)
-            and ids.dtype.kind in "iu"
-            and (len(ids) == 0 or (ids[0] == 0 and np.array_equal(ids, np.arange(len(ids)))))
-        ):
-            index: pd.Index = pd.RangeIndex(len(ids))
+        progression = _progression(ids)
+        if progression is not None:
+            # 0..n-1, or a shard's k, k+N, k+2N... (`circus_core.shards`): positions are arithmetic
+            index: pd.Index = pd.RangeIndex(progression[0], progression[0] + progression[1] * len(ids), progression[1])
             ids = ids.astype(np.int64)
         else:
             if isinstance(ids, pd.Categorical):
@@ -190,8 +212,14 @@ class Population:
         if isinstance(ids, pd.arrays.NumpyExtensionArray):
             ids = ids.to_numpy()  # plain int ids: the fast path below, not an index lookup
         if isinstance(self._index, pd.RangeIndex) and isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
-            pos = ids.astype(np.int64, copy=False)
-            bad = (pos < 0) | (pos >= self.size)
+            start, step = self._index.start, self._index.step
+            if start == 0 and step == 1:
+                pos = ids.astype(np.int64, copy=False)
+                bad = (pos < 0) | (pos >= self.size)
+            else:
+                pos = ids.astype(np.int64) - start
+                bad = (pos < 0) | (pos >= self.size * step) | (pos % step != 0)
+                pos //= step
         else:
             pos = self._lookup(ids)
             bad = pos < 0
@@ -279,6 +307,7 @@ class Population:
 
     def add_or_update(self, ids: Column, values: Mapping[str, Column], where: str) -> np.ndarray:
         """Vectorised upsert; returns the positions of ``ids``."""
+        self.check_writable(where)
         for name in values:
             self.get_attribute(name)
         n = len(ids)

@@ -29,10 +29,11 @@ import pyarrow.parquet as pq
 
 from circus_core import CheckpointError, Circus, CircusError
 from circus_core.logs import write_day
+from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
 from resources.storage import StorageBackend
 
-__all__ = ["INITIAL", "MARKER", "DayNotReadyError", "DayStore"]
+__all__ = ["INITIAL", "MARKER", "DayNotReadyError", "DayStore", "log_parts"]
 
 INITIAL = "initial"
 MARKER = "_COMMITTED.json"
@@ -63,8 +64,19 @@ class DayStore:
             raise DayNotReadyError(f"{self.scenario.name}: day {day} is not committed")
         return json.loads(self.backend.get_bytes(f"{self.checkpoint_key(day)}/{MARKER}"))
 
-    def load(self, day: str, work_dir: Path) -> Circus:
-        """The circus saved at the end of ``day`` (or the initial state), stories re-attached."""
+    def shards(self, day: str) -> int:
+        """How many shards the committed ``day`` (or initial state) was made of."""
+        return int(self.marker(day).get("shards", 1))
+
+    def shard_key(self, day: str, shard: Shard) -> str:
+        """Where a shard's checkpoint of ``day`` lives: the day's folder itself when unsharded."""
+        base = self.checkpoint_key(day)
+        return f"{base}/shard-{shard.index:05d}" if shard.sharded else base
+
+    def load(self, day: str, work_dir: Path, shard: Shard | None = None) -> Circus:
+        """The circus (or ``shard`` of it) saved at the end of ``day`` (or the initial state),
+        stories re-attached."""
+        shard = shard or Shard()
         if not self.is_committed(day):
             what = "the initial state" if day == INITIAL else f"day {day}"
             raise DayNotReadyError(
@@ -72,12 +84,18 @@ class DayStore:
                 f"{self.backend.url(self.checkpoint_key(day))}; materialise "
                 f"{'initial_state' if day == INITIAL else 'simulation partition ' + day} first"
             )
+        if shard.sharded and self.shards(day) != shard.count:
+            raise DayNotReadyError(
+                f"{self.scenario.name}: {day} was committed with {self.shards(day)} shards, not {shard.count}: "
+                "the world was re-built with another shard count; re-materialise the days from the first"
+            )
         local = work_dir / day
-        self.backend.get_dir(self.checkpoint_key(day), local)
+        key = self.shard_key(day, shard)
+        self.backend.get_dir(key, local)
         try:
             return self.scenario.restore(local)
         except CheckpointError as exc:  # name the stored file, not the temporary copy
-            raise type(exc)(str(exc).replace(str(local), self.backend.url(self.checkpoint_key(day)))) from exc
+            raise type(exc)(str(exc).replace(str(local), self.backend.url(key))) from exc
 
     def save_initial(self, circus: Circus) -> dict[str, Any]:
         return self._commit(INITIAL, circus, {})
@@ -96,34 +114,78 @@ class DayStore:
     def _commit(
         self, day: str, circus: Circus, logs: Mapping[str, pa.Table], files_written: Mapping[str, Path] | None = None
     ) -> dict[str, Any]:
+        self.retract(day)
+        staged = self.stage(day, circus, logs, files_written)
+        return self.publish(day, [staged], circus.clock.now.isoformat())
+
+    def retract(self, day: str) -> None:
+        """Un-commit ``day`` before it is written again: the marker goes first, so that a
+        half-deleted day never looks complete."""
         marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
         if self.backend.exists(marker_key):
-            self.backend.delete(marker_key)  # the marker goes first: a half-deleted day must not look complete
+            self.backend.delete(marker_key)
             self.backend.delete_prefix(self.checkpoint_key(day))
+
+    def stage(
+        self,
+        day: str,
+        circus: Circus,
+        logs: Mapping[str, pa.Table] | None = None,
+        files_written: Mapping[str, Path] | None = None,
+    ) -> dict[str, Any]:
+        """Upload one circus's (or shard's) logs under hidden names and its checkpoint; nothing is
+        visible until `publish`.  Returns what `publish` needs (JSON-able: shard tasks return it)."""
         with tempfile.TemporaryDirectory(prefix="circus-day-") as tmp:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
             pending: list[tuple[str, str]] = []
             written = dict(files_written or {})
             if logs:
-                written.update(write_day(logs, staging / "logs", day))
-            if written:
-                for log_id, path in written.items():
-                    key = f"{self.log_key(log_id, day)}/{path.name}"
-                    hidden = f"{self.log_key(log_id, day)}/.{path.name}.pending"  # readers skip dot files
-                    self.backend.put_file(path, hidden)
-                    pending.append((hidden, key))
-                    files[log_id] = {
-                        "key": key,
-                        "url": self.backend.url(key),
-                        "bytes": path.stat().st_size,
-                        "rows": pq.read_metadata(path).num_rows,
-                        "schema": pq.read_schema(path).remove_metadata().to_string(),
-                    }
+                written.update(write_day(logs, staging / "logs", day, part=circus.shard.index))
+            for log_id, path in written.items():
+                key = f"{self.log_key(log_id, day)}/{path.name}"
+                hidden = f"{self.log_key(log_id, day)}/.{path.name}.pending"  # readers skip dot files
+                self.backend.put_file(path, hidden)
+                pending.append((hidden, key))
+                files[log_id] = {
+                    "key": key,
+                    "url": self.backend.url(key),
+                    "bytes": path.stat().st_size,
+                    "rows": pq.read_metadata(path).num_rows,
+                    "schema": pq.read_schema(path).remove_metadata().to_string(),
+                }
             circus.save(staging / "checkpoint")
-            self.backend.put_dir(staging / "checkpoint", self.checkpoint_key(day))
-        for hidden, key in pending:  # everything is uploaded: the logs appear, then the marker
-            self.backend.rename(hidden, key)
-        meta = {"scenario": self.scenario.name, "day": day, "clock": circus.clock.now.isoformat(), "logs": files}
-        self.backend.put_bytes(marker_key, json.dumps(meta, indent=1, sort_keys=True).encode())
+            self.backend.put_dir(staging / "checkpoint", self.shard_key(day, circus.shard))
+        return {"shard": circus.shard.index, "shards": circus.shard.count, "pending": pending, "logs": files}
+
+    def publish(
+        self, day: str, staged: list[dict[str, Any]], clock: str, extra: Mapping[str, Any] | None = None
+    ) -> dict:
+        """Make the staged logs of every shard visible, then write the day's marker: the day is
+        committed only when every shard is."""
+        count = len(staged)
+        for part in staged:
+            for hidden, key in part["pending"]:  # everything is uploaded: the logs appear, then the marker
+                self.backend.rename(hidden, key)
+        if count == 1:
+            logs = staged[0]["logs"]  # the unsharded marker, as it always was
+        else:
+            logs = {}
+            for part in sorted(staged, key=lambda p: p["shard"]):
+                for log_id, entry in part["logs"].items():
+                    merged = logs.setdefault(log_id, {"rows": 0, "bytes": 0, "schema": entry["schema"], "parts": []})
+                    merged["rows"] += entry["rows"]
+                    merged["bytes"] += entry["bytes"]
+                    merged["parts"].append({k: v for k, v in entry.items() if k != "schema"} | {"shard": part["shard"]})
+        meta = {"scenario": self.scenario.name, "day": day, "clock": clock, "logs": logs}
+        if count > 1:
+            meta |= {"shards": count, **dict(extra or {})}
+        self.backend.put_bytes(
+            f"{self.checkpoint_key(day)}/{MARKER}", json.dumps(meta, indent=1, sort_keys=True).encode()
+        )
         return meta
+
+
+def log_parts(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The files of one log of a committed day (one per shard), each with its key, url, bytes and rows."""
+    return list(entry["parts"]) if "parts" in entry else [entry]

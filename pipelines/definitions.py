@@ -9,6 +9,10 @@ configured by environment variables, each with a local default:
     CIRCUS_GCS_PREFIX    object prefix (default "circus")
     CIRCUS_GCP_PROJECT   project of the GCS clients (default: the client's own default)
 
+and for sharded worlds (``shards`` > 1) and a cluster of your own:
+
+    CIRCUS_DASK_ADDRESS  the Dask scheduler the shard tasks run on (default: a local cluster per run)
+
 and for ``<scenario>/gcs_export`` (the code location loads without them; the export needs a bucket):
 
     CIRCUS_EXPORT_BUCKET  bucket the days' log files are delivered to
@@ -31,6 +35,7 @@ import dagster as dg
 
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
 from pipelines.scenarios import all_scenarios
+from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource
 from resources.pubsub import PubSubResource
 from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
@@ -89,10 +94,11 @@ def _pubsub_settings() -> dict[str, Any]:
 
 
 pubsub = PubSubResource(**_pubsub_settings())
+dask = DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", ""))
 gcs = LazyGCSResource(project=dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None)
 
 defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in all_scenarios().values()),
     *(build_delivery_definitions(s) for s in all_scenarios().values()),
-    dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs, "pubsub": pubsub}),
+    dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs, "pubsub": pubsub, "dask": dask}),
 )

@@ -38,7 +38,7 @@ from google.cloud import storage as gcs
 from circus_core import CircusError
 from circus_core.json_rows import iso_utc
 from circus_core.logs import write_jsonl
-from pipelines.daystore import DayStore
+from pipelines.daystore import DayStore, log_parts
 from pipelines.scenarios import Scenario
 from resources.export import ExportResource, ExportSettings
 from resources.storage import StorageResource
@@ -150,8 +150,10 @@ def export_days(
             before = {b.name for b in client.list_blobs(settings.bucket, prefix=prefix)}
             expected: set[str] = set()
             entry = entries.get(log_id)
-            if entry is not None:  # a log with no event that day has no file: its prefix ends up empty
-                report.objects.append(_upload(store, bucket, settings, day, log_id, entry))
+            # a log with no event that day has no file: its prefix ends up empty; a sharded day has
+            # one file per shard (part-<shard>)
+            for part in log_parts(entry) if entry is not None else []:
+                report.objects.append(_upload(store, bucket, settings, day, log_id, part))
                 expected.add(report.objects[-1].url.removeprefix(f"gs://{settings.bucket}/"))
             for name in sorted(before - expected):
                 with contextlib.suppress(exceptions.NotFound):  # deleted concurrently: the goal is reached

@@ -28,11 +28,13 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from circus_core import CircusError
-from pipelines.daystore import DayNotReadyError, DayStore
+from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, log_parts
 from pipelines.export import build_export_asset
 from pipelines.pubsub.asset import build_publish_asset
 from pipelines.scenarios import Scenario
+from pipelines.shards import ShardedResult, run_sharded
 from pipelines.simulate import DayResult, simulate_day
+from resources.cluster import DaskResource
 from resources.storage import StorageResource
 
 __all__ = ["InitialStateConfig", "build_delivery_definitions", "build_scenario_definitions", "scenario_partitions"]
@@ -46,6 +48,19 @@ class InitialStateConfig(dg.Config):
 
     size: int = Field(default=0, description="members of the main population (0: the scenario's default)")
     seed: int = Field(default=-1, description="root seed (-1: the scenario's own)")
+    shards: int = Field(default=0, description="independent sub-worlds, run in parallel (0: the scenario's own count)")
+    reshard: bool = Field(
+        default=False,
+        description="allow a shard count other than the one the stored world was built with "
+        "(a different world: every day must be simulated again)",
+    )
+
+    @field_validator("shards")
+    @classmethod
+    def _check_shards(cls, shards: int) -> int:
+        if shards < 0:
+            raise ValueError(f"initial_state config 'shards' = {shards!r}: must be > 0, or 0 for the scenario's own")
+        return shards
 
     # pydantic runs these when the run builds the config, so a bad value fails the run before the
     # circus is built, and the run's error names the config key and the value
@@ -109,11 +124,23 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         ),
     )
     def initial_state(
-        context: dg.AssetExecutionContext, config: InitialStateConfig, storage: StorageResource
+        context: dg.AssetExecutionContext, config: InitialStateConfig, storage: StorageResource, dask: DaskResource
     ) -> dg.MaterializeResult:
         store = DayStore(storage.backend(), scenario)  # a missing bucket fails before the build
+        count = config.shards or scenario.shards
+        size = config.size or scenario.default_size
+        seed = scenario.seed if config.seed == -1 else config.seed
+        if store.is_committed(INITIAL) and store.shards(INITIAL) != count and not config.reshard:
+            raise dg.Failure(
+                description=f"{name}: the stored world at {storage.backend().url(store.checkpoint_key(INITIAL))} "
+                f"has {store.shards(INITIAL)} shards; {count} shards make a different world (other members, "
+                "other events). Set initial_state config reshard: true to replace it, then simulate every day again.",
+                allow_retries=False,
+            )
+        if count > 1 or dask.address:
+            return _sharded_initial(context, store, dask, count, size, seed)
         try:
-            circus = scenario.create(config.size or None, None if config.seed == -1 else config.seed)
+            circus = scenario.create(size, seed)
             marker = store.save_initial(circus)
         except CircusError as exc:
             raise _fail(exc) from exc
@@ -146,15 +173,23 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             "marker written last. Backfills run the days in order, in one run."
         ),
     )
-    def simulation(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    def simulation(
+        context: dg.AssetExecutionContext, storage: StorageResource, dask: DaskResource
+    ) -> dg.MaterializeResult:
         store = DayStore(storage.backend(), scenario)
-        results: list[DayResult] = []
+        results: list[DayResult | ShardedResult] = []
         t0 = time.perf_counter()
-        for day in sorted(context.partition_keys):
-            try:
-                results.append(simulate_day(store, day, log=context.log.info))
-            except CircusError as exc:
-                raise _fail(exc) from exc
+        count = store.shards(INITIAL) if store.is_committed(INITIAL) else 1
+        try:
+            if count == 1 and not dask.address:
+                for day in sorted(context.partition_keys):
+                    results.append(simulate_day(store, day, log=context.log.info))
+            else:
+                with dask.runner(count) as runner:
+                    for day in sorted(context.partition_keys):
+                        results.append(run_sharded(store, day, count, runner, log=context.log.info))
+        except CircusError as exc:
+            raise _fail(exc) from exc
         seconds = time.perf_counter() - t0
         rows: dict[str, int] = {}
         per_hour = [0] * 24
@@ -164,6 +199,9 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             per_hour = [a + b for a, b in zip(per_hour, r.rows_per_hour, strict=True)]
         total = sum(rows.values())
         metadata: dict[str, object] = {f"rows {k}": v for k, v in sorted(rows.items())}
+        if count > 1:
+            metadata["shards"] = count
+            metadata["per shard"] = _shard_table(results)
         metadata.update(
             {
                 "days": ", ".join(r.day for r in results),
@@ -221,6 +259,36 @@ def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
     return dg.Definitions(assets=[export, publish], jobs=jobs, schedules=schedules)
 
 
+def _sharded_initial(
+    context: dg.AssetExecutionContext, store: DayStore, dask: DaskResource, count: int, size: int, seed: int
+) -> dg.MaterializeResult:
+    """The initial state as ``count`` shard tasks on the Dask cluster (`pipelines.shards`)."""
+    try:
+        with dask.runner(count) as runner:
+            result = run_sharded(store, INITIAL, count, runner, log=context.log.info, build=(size, seed))
+    except CircusError as exc:
+        raise _fail(exc) from exc
+    metadata: dict[str, object] = {"checkpoint": result.marker["clock"], "seed": seed, "shards": count}
+    members: dict[str, int] = {}
+    for part in result.shards:
+        for pop, n in part["members"].items():
+            members[pop] = members.get(pop, 0) + n
+    metadata.update({f"population {pop}": n for pop, n in members.items()})
+    metadata["per shard"] = _shard_table([result])
+    context.log.info(f"{store.scenario.name}: initial state saved in {count} shards")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _shard_table(results: Sequence[object]) -> dg.MetadataValue:
+    """Rows, seconds and worker of every shard of every day, as a markdown table."""
+    lines = ["| day | shard | rows | seconds | worker |", "|---|---:|---:|---:|---|"]
+    for r in results:
+        for part in getattr(r, "shards", []):
+            rows = sum(part["rows"].values()) if part["rows"] else sum(part.get("members", {}).values())
+            lines.append(f"| {r.day} | {part['shard']} | {rows:,} | {part['seconds']:.1f} | {part['worker']} |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
 def _log_asset(
     scenario: Scenario, log_id: str, partitions: dg.DailyPartitionsDefinition, sim_key: dg.AssetKey
 ) -> dg.AssetsDefinition:
@@ -274,18 +342,21 @@ def _log_asset(
             if entry is None:  # no event of this kind that day
                 rows[day] = 0
                 continue
-            day_file = _read(store, entry["key"])
-            schema = day_file.schema.remove_metadata().to_string()
-            if schema != entry["schema"]:
-                schema_problems.append(f"{day}: the file's schema differs from its commit marker's")
-            if reference is not None and schema != reference:
-                schema_problems.append(f"{day}: schema differs from the first day's ({first_day})")
-            reference = reference or schema
-            rows[day] = day_file.num_rows
-            if day_file.num_rows != entry["rows"]:
-                row_problems.append(f"{day}: {day_file.num_rows} rows, its commit marker says {entry['rows']}")
-            urls.append(entry["url"])
-            bad_times += _outside_day(day_file.times, day)
+            rows[day] = 0
+            for part in log_parts(entry):  # one file per shard
+                name = f"{day}" + (f" shard {part['shard']}" if "shard" in part else "")
+                day_file = _read(store, part["key"])
+                schema = day_file.schema.remove_metadata().to_string()
+                if schema != entry["schema"]:
+                    schema_problems.append(f"{name}: the file's schema differs from its commit marker's")
+                if reference is not None and schema != reference:
+                    schema_problems.append(f"{name}: schema differs from the first day's ({first_day})")
+                reference = reference or schema
+                rows[day] += day_file.num_rows
+                if day_file.num_rows != part["rows"]:
+                    row_problems.append(f"{name}: {day_file.num_rows} rows, its commit marker says {part['rows']}")
+                urls.append(part["url"])
+                bad_times += _outside_day(day_file.times, day)
         yield dg.AssetCheckResult(
             check_name="schema_as_declared",
             passed=not schema_problems,

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from circus_core import Circus
 from circus_core.checks import check_day
 from circus_core.logs import DayWriter
+from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
 
-__all__ = ["DayResult", "previous_day", "simulate_day"]
+__all__ = ["DayResult", "load_day_start", "previous_day", "run_day", "simulate_day"]
 
 
 @dataclass
@@ -52,46 +54,11 @@ def simulate_day(
     ``log`` receives progress lines (steps done, rows, rows/s, time left) at most every
     ``every_s`` seconds (default: ``$CIRCUS_PROGRESS_SECONDS`` or 5) and at the end.
     """
-    if every_s is None:
-        every_s = float(os.environ.get("CIRCUS_PROGRESS_SECONDS", "5"))
-    scenario = store.scenario
-    before = previous_day(scenario.start, day)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="circus-load-") as tmp:
-        circus = store.load(before, Path(tmp))
-    expected = pd.Timestamp(day, tz="UTC")
-    if circus.clock.now != expected:
-        raise DayNotReadyError(
-            f"{scenario.name}: the checkpoint of {before} ends at {circus.clock.now.isoformat()}, "
-            f"not at the start of {day}; re-materialise {before}"
-        )
-    total = circus.clock.steps_in("1D")
-    rows_of: dict[str, int] = {}
-    per_hour = [0] * 24
-    rows, last = 0, time.perf_counter()
+    circus = load_day_start(store, day)
     with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
-        # each step's logs go to the day's files as they come: memory holds the world and a
-        # row group per log, not a whole day of rows (the same bytes as writing the day at once)
-        writer = DayWriter(Path(tmp), day)
-        for done in range(1, total + 1):
-            hour = circus.clock.now.hour
-            logs = circus.step()
-            writer.add(logs)
-            for log_id, table in logs.items():
-                rows_of[log_id] = rows_of.get(log_id, 0) + table.num_rows
-                rows += table.num_rows
-                per_hour[hour] += table.num_rows
-            del logs
-            now = time.perf_counter()
-            if now - last >= every_s or done == total:
-                elapsed = now - t0
-                left = elapsed / done * (total - done)
-                log(
-                    f"{scenario.name} {day}: step {done}/{total}, {rows:,} rows, "
-                    f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f} s left"
-                )
-                last = now
-        marker = store.commit_day(day, circus, files=writer.close())
+        files, rows_of, per_hour = run_day(circus, day, Path(tmp), f"{store.scenario.name} {day}", log, every_s, t0)
+        marker = store.commit_day(day, circus, files=files)
     return DayResult(
         day=day,
         rows=rows_of,
@@ -99,3 +66,57 @@ def simulate_day(
         seconds=time.perf_counter() - t0,
         marker=marker,
     )
+
+
+def load_day_start(store: DayStore, day: str, shard: Shard | None = None) -> Circus:
+    """The circus (or ``shard``) at the start of ``day``: the previous day's checkpoint, checked."""
+    before = previous_day(store.scenario.start, day)
+    with tempfile.TemporaryDirectory(prefix="circus-load-") as tmp:
+        circus = store.load(before, Path(tmp), shard)
+    expected = pd.Timestamp(day, tz="UTC")
+    if circus.clock.now != expected:
+        raise DayNotReadyError(
+            f"{store.scenario.name}: the checkpoint of {before} ends at {circus.clock.now.isoformat()}, "
+            f"not at the start of {day}; re-materialise {before}"
+        )
+    return circus
+
+
+def run_day(
+    circus: Circus,
+    day: str,
+    out: Path,
+    label: str,
+    log: Callable[[str], None] = print,
+    every_s: float | None = None,
+    t0: float | None = None,
+) -> tuple[dict[str, Path], dict[str, int], list[int]]:
+    """Simulate one day into Parquet files under ``out`` (part = the circus's shard): the files,
+    rows per log and rows per hour of the day."""
+    if every_s is None:
+        every_s = float(os.environ.get("CIRCUS_PROGRESS_SECONDS", "5"))
+    t0 = time.perf_counter() if t0 is None else t0
+    total = circus.clock.steps_in("1D")
+    rows_of: dict[str, int] = {}
+    per_hour = [0] * 24
+    rows, last = 0, time.perf_counter()
+    # each step's logs go to the day's files as they come: memory holds the world and a row group
+    # per log, not a whole day of rows (the same bytes as writing the day at once)
+    writer = DayWriter(out, day, part=circus.shard.index)
+    for done in range(1, total + 1):
+        hour = circus.clock.now.hour
+        logs = circus.step()
+        writer.add(logs)
+        for log_id, table in logs.items():
+            rows_of[log_id] = rows_of.get(log_id, 0) + table.num_rows
+            rows += table.num_rows
+            per_hour[hour] += table.num_rows
+        del logs
+        now = time.perf_counter()
+        if now - last >= every_s or done == total:
+            elapsed = now - t0
+            left = elapsed / done * (total - done)
+            speed = rows / max(elapsed, 1e-9)
+            log(f"{label}: step {done}/{total}, {rows:,} rows, {speed:,.0f} rows/s, ~{left:.0f} s left")
+            last = now
+    return writer.close(), rows_of, per_hour

@@ -146,8 +146,12 @@ class GCSBackend(StorageBackend):
         from google.cloud import storage
 
         self.client = storage.Client(project=project)
-        self.bucket_name, self.prefix = bucket, prefix.strip("/")
+        self.bucket_name, self.prefix, self.project = bucket, prefix.strip("/"), project
         self.bucket = self.client.bucket(bucket)
+
+    def __reduce__(self) -> tuple:
+        """Shard tasks carry the backend to Dask workers: rebuilt there with a client of their own."""
+        return (GCSBackend, (self.bucket_name, self.prefix, self.project))
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

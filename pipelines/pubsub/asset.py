@@ -48,7 +48,13 @@ def fetch_day_files(store: DayStore, day: str, into: Path) -> dict[str, Path]:
     """The committed log files of ``day`` copied into the folder ``into`` (log id -> local path);
     each must still have the size its commit marker records."""
     files = {}
-    for log_id, entry in sorted(store.marker(day)["logs"].items()):
+    marker = store.marker(day)
+    if marker.get("shards", 1) > 1:
+        raise CircusError(
+            f"{store.scenario.name} {day}: publishing a sharded day ({marker['shards']} shards) to Pub/Sub is not "
+            "supported yet; export it with gcs_export, or simulate the world with shards=1"
+        )
+    for log_id, entry in sorted(marker["logs"].items()):
         local = into / f"{log_id}.parquet"
         store.backend.get_file(entry["key"], local)
         if local.stat().st_size != entry["bytes"]:

@@ -16,6 +16,7 @@ from circus_core import Circus, CircusError
 from circus_core.checks import check_path_name
 from circus_core.clock import as_timedelta, as_utc
 from circus_core.rng import check_seed
+from circus_core.shards import Shard
 
 __all__ = ["Scenario"]
 
@@ -34,6 +35,11 @@ class Scenario:
     add_stories: Callable[[Circus], None]
     #: the log ids its stories emit (one Dagster asset per log stream)
     logs: tuple[str, ...] = ()
+    #: how many independent sub-worlds a day is simulated as (`circus_core.shards`); 1 = unsharded
+    shards: int = 1
+    #: builds the populations every shard shares (catalogues, sites), from the root seed and the
+    #: whole world's size; None when there are none
+    build_reference: Callable[[Circus, int], None] | None = None
 
     def __post_init__(self) -> None:
         """Check start, step, seed and log ids now: they also define the Dagster partitions and
@@ -44,14 +50,28 @@ class Scenario:
         check_seed(self.seed, where)
         for log_id in self.logs:
             check_path_name(log_id, f"{where}: log id")
+        Shard(0, self.shards)  # a positive integer, or an error naming it
 
-    def create(self, size: int | None = None, seed: int | None = None) -> Circus:
-        """A new circus at the scenario's start, built with ``size`` members (main population)."""
+    def create(
+        self, size: int | None = None, seed: int | None = None, shard: int = 0, shards: int | None = None
+    ) -> Circus:
+        """A new circus at the scenario's start: shard ``shard`` of ``shards`` (default: the
+        scenario's own count) of a world of ``size`` members in its main population.
+
+        The reference populations are built first, from the whole world; then ``build`` builds
+        this shard's share of it (`Shard.size_of`)."""
         size = self.default_size if size is None else size
-        if size <= 0:
-            raise CircusError(f"scenario {self.name!r}: size must be positive, got {size}")
-        circus = Circus(self.name, self.seed if seed is None else seed, self.start, self.step)
-        self.build(circus, size)
+        part = Shard(shard, self.shards if shards is None else shards)
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise CircusError(f"scenario {self.name!r}: size must be positive, got {size!r}")
+        if size < part.count:
+            raise CircusError(f"scenario {self.name!r}: size {size} is smaller than its {part.count} shards")
+        circus = Circus(self.name, self.seed if seed is None else seed, self.start, self.step, shard=part)
+        circus.world_size = size
+        if self.build_reference is not None:
+            with circus.building_reference():
+                self.build_reference(circus, size)
+        self.build(circus, part.size_of(size))
         circus.compact()
         self.add_stories(circus)
         return circus

@@ -104,7 +104,12 @@ SMS_SCHEMA = tuple(c for c in VOICE_SCHEMA if c not in ("SITE_B", "DURATION"))
 def build(circus: Circus, size: int) -> None:
     """Subscribers, sites, the ``locations`` and ``friends`` relationships, and the
     (serialisable) generators the stories read by name."""
-    msisdn_gen = circus.attach_generator("msisdn", SequencialGenerator(prefix="+32470", max_length=6))
+    # in a sharded world (`circus_core.shards`) sites are the whole world's, and each shard's phone
+    # numbers continue where the previous shard's end
+    world = circus.world_size or size
+    msisdn_gen = circus.attach_generator(
+        "msisdn", SequencialGenerator(start=circus.shard.first_member(world), prefix="+32470", max_length=6)
+    )
     first_names = circus.attach_generator("first_name", FakerGenerator("first_name", locale="nl_BE"))
     last_names = circus.attach_generator("last_name", FakerGenerator("last_name", locale="nl_BE"))
     popularity = circus.attach_generator("popularity", NumpyRandomGenerator("uniform", low=0.0, high=1.0))
@@ -125,7 +130,7 @@ def build(circus: Circus, size: int) -> None:
     subscribers.create_attribute("POPULARITY", init_gen=popularity)
 
     # Sites are plain ids (no attributes needed), at least as many as a subscriber's sites.
-    n_sites = max(size // 10, SITES_PER_SUBSCRIBER)
+    n_sites = max(world // 10, SITES_PER_SUBSCRIBER)
     sites = SequencialGenerator(start=1, prefix="SITE_", max_length=5).generate(n_sites)
     picks = _distinct_picks(size, n_sites, SITES_PER_SUBSCRIBER, make_rng("telecom/locations", circus.master_seed))
     locations = subscribers.create_relationship("locations")

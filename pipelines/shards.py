@@ -1,0 +1,228 @@
+"""Sharded worlds: one task per shard, run on a Dask cluster, committed together.
+
+A sharded scenario's initial state and each of its days are N independent tasks
+(`build_shard`, `simulate_shard`), each loading and saving only its own shard's checkpoint
+through the storage backend -- the workers share nothing else, so they may be processes of a
+`distributed.LocalCluster` or pods of a cluster on Kubernetes.  A task stages its files under
+hidden names and returns what it staged; the coordinator (`run_sharded`, called by the Dagster
+assets) commits the day -- makes every shard's files visible, then writes the day's marker --
+only when every shard succeeded.  A task that fails is retried by Dask (``retries``); a worker
+that dies takes its task to another worker.  A shard's bytes depend only on its checkpoint, so
+the day is the same whichever worker runs which shard, in whatever order, after any retry.
+
+This module does not import Dagster; `resources.dask.DaskResource` gives the assets a runner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from circus_core import CircusError
+from circus_core.shards import Shard
+from pipelines.daystore import INITIAL, DayStore
+from pipelines.scenarios import Scenario
+from pipelines.simulate import load_day_start, run_day
+from resources.storage import StorageBackend
+
+__all__ = [
+    "DaskRunner",
+    "InProcessRunner",
+    "ShardFailedError",
+    "ShardRunner",
+    "ShardedResult",
+    "build_shard",
+    "run_sharded",
+    "simulate_shard",
+]
+
+#: times Dask re-runs a shard task that raised (a lost worker's tasks are moved regardless)
+RETRIES = 2
+
+
+class ShardFailedError(CircusError):
+    """A shard's task failed: the day (or initial state) is left uncommitted."""
+
+
+def build_shard(backend: StorageBackend, scenario: Scenario, size: int, seed: int | None, shard: Shard) -> dict:
+    """Task: build ``shard`` of the initial state and stage its checkpoint."""
+    t0 = time.perf_counter()
+    circus = scenario.create(size, seed, shard=shard.index, shards=shard.count)
+    staged = DayStore(backend, scenario).stage(INITIAL, circus)
+    members = {p.name: p.size for p in circus.populations.values() if p.name not in circus.reference}
+    return staged | _where() | {"seconds": time.perf_counter() - t0, "members": members, "rows": {}}
+
+
+def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard: Shard) -> dict:
+    """Task: simulate ``shard`` of ``day`` from its previous checkpoint and stage its logs and
+    end-of-day checkpoint.  Returns the staged files with rows per log, per hour and seconds."""
+    t0 = time.perf_counter()
+    store = DayStore(backend, scenario)
+    circus = load_day_start(store, day, shard)
+    with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
+        label = f"{scenario.name} {day} {shard}"
+        files, rows, per_hour = run_day(circus, day, Path(tmp), label, log=lambda _: None, t0=t0)
+        staged = store.stage(day, circus, files_written=files)
+    return staged | _where() | {"seconds": time.perf_counter() - t0, "rows": rows, "rows_per_hour": per_hour}
+
+
+def _where() -> dict[str, Any]:
+    """Which process ran a task (shown per shard in the asset's metadata)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        worker = "in-process"
+    return {"worker": worker, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+class ShardRunner(Protocol):
+    """Runs one call per shard somewhere; yields ``(shard index, result or exception)`` as they end."""
+
+    def run(self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]) -> Iterator[Any]: ...
+
+
+class InProcessRunner:
+    """Every shard in this process, one after the other (a 1-shard world, or no cluster)."""
+
+    def run(
+        self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]
+    ) -> Iterator[tuple[int, dict | BaseException]]:
+        for i, args in enumerate(calls):
+            try:
+                yield i, fn(*args)
+            except Exception as exc:
+                yield i, exc
+
+
+@dataclass
+class DaskRunner:
+    """Every shard as a task on a Dask cluster (``client``), results as they complete."""
+
+    client: Any
+    retries: int = RETRIES
+
+    def run(
+        self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]
+    ) -> Iterator[tuple[int, dict | BaseException]]:
+        from distributed import as_completed
+
+        futures = {
+            self.client.submit(fn, *args, key=key, pure=False, retries=self.retries): i
+            for i, (args, key) in enumerate(zip(calls, keys, strict=True))
+        }
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                yield i, future.result()
+            except Exception as exc:
+                yield i, exc
+            finally:
+                future.release()
+
+
+@dataclass
+class ShardedResult:
+    """What the shards of one day (or initial state) did, and the marker that committed it."""
+
+    day: str
+    shards: list[dict]
+    seconds: float
+    marker: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in self.shards:
+            for log_id, n in part["rows"].items():
+                out[log_id] = out.get(log_id, 0) + n
+        return dict(sorted(out.items()))
+
+    @property
+    def rows_per_hour(self) -> list[int]:
+        per_hour = [0] * 24
+        for part in self.shards:
+            per_hour = [a + b for a, b in zip(per_hour, part.get("rows_per_hour", [0] * 24), strict=True)]
+        return per_hour
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def run_sharded(
+    store: DayStore,
+    day: str,
+    count: int,
+    runner: ShardRunner,
+    log: Callable[[str], None] = print,
+    build: tuple[int, int | None] | None = None,
+) -> ShardedResult:
+    """Run the ``count`` shard tasks of ``day`` (or of the initial state, ``build=(size, seed)``)
+    on ``runner`` and commit the day when all of them succeeded.
+
+    The day is un-committed first (its marker deleted), so a failure leaves it uncommitted; the
+    error names every failed shard."""
+    t0 = time.perf_counter()
+    name = store.scenario.name
+    store.retract(day)
+    shards = [Shard(k, count) for k in range(count)]
+    if build is None:
+        fn: Callable[..., dict] = simulate_shard
+        calls = [(store.backend, store.scenario, day, s) for s in shards]
+    else:
+        fn = build_shard
+        calls = [(store.backend, store.scenario, build[0], build[1], s) for s in shards]
+    keys = [f"circus-{name}-{day}-shard-{s.index:05d}-{time.time_ns()}" for s in shards]
+    done: dict[int, dict] = {}
+    failed: dict[int, BaseException] = {}
+    for i, result in runner.run(fn, calls, keys):
+        if isinstance(result, BaseException):
+            failed[i] = result
+            log(f"{name} {day}: shard {i} of {count} failed: {type(result).__name__}: {result}")
+            continue
+        done[i] = result
+        log(
+            f"{name} {day}: shard {i} of {count} done in {result['seconds']:.1f} s on {result['worker']} "
+            f"({sum(result['rows'].values()):,} rows; {len(done)}/{count} shards)"
+        )
+    if failed:
+        what = "the initial state" if day == INITIAL else f"day {day}"
+        details = "; ".join(f"shard {i}: {type(e).__name__}: {e}" for i, e in sorted(failed.items()))
+        raise ShardFailedError(
+            f"{name}: {len(failed)} of {count} shards failed, {what} is not committed: {details}"
+        ) from next(iter(failed.values()))
+    staged = [done[i] for i in range(count)]
+    clock = _clock_after(store, day)
+    stats = [
+        {k: part[k] for k in ("shard", "worker", "seconds", "rows") if k in part} | _members(part) for part in staged
+    ]
+    marker = store.publish(day, staged, clock, {"shard_stats": stats})
+    return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
+
+
+def _members(part: dict) -> dict:
+    return {"members": part["members"]} if "members" in part else {}
+
+
+def _clock_after(store: DayStore, day: str) -> str:
+    """The clock at the end of ``day`` (the scenario's start for the initial state)."""
+    import pandas as pd
+
+    if day == INITIAL:
+        return pd.Timestamp(store.scenario.start).tz_convert("UTC").isoformat()
+    return (pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)).isoformat()
+
+
+@contextmanager
+def local_runner() -> Iterator[InProcessRunner]:
+    """An in-process runner as a context manager (the shape `resources.dask.DaskResource.runner` has)."""
+    yield InProcessRunner()
