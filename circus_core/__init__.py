@@ -65,6 +65,7 @@ from circus_core.operations import (
 from circus_core.population import Attribute, Population
 from circus_core.relationship import Relationship, make_random_assign, make_random_bipartite_data
 from circus_core.rng import make_rng, stable_id
+from circus_core.shards import Shard
 from circus_core.state_machine import (
     ActionContext,
     StateMachine,
@@ -137,6 +138,7 @@ __all__ = [
     "Relationship",
     "RunFlows",
     "SequencialGenerator",
+    "Shard",
     "SideEffectOnly",
     "StateMachine",
     "StateMachineError",

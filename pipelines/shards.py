@@ -16,35 +16,31 @@ This module does not import Dagster; `resources.dask.DaskResource` gives the ass
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from circus_core import CircusError
 from circus_core.shards import Shard
+from circus_core.tuning import use_jemalloc
 from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import Scenario
 from pipelines.simulate import load_day_start, run_day
+from resources.runners import ShardRunner
 from resources.storage import StorageBackend
 
 __all__ = [
-    "DaskRunner",
-    "InProcessRunner",
     "ShardFailedError",
-    "ShardRunner",
     "ShardedResult",
     "build_shard",
     "run_sharded",
     "simulate_shard",
 ]
-
-#: times Dask re-runs a shard task that raised (a lost worker's tasks are moved regardless)
-RETRIES = 2
 
 
 class ShardFailedError(CircusError):
@@ -53,6 +49,7 @@ class ShardFailedError(CircusError):
 
 def build_shard(backend: StorageBackend, scenario: Scenario, size: int, seed: int | None, shard: Shard) -> dict:
     """Task: build ``shard`` of the initial state and stage its checkpoint."""
+    use_jemalloc()  # a worker process is a driver of its own (see `circus_core.tuning`)
     t0 = time.perf_counter()
     circus = scenario.create(size, seed, shard=shard.index, shards=shard.count)
     staged = DayStore(backend, scenario).stage(INITIAL, circus)
@@ -63,6 +60,7 @@ def build_shard(backend: StorageBackend, scenario: Scenario, size: int, seed: in
 def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard: Shard) -> dict:
     """Task: simulate ``shard`` of ``day`` from its previous checkpoint and stage its logs and
     end-of-day checkpoint.  Returns the staged files with rows per log, per hour and seconds."""
+    use_jemalloc()
     t0 = time.perf_counter()
     store = DayStore(backend, scenario)
     circus = load_day_start(store, day, shard)
@@ -81,52 +79,8 @@ def _where() -> dict[str, Any]:
         worker = get_worker().address
     except (ImportError, ValueError):
         worker = "in-process"
-    return {"worker": worker, "host": socket.gethostname(), "pid": os.getpid()}
-
-
-class ShardRunner(Protocol):
-    """Runs one call per shard somewhere; yields ``(shard index, result or exception)`` as they end."""
-
-    def run(self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]) -> Iterator[Any]: ...
-
-
-class InProcessRunner:
-    """Every shard in this process, one after the other (a 1-shard world, or no cluster)."""
-
-    def run(
-        self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]
-    ) -> Iterator[tuple[int, dict | BaseException]]:
-        for i, args in enumerate(calls):
-            try:
-                yield i, fn(*args)
-            except Exception as exc:
-                yield i, exc
-
-
-@dataclass
-class DaskRunner:
-    """Every shard as a task on a Dask cluster (``client``), results as they complete."""
-
-    client: Any
-    retries: int = RETRIES
-
-    def run(
-        self, fn: Callable[..., dict], calls: Sequence[tuple[Any, ...]], keys: Sequence[str]
-    ) -> Iterator[tuple[int, dict | BaseException]]:
-        from distributed import as_completed
-
-        futures = {
-            self.client.submit(fn, *args, key=key, pure=False, retries=self.retries): i
-            for i, (args, key) in enumerate(zip(calls, keys, strict=True))
-        }
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
-                yield i, future.result()
-            except Exception as exc:
-                yield i, exc
-            finally:
-                future.release()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak so far
+    return {"worker": worker, "host": socket.gethostname(), "pid": os.getpid(), "peak_rss_mib": round(peak, 1)}
 
 
 @dataclass
@@ -220,9 +174,3 @@ def _clock_after(store: DayStore, day: str) -> str:
     if day == INITIAL:
         return pd.Timestamp(store.scenario.start).tz_convert("UTC").isoformat()
     return (pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)).isoformat()
-
-
-@contextmanager
-def local_runner() -> Iterator[InProcessRunner]:
-    """An in-process runner as a context manager (the shape `resources.dask.DaskResource.runner` has)."""
-    yield InProcessRunner()

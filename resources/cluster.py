@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import Field
 
-from pipelines.shards import DaskRunner, InProcessRunner, ShardRunner
+from resources.runners import DaskRunner, InProcessRunner, ShardRunner
 
 __all__ = ["DaskResource"]
 

@@ -10,6 +10,7 @@ from google.cloud import storage as gcs
 from pipelines.emulators import gcs_emulator, pubsub_emulator, pull_all
 from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import Scenario
+from resources.cluster import DaskResource
 from resources.storage import StorageResource
 
 __all__ = ["commit_days", "everything_on_emulator", "failure_text", "gcs_emulator", "pubsub_emulator", "pull_all"]
@@ -50,7 +51,7 @@ def commit_days(
         assets,
         selection=f"{name}/initial_state",
         instance=instance,
-        resources={"storage": storage},
+        resources={"storage": storage, "dask": DaskResource()},
         run_config={"ops": {f"{name}__initial_state": {"config": {"size": size}}}},
         raise_on_error=False,
     )
@@ -62,7 +63,7 @@ def commit_days(
             selection=selection,
             partition_key=day,
             instance=instance,
-            resources={"storage": storage},
+            resources={"storage": storage, "dask": DaskResource()},
             raise_on_error=False,
         )
         assert result.success, failure_text(result)

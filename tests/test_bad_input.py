@@ -60,6 +60,7 @@ from pipelines.factory import InitialStateConfig, build_scenario_definitions
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.base import Scenario
 from pipelines.simulate import previous_day
+from resources.cluster import DaskResource
 from resources.storage import StorageResource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -519,7 +520,7 @@ def test_initial_state_run_with_seed_minus_five_fails_naming_it(tmp_path: Path) 
             assets,
             selection="telecom/initial_state",
             instance=instance,
-            resources={"storage": StorageResource(kind="local", root=str(tmp_path / "store"))},
+            resources={"storage": StorageResource(kind="local", root=str(tmp_path / "store")), "dask": DaskResource()},
             run_config={"ops": {"telecom__initial_state": {"config": {"size": 20, "seed": -5}}}},
             raise_on_error=False,
         )
@@ -632,6 +633,7 @@ PUBSUB_PROBE = textwrap.dedent(
     import sys, tempfile
     import dagster as dg
     from pipelines.definitions import defs
+    from resources.cluster import DaskResource
     from resources.pubsub_settings import PublishConfigError
 
     assert len(list(defs.resolve_all_asset_specs())) > 20  # every scenario still loads
@@ -657,6 +659,7 @@ PUBSUB_PROBE = textwrap.dedent(
                 instance=instance,
                 resources={
                     "storage": StorageResource(kind="local", root=tempfile.mkdtemp()),
+                    "dask": DaskResource(),
                     "pubsub": defs.resources["pubsub"],
                 },
                 raise_on_error=False,

@@ -34,6 +34,7 @@ from pipelines.daystore import MARKER, DayNotReadyError, DayStore
 from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import all_scenarios, get_scenario
 from pipelines.simulate import simulate_day
+from resources.cluster import DaskResource
 from resources.storage import LocalBackend, StorageResource
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def run(
         selection=selection,
         partition_key=partition,
         instance=instance,
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "dask": DaskResource()},
         run_config=run_config,
     )
 
@@ -430,7 +431,7 @@ def test_bad_storage_configuration_fails_naming_it(
             ASSETS,
             selection=["telecom/initial_state"],
             instance=instance,
-            resources={"storage": storage},
+            resources={"storage": storage, "dask": DaskResource()},
             run_config={"ops": {"telecom__initial_state": {"config": {"size": SMALL}}}},
         )
     assert [p.name for p in tmp_path.iterdir()] == ["dagster_home"]  # no "out/dagster" appeared
@@ -445,7 +446,7 @@ def test_the_storage_root_comes_from_the_environment(
         ASSETS,
         selection=["telecom/initial_state"],
         instance=instance,
-        resources={"storage": storage},
+        resources={"storage": storage, "dask": DaskResource()},
         run_config={"ops": {"telecom__initial_state": {"config": {"size": SMALL}}}},
     )
     assert result.success

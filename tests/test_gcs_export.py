@@ -36,6 +36,7 @@ from support import commit_days, everything_on_emulator, failure_text, gcs_emula
 from pipelines.daystore import DayStore
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
 from pipelines.scenarios import get_scenario
+from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource
 from resources.storage import LocalBackend, StorageResource
 
@@ -103,6 +104,7 @@ def export(
         instance=instance,
         resources={
             "storage": StorageResource(kind="local", root=str(root)),
+            "dask": DaskResource(),
             "gcs": LazyGCSResource(project=PROJECT),
             "export": ExportResource(bucket=bucket, prefix=prefix, format=fmt),
         },

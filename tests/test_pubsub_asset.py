@@ -15,6 +15,7 @@ from support import commit_days, failure_text
 
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
 from pipelines.scenarios import get_scenario
+from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
 from resources.storage import StorageResource
 
@@ -41,7 +42,7 @@ def publish(world, pubsub: PubSubResource, day: str = DAY1, config: dict | None 
         selection="telecom/pubsub_publish",
         partition_key=day,
         instance=inst,
-        resources={"storage": storage, "pubsub": pubsub},
+        resources={"storage": storage, "pubsub": pubsub, "dask": DaskResource()},
         run_config={"ops": {"telecom__pubsub_publish": {"config": config or {}}}},
         raise_on_error=False,
     )

@@ -40,6 +40,7 @@ from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishError, make_client, publish_day
 from pipelines.scenarios import get_scenario
+from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource
 from resources.pubsub import PubSubResource
 from resources.pubsub_settings import PublishSettings
@@ -261,6 +262,7 @@ def test_two_days_through_simulation_export_and_publish(emulator: str, tmp_path:
     secret = "ya29.not-a-real-token-but-treat-it-like-one"
     resources = {
         "storage": storage,
+        "dask": DaskResource(),
         "gcs": LazyGCSResource(project=PROJECT),
         "export": ExportResource(bucket=BUCKET, prefix="deliveries"),
         "pubsub": PubSubResource(project=PROJECT, topic="e2e"),

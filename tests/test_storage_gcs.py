@@ -21,6 +21,7 @@ from support import everything_on_emulator, failure_text, gcs_emulator
 
 from pipelines.factory import build_scenario_definitions, scenario_partitions
 from pipelines.scenarios import get_scenario
+from resources.cluster import DaskResource
 from resources.storage import GCSBackend, LocalBackend, StorageResource
 
 PROJECT = "circus-test"
@@ -124,7 +125,7 @@ def _materialise_two_days(storage: StorageResource, instance: dg.DagsterInstance
     """initial_state, then the first two days with every log stream; returns the days."""
     scenario = get_scenario("telecom")
     assets = list(build_scenario_definitions(scenario).assets)
-    resources = {"storage": storage}
+    resources = {"storage": storage, "dask": DaskResource()}
     result = dg.materialize(
         assets,
         selection="telecom/initial_state",
@@ -203,7 +204,10 @@ def test_missing_bucket_fails_the_run_naming_it_and_writes_nothing(
         if selection.endswith("initial_state")
         else scenario_partitions(scenario).get_first_partition_key(),
         instance=instance,
-        resources={"storage": StorageResource(kind="gcs", bucket=MISSING, prefix="x", project=PROJECT)},
+        resources={
+            "storage": StorageResource(kind="gcs", bucket=MISSING, prefix="x", project=PROJECT),
+            "dask": DaskResource(),
+        },
         raise_on_error=False,
     )
     assert not result.success

@@ -1,0 +1,153 @@
+"""Scale-out: a sharded day on 1 worker against 2 workers, and against the unsharded day.
+
+``python -m benchmarks.scaleout [--scenarios telecom,mobile_app] [--size 1000000] [--shards 2]
+[--workers 1,2] [--repeat 1] [--json FILE]``
+
+For each scenario: the world of ``--size`` members unsharded, simulated for its first day in
+this process (`pipelines.simulate.simulate_day`: load, simulate, write, commit), then the same
+size as ``--shards`` shards, its first day run by `pipelines.shards.run_sharded` on a
+`distributed.LocalCluster` of 1 worker, then of 2 workers (single-threaded worker processes,
+real TCP), the initial state built on the cluster beforehand and not timed.  Printed per run:
+day seconds, log rows, rows/s, rows/s per worker and the workers' peak RSS; then per scenario:
+
+- **speed-up** = day seconds on 1 worker / on 2 workers (the issue's target: >= 1.7x on 2 cores);
+- **overhead** of sharding = sharded day on 1 worker / unsharded day - 1 (the same work in the
+  same number of cores: what shards, tasks, the cluster and per-shard files cost; target <= 10%).
+
+Storage is a local folder (the temporary directory); everything a worker reads or writes goes
+through it, as it would through GCS on a real cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from circus_core.tuning import use_jemalloc
+from pipelines.daystore import INITIAL, DayStore
+from pipelines.scenarios import get_scenario
+from pipelines.shards import run_sharded
+from pipelines.simulate import simulate_day
+from resources.runners import DaskRunner
+from resources.storage import LocalBackend
+
+
+def _first_day(scenario_start: str) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(scenario_start).tz_convert("UTC").date().isoformat()
+
+
+def unsharded(name: str, size: int) -> dict[str, object]:
+    import resource
+
+    use_jemalloc()
+    scenario = dataclasses.replace(get_scenario(name), shards=1)
+    with tempfile.TemporaryDirectory(prefix="circus-scaleout-") as tmp:
+        store = DayStore(LocalBackend(tmp), scenario)
+        store.save_initial(scenario.create(size))
+        t0 = time.perf_counter()
+        result = simulate_day(store, _first_day(scenario.start), log=lambda _: None)
+        seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _line(name, size, 1, 0, seconds, result.total_rows, peak)
+
+
+def sharded(name: str, size: int, shards: int, workers: int) -> dict[str, object]:
+    from distributed import Client, LocalCluster
+
+    scenario = dataclasses.replace(get_scenario(name), shards=shards)
+    with (
+        tempfile.TemporaryDirectory(prefix="circus-scaleout-") as tmp,
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        store = DayStore(LocalBackend(tmp), scenario)
+        runner = DaskRunner(client)
+        run_sharded(store, INITIAL, shards, runner, build=(size, None), log=lambda _: None)
+        t0 = time.perf_counter()
+        result = run_sharded(store, _first_day(scenario.start), shards, runner, log=lambda _: None)
+        seconds = time.perf_counter() - t0
+    peak = max(part["peak_rss_mib"] for part in result.shards)
+    return _line(name, size, shards, workers, seconds, result.total_rows, peak)
+
+
+def _line(name: str, size: int, shards: int, workers: int, seconds: float, rows: int, peak: float) -> dict:
+    cores = max(workers, 1)
+    return {
+        "scenario": name,
+        "members": size,
+        "shards": shards,
+        "workers": workers,  # 0: unsharded, in this process
+        "day_s": round(seconds, 2),
+        "rows": rows,
+        "rows_per_s": round(rows / seconds),
+        "rows_per_s_per_core": round(rows / seconds / cores),
+        "peak_rss_mib_per_process": round(peak),
+    }
+
+
+def _in_fresh_process(fn: Callable[..., dict], *args: object) -> dict:
+    """``fn(*args)`` in a new process: its peak RSS is that run's alone."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="telecom,mobile_app")
+    parser.add_argument("--size", type=int, default=1_000_000, help="members of the whole world")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--workers", default="1,2", help="cluster sizes to compare (the first is the baseline)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (medians used)")
+    parser.add_argument("--json", type=Path, help="also write every run here")
+    args = parser.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",")]
+    runs: list[dict] = []
+    for name in args.scenarios.split(","):
+        medians: dict[int, float] = {}
+        for config in [0, *workers]:
+            times = []
+            for _ in range(args.repeat):
+                line = _in_fresh_process(unsharded, name, args.size) if config == 0 else None
+                line = line or sharded(name, args.size, args.shards, config)
+                print(json.dumps(line), flush=True)
+                runs.append(line)
+                times.append(float(line["day_s"]))
+            medians[config] = statistics.median(times)
+        speedup = medians[workers[0]] / medians[workers[-1]]
+        overhead = medians[workers[0]] / medians[0] - 1
+        summary = {
+            "scenario": name,
+            "members": args.size,
+            "shards": args.shards,
+            f"speedup_{workers[0]}_to_{workers[-1]}_workers": round(speedup, 2),
+            "sharding_overhead": round(overhead, 3),
+        }
+        print(json.dumps(summary), flush=True)
+        runs.append(summary)
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
