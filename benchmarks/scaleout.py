@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import get_scenario
 from pipelines.shards import run_sharded
 from pipelines.simulate import simulate_day
-from resources.runners import DaskRunner
+from resources.runners import DaskRunner, local_cluster
 from resources.storage import LocalBackend
 
 
@@ -62,21 +61,10 @@ def unsharded(name: str, size: int) -> dict[str, object]:
 
 
 def sharded(name: str, size: int, shards: int, workers: int) -> dict[str, object]:
-    from distributed import Client, LocalCluster
-
     scenario = dataclasses.replace(get_scenario(name), shards=shards)
     with (
         tempfile.TemporaryDirectory(prefix="circus-scaleout-") as tmp,
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            memory_limit="0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
+        local_cluster(workers) as client,
     ):
         store = DayStore(LocalBackend(tmp), scenario)
         runner = DaskRunner(client)

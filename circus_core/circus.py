@@ -124,6 +124,8 @@ class Circus:
         for rel in population.relationships.values():
             rel.root_seed = self.master_seed
         self.populations[name] = population
+        if self._in_reference:
+            self.reference.append(name)
         return population
 
     def create_story(

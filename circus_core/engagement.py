@@ -679,11 +679,12 @@ class Arrivals(Operation):
         out = story_data.iloc[rows].reset_index(drop=True)
         if self.ids_gen is not None:
             ids = self.ids_gen.generate(n, None if ctx.standalone else ctx.rng(f"{self.rng_key}:ids"))
-        elif isinstance(pop.ids, np.ndarray) and np.array_equal(pop.ids, np.arange(pop.size)):
-            ids = np.arange(pop.size, pop.size + n, dtype=np.int64)  # ids stay 0..n-1: the fast index
+        elif (minted := pop.next_integer_ids(n)) is not None:
+            ids = minted  # ids stay 0..n-1 (or a shard's k, k+N, ...): the fast index
         else:
             raise EngagementError(
-                f"{where}: population {pop.name!r} has ids other than 0..n-1: pass ids_gen= to mint new ids"
+                f"{where}: population {pop.name!r} has ids other than 0..n-1 (or a shard's k, k+N, ...): "
+                "pass ids_gen= to mint new ids"
             )
         values = m.initial_state(n, _seconds(ctx.clock.now), ctx.rng(f"{self.rng_key}:state"), m.config.new_user_boost)
         for name, gen in self.attributes.items():

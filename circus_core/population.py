@@ -202,6 +202,15 @@ class Population:
     def __len__(self) -> int:
         return self.size
 
+    def next_integer_ids(self, n: int) -> np.ndarray | None:
+        """``n`` new integer ids continuing this population's ``start, start + step, ...`` ids
+        (``0..n-1``, or a shard's ``k, k + N, ...``), so that the ids stay a progression and
+        members are still found by arithmetic; None when the ids are not such a progression."""
+        if not isinstance(self._index, pd.RangeIndex):
+            return None
+        start, step = self._index.start, self._index.step
+        return start + step * np.arange(self.size, self.size + n, dtype=np.int64)
+
     def ids_index(self) -> pd.Index:
         return self._index if not isinstance(self._index, pd.RangeIndex) else pd.Index(self.ids)
 

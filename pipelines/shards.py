@@ -40,6 +40,7 @@ __all__ = [
     "build_shard",
     "run_sharded",
     "simulate_shard",
+    "task_origin",
 ]
 
 
@@ -54,7 +55,7 @@ def build_shard(backend: StorageBackend, scenario: Scenario, size: int, seed: in
     circus = scenario.create(size, seed, shard=shard.index, shards=shard.count)
     staged = DayStore(backend, scenario).stage(INITIAL, circus)
     members = {p.name: p.size for p in circus.populations.values() if p.name not in circus.reference}
-    return staged | _where() | {"seconds": time.perf_counter() - t0, "members": members, "rows": {}}
+    return staged | task_origin() | {"seconds": time.perf_counter() - t0, "members": members, "rows": {}}
 
 
 def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard: Shard) -> dict:
@@ -68,10 +69,10 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
         label = f"{scenario.name} {day} {shard}"
         files, rows, per_hour = run_day(circus, day, Path(tmp), label, log=lambda _: None, t0=t0)
         staged = store.stage(day, circus, files_written=files)
-    return staged | _where() | {"seconds": time.perf_counter() - t0, "rows": rows, "rows_per_hour": per_hour}
+    return staged | task_origin() | {"seconds": time.perf_counter() - t0, "rows": rows, "rows_per_hour": per_hour}
 
 
-def _where() -> dict[str, Any]:
+def task_origin() -> dict[str, Any]:
     """Which process ran a task (shown per shard in the asset's metadata)."""
     try:
         from distributed import get_worker

@@ -9,7 +9,6 @@ Dagster step's own process, so ``make run`` pays nothing for a cluster.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import Field
 
-from resources.runners import DaskRunner, InProcessRunner, ShardRunner
+from resources.runners import DaskRunner, InProcessRunner, ShardRunner, local_cluster
 
 __all__ = ["DaskResource"]
 
@@ -32,7 +31,7 @@ class DaskResource(dg.ConfigurableResource):
     @contextmanager
     def runner(self, shards: int) -> Iterator[ShardRunner]:
         """A runner for ``shards`` tasks, and the cluster behind it for as long as the block runs."""
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if self.address:
             try:
@@ -48,16 +47,5 @@ class DaskResource(dg.ConfigurableResource):
             yield InProcessRunner()
             return
         n = self.workers or max(1, min(shards, os.cpu_count() or 1))
-        with (
-            LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                memory_limit=self.memory_limit,
-                silence_logs=logging.WARNING,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_cluster(n, self.memory_limit) as client:
             yield DaskRunner(client)

@@ -6,25 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from pipelines.daystore import INITIAL, DayStore
 from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import get_scenario
 from pipelines.shards import ShardFailedError, run_sharded
 from resources.cluster import DaskResource
-from resources.runners import DaskRunner, InProcessRunner, ShardRunner
+from resources.runners import DaskRunner, InProcessRunner, ShardRunner, local_cluster
 from resources.storage import LocalBackend, StorageResource
 from tests.support import failure_text
 
@@ -32,20 +30,8 @@ SCENARIO = dataclasses.replace(get_scenario("telecom"), shards=2)
 DAYS = ("2026-01-05", "2026-01-06", "2026-01-07")
 
 
-@contextmanager
-def cluster(workers: int) -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as local,
-        Client(local) as client,
-    ):
-        yield client
+def cluster(workers: int) -> AbstractContextManager[Client]:
+    return local_cluster(workers, memory_limit="auto")
 
 
 def _world(root: Path, runner: ShardRunner, size: int, days: tuple[str, ...] = DAYS) -> DayStore:

@@ -11,6 +11,7 @@ files in the bucket.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -39,6 +40,7 @@ from pipelines.pubsub.asset import fetch_day_files
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishError, make_client, publish_day
+from pipelines.pubsub.shards import shard_settings
 from pipelines.scenarios import get_scenario
 from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource
@@ -309,3 +311,71 @@ def test_two_days_through_simulation_export_and_publish(emulator: str, tmp_path:
     )
     local = Path(storage.root) / "telecom" / "logs"
     assert all(pq.read_metadata(p).num_rows > 0 for p in local.rglob("part-00000.parquet"))
+
+
+def test_a_two_shard_day_is_published_by_its_shards_in_parallel(emulator: str, tmp_path: Path) -> None:
+    """A 2-shard day simulated on a 2-worker Dask cluster, exported and published shard by shard on
+    it: every event of every part file arrives once, with its shard in its id; the bucket holds
+    both parts; each shard keeps its own progress file."""
+    scenario = dataclasses.replace(SCENARIO, shards=2)
+    assets = [*build_scenario_definitions(scenario).assets, *build_delivery_definitions(scenario).assets]
+    _, subscription = topic_with_subscription("sharded")
+    storage = StorageResource(kind="local", root=str(tmp_path / "store"))
+    resources = {
+        "storage": storage,
+        "dask": DaskResource(workers=2),
+        "gcs": LazyGCSResource(project=PROJECT),
+        "export": ExportResource(bucket=BUCKET, prefix="sharded"),
+        "pubsub": PubSubResource(project=PROJECT, topic="sharded", max_messages_per_second=50_000),
+    }
+    with gcs_emulator(PROJECT, BUCKET), dg.DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
+        result = dg.materialize(
+            assets,
+            selection="telecom/initial_state",
+            instance=inst,
+            resources=resources,
+            run_config={"ops": {"telecom__initial_state": {"config": {"size": 300}}}},
+        )
+        assert result.success
+        result = dg.materialize(
+            assets,
+            selection=["telecom/simulation", *LOG_KEYS, "telecom/gcs_export", "telecom/pubsub_publish"],
+            partition_key=DAY1,
+            instance=inst,
+            resources=resources,
+            raise_on_error=False,
+        )
+        assert result.success, failure_text(result)
+        objects = sorted(b.name for b in gcs.Client(project=PROJECT).list_blobs(BUCKET, prefix="sharded/"))
+    store = DayStore(storage.backend(), scenario)
+    expected: dict[str, dict[str, Any]] = {}
+    for log_id, entry in store.marker(DAY1)["logs"].items():
+        assert [p["shard"] for p in entry["parts"]] == [0, 1]
+        for part in entry["parts"]:
+            table = pq.read_table(Path(storage.root) / part["key"])
+            for row, values in enumerate(table.to_pylist()):
+                for k, v in values.items():
+                    if hasattr(v, "strftime"):
+                        values[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                expected[f"telecom:{log_id}:{DAY1}:s{part['shard']}:{row}"] = values
+    received = pull_all(subscription)
+    assert Counter(m.attributes["event_id"] for m in received) == Counter(set(expected))
+    for m in received:
+        assert json.loads(m.data) == expected[m.attributes["event_id"]]
+    assert objects == sorted(
+        f"sharded/telecom/{log}/date={DAY1}/part-0000{k}.parquet" for log in SCENARIO.logs for k in (0, 1)
+    )
+    for k in (0, 1):
+        progress = ProgressStore(storage.backend(), "telecom", PROJECT, "sharded", shard=k).load(DAY1)
+        assert progress is not None and progress.complete
+        assert sum(progress.acked.values()) == sum(
+            p["rows"] for e in store.marker(DAY1)["logs"].values() for p in e["parts"] if p["shard"] == k
+        )
+
+
+def test_shards_share_the_rate_caps() -> None:
+    settings = PublishSettings(project=PROJECT, topic="t", max_messages_per_second=900, max_bytes_per_second=3e6)
+    parts = [shard_settings(settings, 3) for _ in range(3)]
+    assert sum(p.max_messages_per_second for p in parts) == pytest.approx(900)
+    assert sum(p.max_bytes_per_second for p in parts) == pytest.approx(3e6)
+    assert shard_settings(settings, 1) is settings

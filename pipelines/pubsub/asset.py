@@ -7,11 +7,11 @@ published sends nothing unless the run configuration says ``republish: true``; a
 interrupted resumes from its progress file.
 """
 
+import contextlib
 import tempfile
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from circus_core import CircusError
@@ -19,8 +19,11 @@ from pipelines.daystore import DayStore
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
+from pipelines.pubsub.shards import fetch_day_files, member_field, publish_sharded_day
 from pipelines.scenarios import Scenario
+from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
+from resources.runners import ShardRunner
 from resources.storage import StorageResource
 
 __all__ = ["PublishConfig", "build_publish_asset", "fetch_day_files", "member_field"]
@@ -35,35 +38,6 @@ class PublishConfig(dg.Config):
     )
     max_messages_per_second: float = Field(default=-1, description="cap on messages/s (0 = none)")
     max_bytes_per_second: float = Field(default=-1, description="cap on bytes/s (0 = none)")
-
-
-def member_field(schema: pa.Schema, time_column: str) -> str | None:
-    """The ordering-key column of a log: its first column after the event time (the acting
-    member's id in every shipped scenario)."""
-    names = [n for n in schema.names if n != time_column]
-    return names[0] if names else None
-
-
-def fetch_day_files(store: DayStore, day: str, into: Path) -> dict[str, Path]:
-    """The committed log files of ``day`` copied into the folder ``into`` (log id -> local path);
-    each must still have the size its commit marker records."""
-    files = {}
-    marker = store.marker(day)
-    if marker.get("shards", 1) > 1:
-        raise CircusError(
-            f"{store.scenario.name} {day}: publishing a sharded day ({marker['shards']} shards) to Pub/Sub is not "
-            "supported yet; export it with gcs_export, or simulate the world with shards=1"
-        )
-    for log_id, entry in sorted(marker["logs"].items()):
-        local = into / f"{log_id}.parquet"
-        store.backend.get_file(entry["key"], local)
-        if local.stat().st_size != entry["bytes"]:
-            raise CircusError(
-                f"{store.backend.url(entry['key'])} is {local.stat().st_size} bytes, its commit marker says "
-                f"{entry['bytes']}: not publishing a file that changed since {day} was committed"
-            )
-        files[log_id] = local
-    return files
 
 
 def build_publish_asset(
@@ -88,7 +62,11 @@ def build_publish_asset(
         ),
     )
     def pubsub_publish(
-        context: dg.AssetExecutionContext, config: PublishConfig, storage: StorageResource, pubsub: PubSubResource
+        context: dg.AssetExecutionContext,
+        config: PublishConfig,
+        storage: StorageResource,
+        pubsub: PubSubResource,
+        dask: DaskResource,
     ) -> dg.MaterializeResult:
         overrides = {
             k: getattr(config, k)
@@ -127,10 +105,20 @@ def build_publish_asset(
                 log=context.log.info,
             )
 
+        shards = {day: store.shards(day) for day in days}
+        runner: ShardRunner | None = None
         try:
-            for day in days:
-                with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:  # files read lazily while publishing
-                    reports.append(publish_one(day, fetch_day_files(store, day, Path(tmp))))
+            with contextlib.ExitStack() as stack:
+                for day in days:
+                    if shards[day] > 1:  # each shard its own stream, in parallel on the cluster
+                        if runner is None:  # one cluster for the run
+                            runner = stack.enter_context(dask.runner(max(shards.values())))
+                        reports += publish_sharded_day(
+                            backend, scenario, settings, day, shards[day], runner, config.republish, context.log.info
+                        )
+                        continue
+                    with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:  # files read lazily
+                        reports.append(publish_one(day, fetch_day_files(store, day, Path(tmp))))
         except CircusError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         finally:

@@ -178,6 +178,8 @@ class DayEvents:
     row: np.ndarray
     rank: np.ndarray
     time_us: np.ndarray
+    #: the shard whose part of the day these are (sharded worlds): part of every event id
+    shard: int | None = None
 
     @classmethod
     def from_tables(cls, scenario: str, day: str, tables: Mapping[str, pa.Table]) -> DayEvents:
@@ -374,7 +376,8 @@ class Encoder:
             table = ev.tables[i].take(rows)
             data = json_rows(table) if self.fmt == "json" else avro_payloads(table, self._parsed[i])
             stamps = iso_utc(table.column(ev.time_columns[i]).combine_chunks())
-            ids = pc.binary_join_element_wise(f"{ev.scenario}:{ev.log_ids[i]}:{ev.day}:", rows.cast(pa.string()), "")
+            prefix = f"{ev.scenario}:{ev.log_ids[i]}:{ev.day}:" + ("" if ev.shard is None else f"s{ev.shard}:")
+            ids = pc.binary_join_element_wise(prefix, rows.cast(pa.string()), "")
             constant = b"".join(_const_attribute(k, v) for k, v in self._constant_attributes(int(i)).items())
             pieces = [
                 _field(0x0A, data),

@@ -7,7 +7,8 @@ that finished first) are held aside until the gap closes.  Only watermarks are s
 resumed run re-sends at most what was acknowledged after the last save plus what was in flight:
 every event is delivered at least once, and re-sent events carry their original event ids.
 
-Saved as JSON at ``<scenario>/publish/<project>/<topic>/date=<day>/progress.json`` through the
+Saved as JSON at ``<scenario>/publish/<project>/<topic>/date=<day>/progress.json`` (``.../date=<day>/
+shard-<k>/progress.json`` for each shard of a sharded day) through the
 storage backend (an atomic replace on both backends), with a fingerprint of the day's commit
 marker: if the day was simulated again with different content, old progress does not apply and
 the day is published from its start (the run log says so).
@@ -98,12 +99,17 @@ class Progress:
 class ProgressStore:
     """Progress files of one scenario and topic on a storage backend."""
 
-    def __init__(self, backend: StorageBackend, scenario: str, project: str, topic: str) -> None:
-        self.backend = backend
+    def __init__(
+        self, backend: StorageBackend, scenario: str, project: str, topic: str, shard: int | None = None
+    ) -> None:
+        self.backend, self.shard = backend, shard
         self.prefix = f"{scenario}/publish/{project}/{topic}"
 
     def key(self, day: str) -> str:
-        return f"{self.prefix}/date={day}/progress.json"
+        """The day's progress file; one per shard for a sharded day (watermarks per log and shard)."""
+        if self.shard is None:
+            return f"{self.prefix}/date={day}/progress.json"
+        return f"{self.prefix}/date={day}/shard-{self.shard:05d}/progress.json"
 
     def url(self, day: str) -> str:
         return self.backend.url(self.key(day))

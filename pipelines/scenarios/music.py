@@ -60,6 +60,8 @@ __all__ = [
     "SONG_ATTRIBUTES",
     "add_stories",
     "build",
+    "build_catalogue",
+    "build_listeners",
     "build_with",
     "create_music_repository",
     "create_songs",
@@ -185,6 +187,17 @@ def build(circus: Circus, size: int) -> None:
     build_with(circus, size)
 
 
+def build_catalogue(circus: Circus, size: int) -> None:
+    """The scenario's reference populations: genres and songs for a world of ``size`` listeners,
+    shared by every shard of a sharded world (`circus_core.shards`)."""
+    create_songs(circus, create_music_repository(circus), songs_per_genre_for(size))
+
+
+def build_listeners(circus: Circus, size: int) -> None:
+    """A shard's listeners (all of them in an unsharded world); `build_catalogue` came first."""
+    create_users(circus, size)
+
+
 # --- activity levels ------------------------------------------------------------------------
 def work_day_activity(timer: CyclicTimerGenerator, per_work_day: Any) -> np.ndarray:
     """Activity levels (for ``timer``) that give ``per_work_day`` executions per work day on
@@ -272,7 +285,8 @@ SCENARIO = Scenario(
     step="1h",
     seed=3,
     default_size=10_000,
-    build=build,
+    build=build_listeners,
     add_stories=add_stories,
     logs=("song_listens", "song_shares"),
+    build_reference=build_catalogue,
 )

@@ -39,6 +39,7 @@ __all__ = [
     "NAMESPACE",
     "SCENARIO",
     "build",
+    "build_library",
     "build_with",
     "db_root",
     "has_song_library",
@@ -113,6 +114,15 @@ def build(circus: Circus, size: int) -> None:
     build_with(circus, size)
 
 
+def build_library(circus: Circus, size: int) -> None:
+    """The reference populations: the song library from the DB (created there first if missing),
+    shared by every shard of a sharded world."""
+    db = DB(db_root())
+    if not has_song_library(db):
+        save_song_library(db, LIBRARY_SONGS_PER_GENRE)
+    load_song_library(circus, db)
+
+
 SCENARIO = Scenario(
     name="music_db",
     description=(
@@ -123,7 +133,8 @@ SCENARIO = Scenario(
     step=music.SCENARIO.step,
     seed=4,
     default_size=music.SCENARIO.default_size,
-    build=build,
+    build=music.build_listeners,
     add_stories=music.add_stories,
     logs=("song_listens", "song_shares"),
+    build_reference=build_library,
 )
