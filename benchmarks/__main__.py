@@ -11,8 +11,11 @@ each cell several times (medians shown); ``--json FILE`` also saves the raw resu
 
 Then the generator timings; the engine against its ceiling (`benchmarks.ceiling`: telecom
 against a bare numpy + Arrow probe of the same day at 100k members; ``--no-ceiling`` skips it);
-and the Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator;
-``--no-publish`` skips it).
+the scale-out of sharded worlds (`benchmarks.scaleout`: telecom and mobile_app, 2 shards x 500,000
+members, on a 1- and a 2-worker Dask cluster and unsharded; ``--no-scaleout`` skips it); and the
+Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it).
+`benchmarks.costmodel` (not in the matrix) turns one-day runs of every shipped scenario into the
+README's cost model.
 Run it on an otherwise idle machine and quote medians over ``--repeat`` runs.
 """
 
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--no-publish", action="store_true", help="skip the Pub/Sub publishing benchmark")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the engine-against-probe ratio")
+    parser.add_argument(
+        "--no-scaleout", action="store_true", help="skip the sharded-world benchmark (1 vs 2 Dask workers)"
+    )
     args = parser.parse_args(argv)
     cells = []
     for scenario in args.scenarios.split(",") if args.scenarios else DEFAULT_MATRIX:
@@ -116,6 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         ceiling(["--size", "100000", "--repeat", str(max(args.repeat, 1))])
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
+    if not args.no_scaleout:
+        print()
+        from benchmarks.scaleout import main as scaleout
+
+        scaleout(["--size", "1000000", "--repeat", str(max(args.repeat, 1))])
     if not args.no_publish:
         print()
         from benchmarks.publish import main as publish

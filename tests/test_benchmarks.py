@@ -47,3 +47,35 @@ def test_publish_benchmark_runs_against_the_emulator(capsys) -> None:
     ):
         assert label in out
     assert "peak RSS" in out
+
+
+def test_scaleout_benchmark_compares_workers_and_the_unsharded_day(capsys) -> None:
+    """Tiny world: the sharded day on 1 and 2 real Dask workers and the unsharded day, then the summary."""
+    import json
+
+    from benchmarks.scaleout import main
+
+    main(["--scenarios", "telecom", "--size", "2000"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r.get("shards"), r.get("workers")) for r in lines[:3]] == [(1, 0), (2, 1), (2, 2)]
+    assert lines[1]["rows"] == lines[2]["rows"] > 0  # the same sharded world on 1 or 2 workers
+    assert lines[3]["speedup_1_to_2_workers"] > 0 and "sharding_overhead" in lines[3]
+
+
+def test_costmodel_derives_the_plan_from_two_runs() -> None:
+    import argparse
+
+    from benchmarks.costmodel import model
+
+    small = {"scenario": "x", "members": 10_000, "rows": 200_000, "sim_s": 1.0, "write_s": 1.0, "peak_rss_mib": 200}
+    large = {"scenario": "x", "members": 110_000, "rows": 2_200_000, "sim_s": 3.0, "write_s": 1.0, "peak_rss_mib": 300}
+    args = argparse.Namespace(events=1e9, machine_cores=2, machine_gib=24, publish_rate=100_000)
+    plan = model(small, large, args)
+    assert plan["events_per_member_day"] == 20  # 2.2M rows / 110k members
+    assert plan["rows_per_s_per_core"] == 550_000  # 2.2M rows in 4 s
+    assert plan["bytes_per_member"] == round(100 * 2**20 / 100_000)  # +100 MiB for +100k members
+    assert plan["members_for_target"] == 50_000_000
+    assert plan["core_hours_per_day"] == round(1e9 / 550_000 / 3600, 2)
+    assert plan["memory_gib"] == 48.8  # 50M members x 1,048.6 B
+    assert plan["machines"] == 3  # 48.8 GiB over 80 % of 24 GiB per machine
+    assert plan["hours_per_day"] == round(1e9 / 550_000 / 3600 / 6, 2)  # on their 6 cores

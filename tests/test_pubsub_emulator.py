@@ -328,6 +328,7 @@ def test_a_two_shard_day_is_published_by_its_shards_in_parallel(emulator: str, t
         "export": ExportResource(bucket=BUCKET, prefix="sharded"),
         "pubsub": PubSubResource(project=PROJECT, topic="sharded", max_messages_per_second=50_000),
     }
+    (tmp_path / "home").mkdir()
     with gcs_emulator(PROJECT, BUCKET), dg.DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
         result = dg.materialize(
             assets,
