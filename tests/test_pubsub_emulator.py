@@ -102,12 +102,19 @@ def expected_rows(storage: StorageResource, day: str) -> dict[str, dict[str, Any
     """event id -> the row as JSON would carry it, read straight from the day's Parquet files."""
     out = {}
     for log_id, table in read_day_tables(DayStore(storage.backend(), SCENARIO), day).items():
-        for row, values in enumerate(table.to_pylist()):
-            for k, v in values.items():
-                if hasattr(v, "strftime"):
-                    values[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for row, values in enumerate(as_json_rows(table)):
             out[f"telecom:{log_id}:{day}:{row}"] = values
     return out
+
+
+def as_json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows as a JSON payload carries them (timestamps as ISO strings in UTC)."""
+    rows = table.to_pylist()
+    for values in rows:
+        for k, v in values.items():
+            if hasattr(v, "strftime"):
+                values[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rows
 
 
 def publish(storage: StorageResource, day: str, **kw: Any):
@@ -354,10 +361,7 @@ def test_a_two_shard_day_is_published_by_its_shards_in_parallel(emulator: str, t
         assert [p["shard"] for p in entry["parts"]] == [0, 1]
         for part in entry["parts"]:
             table = pq.read_table(Path(storage.root) / part["key"])
-            for row, values in enumerate(table.to_pylist()):
-                for k, v in values.items():
-                    if hasattr(v, "strftime"):
-                        values[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            for row, values in enumerate(as_json_rows(table)):
                 expected[f"telecom:{log_id}:{DAY1}:s{part['shard']}:{row}"] = values
     received = pull_all(subscription)
     assert Counter(m.attributes["event_id"] for m in received) == Counter(set(expected))
