@@ -1,7 +1,8 @@
 """``<scenario>/gcs_export``: deliver each simulated day's log files to a GCS bucket.
 
-Objects are named ``<prefix>/<scenario>/<log_id>/date=YYYY-MM-DD/part-00000.<ext>`` in the
-bucket of `ExportResource`, written through dagster-gcp's ``GCSResource``.  What makes it safe
+Objects are named ``<prefix>/<scenario>/<log_id>/date=YYYY-MM-DD/part-<shard>.<ext>`` (``part-00000``
+for an unsharded world) in the bucket of `ExportResource`, written through dagster-gcp's
+``GCSResource``; the parts of a sharded day are uploaded in parallel on the Dask cluster.  What makes it safe
 to run again and to trust:
 
 - the days to export are read from their commit markers (``pipelines/daystore.py``) before
@@ -21,6 +22,7 @@ become ISO-8601 strings in UTC (``2026-01-05T09:30:00.000000Z``) in both.
 import base64
 import contextlib
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +42,10 @@ from circus_core.json_rows import iso_utc
 from circus_core.logs import write_jsonl
 from pipelines.daystore import DayStore, log_parts
 from pipelines.scenarios import Scenario
+from resources.cluster import DaskResource
 from resources.export import ExportResource, ExportSettings
-from resources.storage import StorageResource
+from resources.runners import ShardRunner
+from resources.storage import StorageBackend, StorageResource
 
 __all__ = ["ExportError", "ExportedObject", "build_export_asset", "convert_day_file", "crc32c_of", "export_days"]
 
@@ -123,8 +127,14 @@ def export_days(
     settings: ExportSettings,
     days: Sequence[str],
     log: Callable[[str], Any] = print,
+    runner: ShardRunner | None = None,
+    project: str | None = None,
 ) -> ExportReport:
-    """Upload the committed log files of ``days`` (in order) and verify them; see the module docstring."""
+    """Upload the committed log files of ``days`` (in order) and verify them; see the module docstring.
+
+    The part files of a sharded day are uploaded in parallel, one task per file on ``runner`` (the
+    Dask cluster; each task with a GCS client of its own, for ``project``); listing, removing
+    stale objects and verifying the prefix stay here."""
     scenario = store.scenario.name
     markers = {}
     for day in days:  # every day must be committed before the first object is written
@@ -145,16 +155,19 @@ def export_days(
     report = ExportReport()
     for day in days:
         entries: dict[str, dict[str, Any]] = markers[day]["logs"]
+        # a log with no event that day has no file: its prefix ends up empty; a sharded day has
+        # one file per shard (part-<shard>)
+        parts = [(log_id, part) for log_id, entry in sorted(entries.items()) for part in log_parts(entry)]
+        if runner is not None and markers[day].get("shards", 1) > 1:
+            uploaded = _upload_in_parallel(store, settings, project, day, parts, runner)
+            log(f"{scenario} {day}: {len(uploaded)} part files uploaded in parallel on the cluster")
+        else:
+            uploaded = [_upload(store, bucket, settings, day, log_id, part) for log_id, part in parts]
+        report.objects += uploaded
         for log_id in sorted(set(store.scenario.logs) | set(entries)):
             prefix = _day_prefix(settings, scenario, log_id, day)
             before = {b.name for b in client.list_blobs(settings.bucket, prefix=prefix)}
-            expected: set[str] = set()
-            entry = entries.get(log_id)
-            # a log with no event that day has no file: its prefix ends up empty; a sharded day has
-            # one file per shard (part-<shard>)
-            for part in log_parts(entry) if entry is not None else []:
-                report.objects.append(_upload(store, bucket, settings, day, log_id, part))
-                expected.add(report.objects[-1].url.removeprefix(f"gs://{settings.bucket}/"))
+            expected = {o.url.removeprefix(f"gs://{settings.bucket}/") for o in uploaded if o.log_id == log_id}
             for name in sorted(before - expected):
                 with contextlib.suppress(exceptions.NotFound):  # deleted concurrently: the goal is reached
                     bucket.blob(name).delete()
@@ -168,6 +181,47 @@ def export_days(
         done = [o for o in report.objects if o.day == day]
         log(f"{scenario} {day}: exported {len(done)} objects, {sum(o.bytes for o in done):,} bytes, checksums verified")
     return report
+
+
+def _upload_in_parallel(
+    store: DayStore,
+    settings: ExportSettings,
+    project: str | None,
+    day: str,
+    parts: Sequence[tuple[str, dict[str, Any]]],
+    runner: ShardRunner,
+) -> list[ExportedObject]:
+    calls = [(store.backend, store.scenario, settings, project, day, log_id, part) for log_id, part in parts]
+    keys = [
+        f"circus-{store.scenario.name}-{day}-export-{log_id}-{part.get('shard', 0)}-{time.time_ns()}"
+        for log_id, part in parts
+    ]
+    done: dict[int, ExportedObject] = {}
+    failed: list[str] = []
+    for i, result in runner.run(upload_task, calls, keys):
+        if isinstance(result, BaseException):
+            failed.append(f"{parts[i][1]['key']}: {type(result).__name__}: {result}")
+        else:
+            done[i] = result
+    if failed:
+        raise ExportError(
+            f"{store.scenario.name} {day}: {len(failed)} part files failed to export: {'; '.join(failed)}"
+        )
+    return [done[i] for i in range(len(parts))]
+
+
+def upload_task(
+    backend: StorageBackend,
+    scenario: Scenario,
+    settings: ExportSettings,
+    project: str | None,
+    day: str,
+    log_id: str,
+    entry: dict[str, Any],
+) -> ExportedObject:
+    """Task: one part file of a sharded day, uploaded and verified by a worker with its own client."""
+    bucket = gcs.Client(project=project).bucket(settings.bucket)
+    return _upload(DayStore(backend, scenario), bucket, settings, day, log_id, entry)
 
 
 def _upload(
@@ -213,19 +267,28 @@ def build_export_asset(
         deps=list(upstream),
         description=(
             f"The day's log files of {scenario.name}, delivered to "
-            "gs://<CIRCUS_EXPORT_BUCKET>/<CIRCUS_EXPORT_PREFIX>/<scenario>/<log_id>/date=YYYY-MM-DD/part-00000.<ext> "
+            "gs://<CIRCUS_EXPORT_BUCKET>/<CIRCUS_EXPORT_PREFIX>/<scenario>/<log_id>/date=YYYY-MM-DD/part-<shard>.<ext> "
             "as Parquet (copied as is), CSV or JSON lines (CIRCUS_EXPORT_FORMAT). Every object's crc32c is "
             "verified after upload; re-running a day overwrites its objects and removes anything else under "
             "its prefix. Needs CIRCUS_EXPORT_BUCKET."
         ),
     )
     def gcs_export(
-        context: dg.AssetExecutionContext, storage: StorageResource, gcs: GCSResource, export: ExportResource
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        gcs: GCSResource,
+        export: ExportResource,
+        dask: DaskResource,
     ) -> dg.MaterializeResult:
         settings = export.settings()  # settings first: a bad one fails before storage or GCS is touched
         store = DayStore(storage.backend(), scenario)
+        days = sorted(context.partition_keys)
+        shards = max((store.shards(d) for d in days if store.is_committed(d)), default=1)
         try:
-            report = export_days(store, gcs.get_client(), settings, sorted(context.partition_keys), context.log.info)
+            with dask.runner(shards) if shards > 1 else contextlib.nullcontext() as runner:
+                report = export_days(
+                    store, gcs.get_client(), settings, days, context.log.info, runner=runner, project=gcs.project
+                )
         except CircusError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         objects = report.objects

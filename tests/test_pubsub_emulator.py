@@ -354,6 +354,9 @@ def test_a_two_shard_day_is_published_by_its_shards_in_parallel(emulator: str, t
             raise_on_error=False,
         )
         assert result.success, failure_text(result)
+        messages = " ".join(e.user_message for e in inst.all_logs(result.run_id))
+        assert f"telecom {DAY1}: 4 part files uploaded in parallel on the cluster" in messages
+        assert f"telecom {DAY1}: shard 1 of 2:" in messages  # published by the shards' own tasks
         objects = sorted(b.name for b in gcs.Client(project=PROJECT).list_blobs(BUCKET, prefix="sharded/"))
     store = DayStore(storage.backend(), scenario)
     expected: dict[str, dict[str, Any]] = {}
