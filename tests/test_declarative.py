@@ -1,0 +1,179 @@
+"""Worlds written as YAML files (`circus_core.declarative`, `pipelines.scenarios.worlds`): the
+example world runs as its file says, restarts byte for byte, shards like a Python world, and a
+bad file is refused before anything runs, naming file, line, column, key and value."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from circus_core.declarative import WorldFileError, load_world, world_schema_json
+from pipelines.scenarios.worlds import scenario_from_file
+
+ROOT = Path(__file__).resolve().parent.parent
+COFFEE = ROOT / "docs" / "examples" / "coffee_shop.yaml"
+HOURS = [0, 0, 0, 0, 0, 0, 2, 8, 10, 6, 3, 3, 4, 3, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0]
+
+
+def double(values: pd.Series) -> pd.Series:
+    """An `apply` function for the tests (importable as tests.test_declarative:double)."""
+    return values * 2
+
+
+def test_the_coffee_shop_runs_as_its_file_says() -> None:
+    """1.5 orders per customer and day (gamma(2, 0.75) activity: per-customer counts have mean 1.5
+    and variance 1.5 + 2 x 0.75^2 = 2.625), hours in proportion to the profile's weights (given
+    the count, each order's hour is an independent draw), drinks from the customer's favourite."""
+    scenario = scenario_from_file(COFFEE)
+    assert scenario.logs == ("orders",)  # discovered from the stories
+    circus = scenario.create(4000)
+    orders = circus.run("1D")["orders"].to_pandas()
+    assert list(orders.columns) == ["TIME", "CUSTOMER", "CUSTOMER_NAME", "BARISTA", "BARISTA_NAME", "DRINK", "PRICE"]
+    customers = circus.get_population("customers")
+    assert customers.size == 4000 and circus.get_population("baristas").size == 40
+    per_customer = orders["CUSTOMER"].value_counts().reindex(customers.plain_ids(), fill_value=0)
+    assert abs(per_customer.mean() - 1.5) < 4.5 * math.sqrt(2.625 / 4000)
+    n = len(orders)
+    hours = orders["TIME"].dt.hour.value_counts().reindex(range(24), fill_value=0)
+    for hour, weight in enumerate(HOURS):
+        p = weight / sum(HOURS)
+        assert abs(hours[hour] / n - p) <= 4.5 * math.sqrt(p * (1 - p) / n) + 1e-12, hour
+    favourite = customers.get_attribute("FAVOURITE").get_values(orders["CUSTOMER"].to_numpy())
+    assert (favourite.to_numpy() == orders["DRINK"].to_numpy()).all()
+    knows = circus.get_population("customers").get_relationship("regular_baristas").get_relations()
+    pairs = set(zip(knows["from"], knows["to"], strict=True))
+    assert all(pair in pairs for pair in zip(orders["CUSTOMER"], orders["BARISTA"], strict=True))
+
+
+def test_a_yaml_world_restarts_byte_for_byte(tmp_path: Path) -> None:
+    scenario = scenario_from_file(COFFEE)
+    straight = scenario.create(500)
+    expected = [straight.run("1D")["orders"] for _ in range(2)]
+    first = scenario.create(500)
+    day1 = first.run("1D")["orders"]
+    first.save(tmp_path / "ck")
+    day2 = scenario.restore(tmp_path / "ck").run("1D")["orders"]
+    assert day1.equals(expected[0]) and day2.equals(expected[1])
+
+
+def _world(tmp_path: Path, text: str, name: str = "w.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """\
+name: w
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 1
+populations:
+  users:
+    size: 100
+stories:
+  visit:
+    population: users
+    member_id_field: USER
+    activity: {per_day: 2}
+    operations:
+      - timestamp: {named_as: TIME}
+      - log: {id: visits, cols: [TIME, USER]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "activity: {per_day: 2}",
+            "activity: {per_day: -2}",
+            r"w\.yaml:12:25: stories\.visit\.activity\.per_day: -2 is negative",
+        ),
+        (
+            "member_id_field: USER",
+            "member_id_feld: USER",
+            r"w\.yaml:11:5: stories\.visit\.member_id_feld: unknown key 'member_id_feld'; "
+            r"did you mean 'member_id_field'\?",
+        ),
+        (
+            "population: users",
+            "population: user",
+            r"w\.yaml:10:17: stories\.visit\.population: no population named 'user'; did you mean 'users'\?",
+        ),
+        ("seed: 1", "seed: one", r"w\.yaml:4:7: seed: expected an integer, got 'one'"),
+        (
+            "activity: {per_day: 2}",
+            "activity: {per_day: 2, per_week: 3}",
+            r"w\.yaml:12:15: stories\.visit\.activity: give exactly one of per_day, per_week; got per_day, per_week",
+        ),
+        ("step: 1h\n", "", r"w\.yaml:1:1: missing key 'step'"),
+        (
+            'start: "2026-01-05T00:00:00+00:00"',
+            'start: "2026-01-05T00:00:00"',
+            r"w\.yaml:2:8: start: start must be timezone-aware, got naive '2026-01-05T00:00:00'",
+        ),
+        (
+            "      - timestamp: {named_as: TIME}",
+            "      - timestamp: {named_as: TIME\n",
+            r"w\.yaml:16:12: not valid YAML: expected ',' or '}', but got ':'",
+        ),
+        (
+            "      - timestamp: {named_as: TIME}",
+            "      - apply: {function: 'tests.test_declarative:nope', inputs: [USER], named_as: X}",
+            r"w\.yaml:14:27: stories\.visit\.operations\[0\]\.apply\.function: cannot import "
+            r"'tests\.test_declarative:nope': module 'tests\.test_declarative' has no attribute 'nope'",
+        ),
+        (
+            "    size: 100",
+            "    size: 100\n    attributes: {A: {generator: colour}}",
+            r"w\.yaml:8:33: populations\.users\.attributes\.A\.generator: no generator named 'colour' \(known: none\)",
+        ),
+    ],
+)
+def test_a_bad_world_names_file_line_column_key_and_value(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in BASE
+    path = _world(tmp_path, BASE.replace(old, new))
+    with pytest.raises(WorldFileError, match=message):
+        load_world(path)
+
+
+def test_apply_calls_a_python_function_named_in_the_file(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "      - timestamp: {named_as: TIME}",
+        "      - generate: {generator: {numpy: {method: integers, low: 0, high: 10}}, named_as: N}\n"
+        "      - apply: {function: 'tests.test_declarative:double', inputs: [N], named_as: TWICE}\n"
+        "      - timestamp: {named_as: TIME}",
+    ).replace("cols: [TIME, USER]", "cols: [TIME, USER, N, TWICE]")
+    logs = scenario_from_file(_world(tmp_path, text)).create().run("1D")["visits"].to_pandas()
+    assert len(logs) > 0 and (logs["TWICE"] == 2 * logs["N"]).all()
+
+
+def test_reference_populations_are_shared_by_the_shards_of_a_yaml_world(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "populations:\n  users:\n    size: 100\n",
+        "populations:\n"
+        "  shops:\n    size: 20\n    reference: true\n"
+        "    attributes: {CITY: {choice: {values: [a, b, c]}}}\n"
+        "  users:\n    size: 100\n"
+        "relationships:\n  - {name: shops, from: users, to: shops, degree: 2}\n",
+    ).replace(
+        "      - timestamp: {named_as: TIME}",
+        "      - select_one: {relationship: users.shops, from: USER, named_as: SHOP}\n"
+        "      - timestamp: {named_as: TIME}",
+    )
+    scenario = scenario_from_file(_world(tmp_path, text))
+    a, b = (scenario.create(200, shard=k, shards=2) for k in range(2))
+    assert a.reference == ["shops"]
+    assert a.get_population("shops").to_dataframe().equals(b.get_population("shops").to_dataframe())
+    assert set(np.asarray(a.get_population("users").ids) % 2) == {0}
+    assert len(a.run("1D")["visits"]) > 0
+
+
+def test_the_published_schema_is_the_one_the_loader_uses() -> None:
+    shipped = ROOT / "circus_core" / "data" / "world.schema.json"
+    assert shipped.read_text() == world_schema_json()
