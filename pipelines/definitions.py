@@ -1,4 +1,7 @@
-"""The Dagster code location: every shipped scenario as its own asset group.
+"""The Dagster code location: every scenario as its own asset group -- the shipped ones, world
+files and modules of the folder ``CIRCUS_SCENARIOS``, and the ``circus.scenarios`` entry points
+of installed packages (`pipelines.scenarios.discover`); scenarios that fail to load appear as
+``circus/scenario_load_errors``.
 
 The only entry point (``workspace.yaml`` and ``[tool.dagster]`` point here).  Storage is
 configured by environment variables, each with a local default:
@@ -34,7 +37,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines.factory import build_delivery_definitions, build_scenario_definitions
-from pipelines.scenarios import all_scenarios
+from pipelines.scenarios import discover
 from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource
 from resources.pubsub import PubSubResource
@@ -97,8 +100,29 @@ pubsub = PubSubResource(**_pubsub_settings())
 dask = DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", ""))
 gcs = LazyGCSResource(project=dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None)
 
+
+def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
+    """Scenarios that failed to load, shown in the UI as one asset (``circus/scenario_load_errors``)
+    whose description lists them and whose materialization fails naming them; the others load."""
+    if not problems:
+        return dg.Definitions()
+    text = "\n".join(f"- {origin}: {error}" for origin, error in problems)
+
+    @dg.asset(
+        key=dg.AssetKey(["circus", "scenario_load_errors"]),
+        group_name="circus",
+        description=f"These scenarios failed to load; the others are available.\n\n{text}",
+    )
+    def scenario_load_errors() -> None:
+        raise dg.Failure(description=f"{len(problems)} scenario(s) failed to load:\n{text}", allow_retries=False)
+
+    return dg.Definitions(assets=[scenario_load_errors])
+
+
+_found = discover()
 defs = dg.Definitions.merge(
-    *(build_scenario_definitions(s) for s in all_scenarios().values()),
-    *(build_delivery_definitions(s) for s in all_scenarios().values()),
+    *(build_scenario_definitions(s) for s in _found.scenarios.values()),
+    *(build_delivery_definitions(s) for s in _found.scenarios.values()),
+    _load_errors(_found.problems),
     dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs, "pubsub": pubsub, "dask": dask}),
 )

@@ -20,7 +20,7 @@ import pandas as pd
 
 from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayStore
-from pipelines.scenarios import all_scenarios, get_scenario
+from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 from resources.storage import LocalBackend
 
 
@@ -33,6 +33,38 @@ def dagster(*args: str, env: dict[str, str] | None = None) -> None:
         raise SystemExit(f"dagster failed ({done.returncode}); see the run log above")
 
 
+def _store(scenario: Scenario) -> tuple[DayStore, Path]:
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    root = Path(os.environ.setdefault("CIRCUS_ROOT", "out/dagster"))
+    if os.environ.get("CIRCUS_STORAGE", "local") != "local":
+        raise CircusError("local backfills use local storage; unset CIRCUS_STORAGE")
+    return DayStore(LocalBackend(root), scenario), root
+
+
+def missing_days(scenario: Scenario, start: pd.Timestamp, first: pd.Timestamp) -> list[str]:
+    """The days from ``start`` to the day before ``first`` that have no committed checkpoint
+    (all of them, so one message can name them all)."""
+    store, _ = _store(scenario)
+    days = pd.date_range(start, first - pd.Timedelta(days=1), freq="D")
+    return [d.date().isoformat() for d in days if not store.is_committed(d.date().isoformat())]
+
+
+def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: int = 0) -> None:
+    """The initial state (unless committed), then one single-run backfill of ``first..last``."""
+    store, root = _store(scenario)
+    if not store.is_committed(INITIAL):
+        config = {"ops": {f"{scenario.name}__initial_state": {"config": {"size": size}}}}
+        dagster("--select", f"{scenario.name}/initial_state", "--config-json", json.dumps(config))
+    selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.logs)])
+    dagster("--select", selection, "--partition-range", f"{first.date()}...{last.date()}")
+    print(f"\nParquet logs of {scenario.name} under {(root / scenario.name / 'logs').resolve()}:")
+    for path in sorted((root / scenario.name / "logs").rglob("*.parquet")):
+        print(f"  {path}")
+    print(f"Checkpoints under {(root / scenario.name / 'checkpoints').resolve()}")
+    print(f"Open the UI with: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev  (or: circus ui)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="telecom", help=f"one of {sorted(all_scenarios())}")
@@ -41,26 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         scenario = get_scenario(args.scenario)
+        first = pd.Timestamp(scenario.start).tz_convert("UTC").normalize()
+        backfill(scenario, first, first + pd.Timedelta(days=args.days - 1), args.size)
     except CircusError as exc:
         raise SystemExit(f"error: {exc}") from None
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    root = Path(os.environ.setdefault("CIRCUS_ROOT", "out/dagster"))
-    if os.environ.get("CIRCUS_STORAGE", "local") != "local":
-        raise SystemExit("make run uses local storage; unset CIRCUS_STORAGE")
-    store = DayStore(LocalBackend(root), scenario)
-    if not store.is_committed(INITIAL):
-        config = {"ops": {f"{scenario.name}__initial_state": {"config": {"size": args.size}}}}
-        dagster("--select", f"{scenario.name}/initial_state", "--config-json", json.dumps(config))
-    first = pd.Timestamp(scenario.start).tz_convert("UTC").normalize()
-    last = first + pd.Timedelta(days=args.days - 1)
-    selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.logs)])
-    dagster("--select", selection, "--partition-range", f"{first.date()}...{last.date()}")
-    print(f"\nParquet logs of {scenario.name} under {(root / scenario.name / 'logs').resolve()}:")
-    for path in sorted((root / scenario.name / "logs").rglob("*.parquet")):
-        print(f"  {path}")
-    print(f"Checkpoints under {(root / scenario.name / 'checkpoints').resolve()}")
-    print(f"Open the UI with: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ from circus_core import Circus, CircusError
 from circus_core.logs import FORMATS, write_day
 from circus_core.operations import concat_tables
 from circus_core.tuning import use_jemalloc
-from pipelines.scenarios import all_scenarios, get_scenario
+from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -31,16 +32,27 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return days[-1] if days else None
 
 
-def run(scenario_name: str, days: int, out: Path, size: int | None, fmt: str) -> list[Path]:
+def run(
+    scenario: str | Scenario,
+    days: int,
+    out: Path,
+    size: int | None,
+    fmt: str,
+    seed: int | None = None,
+    progress: Callable[[int, int, int, str], None] | None = None,
+) -> list[Path]:
+    """Simulate up to ``days`` days after the start, resuming from the last checkpoint under
+    ``out``; the files written.  ``progress(done, total, rows, day)`` after each step (default: a
+    line on stderr)."""
     use_jemalloc()
-    scenario = get_scenario(scenario_name)
+    scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
     root = out / scenario.name
     checkpoint = latest_checkpoint(root / "checkpoints")
     if checkpoint is not None:
         circus: Circus = scenario.restore(checkpoint)
         print(f"resuming {scenario.name} from checkpoint {checkpoint}", file=sys.stderr)
     else:
-        circus = scenario.create(size)
+        circus = scenario.create(size, seed)
     start_day = pd.Timestamp(scenario.start).normalize()
     target_end = start_day + pd.Timedelta(days=days)
     remaining_days = max(0, int((target_end - circus.clock.now) // pd.Timedelta(days=1)))
@@ -56,6 +68,9 @@ def run(scenario_name: str, days: int, out: Path, size: int | None, fmt: str) ->
                 collected.setdefault(log_id, []).append(table)
                 rows += table.num_rows
             done += 1
+            if progress is not None:
+                progress(done, total, rows, date)
+                continue
             elapsed = time.perf_counter() - t0
             left = elapsed / done * (total - done)
             print(
@@ -66,7 +81,8 @@ def run(scenario_name: str, days: int, out: Path, size: int | None, fmt: str) ->
             )
         written += write_day({k: concat_tables(v) for k, v in collected.items()}, root / "logs", date, fmt).values()
         circus.save(root / "checkpoints" / date)
-    print(file=sys.stderr)
+    if progress is None:
+        print(file=sys.stderr)
     return written
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from circus_core import Circus
+from circus_core import Circus, CircusError
 from circus_core.checks import check_day
 from circus_core.logs import DayWriter
 from circus_core.shards import Shard
@@ -57,7 +57,8 @@ def simulate_day(
     t0 = time.perf_counter()
     circus = load_day_start(store, day)
     with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
-        files, rows_of, per_hour = run_day(circus, day, Path(tmp), f"{store.scenario.name} {day}", log, every_s, t0)
+        label = f"{store.scenario.name} {day}"
+        files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.logs)
         marker = store.commit_day(day, circus, files=files)
     return DayResult(
         day=day,
@@ -90,9 +91,11 @@ def run_day(
     log: Callable[[str], None] = print,
     every_s: float | None = None,
     t0: float | None = None,
+    known: Sequence[str] | None = None,
 ) -> tuple[dict[str, Path], dict[str, int], list[int]]:
     """Simulate one day into Parquet files under ``out`` (part = the circus's shard): the files,
-    rows per log and rows per hour of the day."""
+    rows per log and rows per hour of the day.  A log outside ``known`` (the scenario's declared
+    logs) is an error before anything is committed, not a file no asset ever reads."""
     if every_s is None:
         every_s = float(os.environ.get("CIRCUS_PROGRESS_SECONDS", "5"))
     t0 = time.perf_counter() if t0 is None else t0
@@ -106,6 +109,11 @@ def run_day(
     for done in range(1, total + 1):
         hour = circus.clock.now.hour
         logs = circus.step()
+        if known is not None and (unknown := set(logs) - set(known)):
+            raise CircusError(
+                f"{label}: stories write log(s) {sorted(unknown)} that the scenario does not declare "
+                f"(its logs: {list(known)}); add them to Scenario(logs=...) -- nothing of the day was committed"
+            )
         writer.add(logs)
         for log_id, table in logs.items():
             rows_of[log_id] = rows_of.get(log_id, 0) + table.num_rows

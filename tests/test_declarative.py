@@ -16,7 +16,7 @@ from circus_core.declarative import WorldFileError, load_world, world_schema_jso
 from pipelines.scenarios.worlds import scenario_from_file
 
 ROOT = Path(__file__).resolve().parent.parent
-COFFEE = ROOT / "docs" / "examples" / "coffee_shop.yaml"
+COFFEE = ROOT / "circus_core" / "data" / "coffee_shop.yaml"
 HOURS = [0, 0, 0, 0, 0, 0, 2, 8, 10, 6, 3, 3, 4, 3, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0]
 
 
