@@ -50,7 +50,13 @@ def run(
     checkpoint = latest_checkpoint(root / "checkpoints")
     if checkpoint is not None:
         circus: Circus = scenario.restore(checkpoint)
-        print(f"resuming {scenario.name} from checkpoint {checkpoint}", file=sys.stderr)
+        if seed is not None and seed != circus.root_seed:
+            raise CircusError(
+                f"{root} holds a run of {scenario.name} with seed {circus.root_seed}, not {seed}: another seed is "
+                "another world; choose another --out (or delete that folder)"
+            )
+        note = " (--size applies to new runs only)" if size is not None else ""
+        print(f"resuming {scenario.name} from checkpoint {checkpoint}{note}", file=sys.stderr)
     else:
         circus = scenario.create(size, seed)
     start_day = pd.Timestamp(scenario.start).normalize()

@@ -53,6 +53,8 @@ def test_new_validate_run_and_resume(tmp_path: Path) -> None:
     assert resumed.returncode == 0 and "resuming shop from checkpoint" in resumed.stderr
     assert "rows/s" in resumed.stderr  # the progress bar
     assert circus("run", "shop.yaml", "--days", "3", "--size", "300", "--out", "b", cwd=tmp_path).returncode == 0
+    other_seed = circus("run", "shop.yaml", "--days", "4", "--seed", "7", "--out", "a", cwd=tmp_path)
+    assert other_seed.returncode == 1 and "with seed 42, not 7: another seed is another world" in other_seed.stderr
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert len(a) == 3 and a == b
     assert sum(pq.read_metadata(tmp_path / "a" / k).num_rows for k in a) > 0
