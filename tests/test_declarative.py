@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,88 @@ def test_reference_populations_are_shared_by_the_shards_of_a_yaml_world(tmp_path
 def test_the_published_schema_is_the_one_the_loader_uses() -> None:
     shipped = ROOT / "circus_core" / "data" / "world.schema.json"
     assert shipped.read_text() == world_schema_json()
+
+
+REACTIONS = """\
+name: reactions
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 5
+populations:
+  users: {size: 400}
+  shops: {size: 30}
+relationships:
+  - {name: shops, from: users, to: shops, degree: 6}
+stories:
+  visit:
+    population: users
+    member_id_field: USER
+    activity: {per_day: 3}
+    states:
+      away: {activity: {per_day: 0}}
+    operations:
+      - select_many: {relationship: users.shops, from: USER, named_as: TWO_SHOPS, quantity: 2}
+      - neighbourhood_size: {relationship: users.shops, from: USER, named_as: N_SHOPS}
+      - generate: {generator: {choice: {values: [true, false], weights: [0.3, 0.7]}}, named_as: SKIP}
+      - drop_row: {condition_field: SKIP}
+      - generate: {generator: {choice: {values: [true, false], weights: [0.5, 0.5]}}, named_as: CALL}
+      - force_act_next: {story: callback, member_id_field: USER, condition_field: CALL, delay: 30min}
+      - transit_to_state: {story: visit, member_id_field: USER, state: away}
+      - timestamp: {named_as: TIME}
+      - log: {id: visits, cols: [TIME, USER, TWO_SHOPS, N_SHOPS, SKIP, CALL]}
+  callback:
+    population: users
+    member_id_field: USER
+    timer: null
+    operations:
+      - timestamp: {named_as: TIME}
+      - log: {id: callbacks, cols: [TIME, USER]}
+"""
+
+
+def test_reactions_states_lists_and_dropped_rows_from_yaml(tmp_path: Path) -> None:
+    scenario = scenario_from_file(_world(tmp_path, REACTIONS))
+    assert scenario.logs == ("visits", "callbacks")
+    circus = scenario.create()
+    day1 = circus.run("1D")
+    visits, callbacks = day1["visits"].to_pandas(), day1["callbacks"].to_pandas()
+    assert len(visits) > 100
+    assert not visits["SKIP"].any()  # dropped rows go no further
+    # two distinct shops each (as many as there are for members with fewer)
+    assert all(
+        len(set(shops)) == len(shops) == min(2, n)
+        for shops, n in zip(visits["TWO_SHOPS"], visits["N_SHOPS"], strict=True)
+    )
+    degrees = circus.get_population("users").get_relationship("shops").get_neighbourhood_size(visits["USER"].to_numpy())
+    assert (visits["N_SHOPS"].to_numpy() == degrees).all()
+    day2 = circus.run("1D")
+    later = day2["visits"].to_pandas() if "visits" in day2 else visits.iloc[:0]
+    # everyone who visited went away (activity 0): no visit from them on day 2
+    assert not set(later["USER"]) & set(visits["USER"])
+    both = pd.concat([visits, later])
+    callbacks = pd.concat([callbacks, day2["callbacks"].to_pandas()]) if "callbacks" in day2 else callbacks
+    # (a call in the last 30 minutes of day 2 is answered on day 3, not simulated here)
+    called = both.loc[both["CALL"] & (both["TIME"] < pd.Timestamp("2026-01-06T23:30:00+00:00")), ["USER", "TIME"]]
+    assert len(called) > 20
+    # each call is answered once, 30 minutes later (a delayed reaction per call)
+    expected = Counter(zip(called["USER"], called["TIME"] + pd.Timedelta(minutes=30), strict=True))
+    assert Counter(zip(callbacks["USER"], callbacks["TIME"], strict=True)) == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("story: callback", "story: callbak", r"no story named 'callbak'; did you mean 'callback'\?"),
+        ("state: away}", "state: gone}", r"no state of story 'visit' named 'gone'"),
+        ("timer: null", "timer: null\n    activity: {per_day: 1}", r"a story without timer \(timer: null\) runs only"),
+        (
+            "relationship: users.shops, from: USER, named_as: N_SHOPS",
+            "relationship: users.shop, from: USER, named_as: N_SHOPS",
+            r"no relationship named 'users\.shop'; did you mean 'users\.shops'\?",
+        ),
+    ],
+)
+def test_bad_references_to_stories_states_and_relationships(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in REACTIONS
+    with pytest.raises(WorldFileError, match=r"w\.yaml:\d+:\d+: stories\..*" + message):
+        load_world(_world(tmp_path, REACTIONS.replace(old, new)))

@@ -39,7 +39,7 @@ from circus_core.generators import (
     NumpyRandomGenerator,
     SequencialGenerator,
 )
-from circus_core.operations import Apply, FieldLogger, Operation
+from circus_core.operations import Apply, DropRow, FieldLogger, Operation
 from circus_core.relationship import make_random_bipartite_data
 from circus_core.timers import (
     CyclicTimerGenerator,
@@ -163,17 +163,39 @@ class World:
             raise self.error((*path, kind), str(exc)) from None
 
     def add_stories(self, circus: Circus) -> None:
-        for name, spec in self.data.get("stories", {}).items():
+        """Every story first (in file order: the order they run in), then their operations, so an
+        operation may name a story further down (``force_act_next``, ``transit_to_state``)."""
+        stories = self.data.get("stories", {})
+        for name, spec in stories.items():
             path = ("stories", name)
             timer = self._timer(circus, spec.get("timer", {"default_daily": True}), (*path, "timer"))
             activity = self._activity(circus, timer, spec.get("activity"), (*path, "activity"))
-            story = circus.create_story(
-                name, spec["population"], spec["member_id_field"], timer_gen=timer, activity_gen=activity
+            states = {
+                state: self._state(circus, timer, conf, (*path, "states", state))
+                for state, conf in spec.get("states", {}).items()
+            }
+            circus.create_story(
+                name,
+                spec["population"],
+                spec["member_id_field"],
+                timer_gen=timer,
+                activity_gen=activity,
+                states=states or None,
             )
+        for name, spec in stories.items():
+            path = ("stories", name)
             ops = [self._operation(circus, op, (*path, "operations", i)) for i, op in enumerate(spec["operations"])]
-            story.set_operations(*ops)
+            circus.get_story(name).set_operations(*ops)
 
-    def _timer(self, circus: Circus, spec: dict[str, Any], path: tuple) -> CyclicTimerGenerator:
+    def _state(self, circus: Circus, timer: CyclicTimerGenerator | None, conf: dict[str, Any], path: tuple) -> dict:
+        state = {"activity": self._activity(circus, timer, conf["activity"], (*path, "activity")) or 0.0}
+        if "back_to_default_probability" in conf:
+            state["back_to_default_probability"] = conf["back_to_default_probability"]
+        return state
+
+    def _timer(self, circus: Circus, spec: dict[str, Any] | None, path: tuple) -> CyclicTimerGenerator | None:
+        if spec is None:
+            return None  # forced executions only
         ((kind, args),) = spec.items()
         try:
             if kind == "work_hours":
@@ -185,9 +207,9 @@ class World:
         except CircusError as exc:
             raise self.error((*path, kind), str(exc)) from None
 
-    def _activity(self, circus: Circus, timer: CyclicTimerGenerator, spec: Any, path: tuple) -> Any:
-        if spec is None:
-            return None  # the engine's default activity
+    def _activity(self, circus: Circus, timer: CyclicTimerGenerator | None, spec: Any, path: tuple) -> Any:
+        if spec is None or timer is None:
+            return None  # the engine's default activity (a story without timer is only forced)
         ((per, value),) = spec.items()
         factor = timer.activity(1, per="1D" if per == "per_day" else "7D")
         if isinstance(value, dict):
@@ -211,6 +233,35 @@ class World:
                     discard_empty=args.get("discard_empty", True),
                 )
             return circus.get_population(args["population"]).ops.select_one(args["named_as"])
+        if kind in ("select_many", "neighbourhood_size", "add_edges"):
+            population, relationship = args["relationship"].split(".")
+            rel_ops = circus.get_population(population).get_relationship(relationship).ops
+            if kind == "select_many":
+                return rel_ops.select_many(
+                    args["from"],
+                    args["named_as"],
+                    quantity_field=args.get("quantity_field"),
+                    quantity=args.get("quantity"),
+                    discard_empty=args.get("discard_empty", False),
+                    pop=args.get("pop", False),
+                )
+            if kind == "neighbourhood_size":
+                return rel_ops.get_neighbourhood_size(args["from"], args["named_as"])
+            return rel_ops.add(args["from"], args["item"])
+        if kind == "drop_row":
+            return DropRow(args["condition_field"])
+        if kind == "force_act_next":
+            story_ops = circus.get_story(args["story"]).ops
+            return story_ops.force_act_next(
+                args["member_id_field"], condition_field=args.get("condition_field"), delay=args.get("delay")
+            )
+        if kind == "transit_to_state":
+            return circus.get_story(args["story"]).ops.transit_to_state(
+                args["member_id_field"],
+                state_field=args.get("state_field"),
+                state=args.get("state"),
+                condition_field=args.get("condition_field"),
+            )
         if kind == "generate":
             return self._generator(circus, args["generator"], (*path, kind, "generator")).ops.generate(args["named_as"])
         if kind == "timestamp":
@@ -258,6 +309,10 @@ def _check_references(world: World) -> None:
         relationships.add(f"{rel['from']}.{rel['name']}")
     for name, story in data.get("stories", {}).items():
         path = ("stories", name)
+        if "timer" in story and story["timer"] is None and "activity" in story:
+            raise world.error(
+                (*path, "activity"), "a story without timer (timer: null) runs only when forced: it has no activity"
+            )
         if story["population"] not in populations:
             raise world.error((*path, "population"), _unknown_name("population", story["population"], populations))
         for i, op in enumerate(story["operations"]):
@@ -265,6 +320,12 @@ def _check_references(world: World) -> None:
             where = (*path, "operations", i, kind)
             if "population" in args and args["population"] not in populations:
                 raise world.error((*where, "population"), _unknown_name("population", args["population"], populations))
+            if kind in ("select_many", "neighbourhood_size", "add_edges") and args["relationship"] not in relationships:
+                raise world.error(
+                    (*where, "relationship"), _unknown_name("relationship", args["relationship"], relationships)
+                )
+            if kind in ("force_act_next", "transit_to_state"):
+                _check_story_reference(world, args, where)
             if kind == "select_one":
                 if ("relationship" in args) == ("population" in args):
                     raise world.error(where, "give either relationship (with from) or population")
@@ -279,6 +340,22 @@ def _check_references(world: World) -> None:
                     import_function(args["function"])
                 except (ImportError, AttributeError) as exc:
                     raise world.error((*where, "function"), f"cannot import {args['function']!r}: {exc}") from None
+
+
+def _check_story_reference(world: World, args: dict[str, Any], where: tuple) -> None:
+    """The story a reaction or state change names exists, and so does the state it names."""
+    stories = world.data.get("stories", {})
+    if args["story"] not in stories:
+        raise world.error((*where, "story"), _unknown_name("story", args["story"], set(stories)))
+    if "state" in args or "state_field" in args:
+        if ("state" in args) == ("state_field" in args):
+            raise world.error(where, "give either state or state_field")
+        states = {"default", *stories[args["story"]].get("states", {})}
+        if "state" in args and args["state"] not in states:
+            kind = f"state of story {args['story']!r}"
+            raise world.error((*where, "state"), _unknown_name(kind, args["state"], states))
+    elif where[-1] == "transit_to_state":
+        raise world.error(where, "missing key 'state' (or 'state_field')")
 
 
 def _check_generators(world: World, data: Any, generators: set[str], path: tuple = ()) -> None:

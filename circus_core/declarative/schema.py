@@ -141,6 +141,11 @@ TIMER = _one_of(
     "a timer profile: default_daily, work_hours or profile",
 )
 
+STORY_TIMER = {
+    "description": "a timer profile, or null: no timer (the story runs only when forced)",
+    "oneOf": [TIMER, {"type": "null"}],
+}
+
 ACTIVITY_VALUE = {
     "description": "a number of events, or a generator of one per member",
     "oneOf": [NON_NEGATIVE, GENERATOR],
@@ -148,6 +153,13 @@ ACTIVITY_VALUE = {
 ACTIVITY = _one_of(
     {"per_day": ACTIVITY_VALUE, "per_week": ACTIVITY_VALUE},
     "events per member: per_day or per_week (a number or a generator)",
+)
+
+RELATIONSHIP_REF = {"type": "string", "pattern": r"^[^.]+\.[^.]+$", "description": "population.relationship"}
+STATE = _object(
+    {"activity": ACTIVITY, "back_to_default_probability": {"type": "number", "minimum": 0, "maximum": 1}},
+    required=("activity",),
+    description="a story state: its activity, and the chance per executing step of going back to default",
 )
 
 OPERATION = _one_of(
@@ -163,11 +175,7 @@ OPERATION = _one_of(
         ),
         "select_one": _object(
             {
-                "relationship": {
-                    "type": "string",
-                    "pattern": r"^[^.]+\.[^.]+$",
-                    "description": "population.relationship",
-                },
+                "relationship": RELATIONSHIP_REF,
                 "population": NAME,
                 "from": FIELD,
                 "named_as": FIELD,
@@ -197,21 +205,66 @@ OPERATION = _one_of(
             required=("function", "inputs", "named_as"),
             description="Apply(inputs, named_as, function): what YAML cannot say, in Python",
         ),
+        "select_many": _object(
+            {
+                "relationship": RELATIONSHIP_REF,
+                "from": FIELD,
+                "named_as": FIELD,
+                "quantity": {"type": "integer", "minimum": 0},
+                "quantity_field": FIELD,
+                "discard_empty": {"type": "boolean"},
+                "pop": {"type": "boolean"},
+            },
+            required=("relationship", "from", "named_as"),
+            description="relationship.ops.select_many(from, named_as, quantity_field | quantity): a list per row",
+        ),
+        "neighbourhood_size": _object(
+            {"relationship": RELATIONSHIP_REF, "from": FIELD, "named_as": FIELD},
+            required=("relationship", "from", "named_as"),
+            description="relationship.ops.get_neighbourhood_size(from, named_as): each row's member's edges",
+        ),
+        "add_edges": _object(
+            {"relationship": RELATIONSHIP_REF, "from": FIELD, "item": FIELD},
+            required=("relationship", "from", "item"),
+            description="relationship.ops.add(from, item): one new edge per row",
+        ),
+        "drop_row": _object(
+            {"condition_field": FIELD},
+            required=("condition_field",),
+            description="DropRow(condition_field): rows where it is true go no further",
+        ),
+        "force_act_next": _object(
+            {
+                "story": NAME,
+                "member_id_field": FIELD,
+                "condition_field": FIELD,
+                "delay": {"type": "string", "description": "a duration, e.g. 30min"},
+            },
+            required=("story", "member_id_field"),
+            description="story.ops.force_act_next(member_id_field, condition_field, delay): a reaction",
+        ),
+        "transit_to_state": _object(
+            {"story": NAME, "member_id_field": FIELD, "state": NAME, "state_field": FIELD, "condition_field": FIELD},
+            required=("story", "member_id_field"),
+            description="story.ops.transit_to_state(member_id_field, state | state_field, condition_field)",
+        ),
         "log": _object(
             {"id": NAME, "cols": {"type": "array", "items": FIELD, "minItems": 1}},
             required=("id", "cols"),
             description="FieldLogger(id, cols): write these fields to the log",
         ),
     },
-    "an operation: lookup, select_one, generate, timestamp, apply or log",
+    "an operation: lookup, select_one, select_many, neighbourhood_size, add_edges, generate, timestamp, apply, "
+    "drop_row, force_act_next, transit_to_state or log",
 )
 
 STORY = _object(
     {
         "population": NAME,
         "member_id_field": FIELD,
-        "timer": TIMER,
+        "timer": STORY_TIMER,
         "activity": ACTIVITY,
+        "states": {"type": "object", "additionalProperties": STATE},
         "operations": {"type": "array", "items": OPERATION, "minItems": 1},
     },
     required=("population", "member_id_field", "operations"),

@@ -25,6 +25,7 @@ _TYPES = {
     "integer": (int, "an integer"),
     "number": ((int, float), "a number"),
     "boolean": (bool, "true or false"),
+    "null": (type(None), "null"),
 }
 
 
