@@ -263,3 +263,27 @@ def test_bad_references_to_stories_states_and_relationships(tmp_path: Path, old:
     assert old in REACTIONS
     with pytest.raises(WorldFileError, match=r"w\.yaml:\d+:\d+: stories\..*" + message):
         load_world(_world(tmp_path, REACTIONS.replace(old, new)))
+
+
+def test_select_one_weighted_by_an_attribute_of_the_to_population(tmp_path: Path) -> None:
+    """Shops of weight 0 are never drawn; the others are (weights 0 or 1, half of each)."""
+    text = (
+        REACTIONS.replace(
+            "  shops: {size: 30}\n",
+            "  shops:\n    size: 30\n    attributes: {OPEN: {choice: {values: [0.0, 1.0]}}}\n",
+        )
+        .replace(
+            "      - neighbourhood_size:",
+            "      - select_one: {relationship: users.shops, from: USER, named_as: SHOP, weight: OPEN}\n"
+            "      - neighbourhood_size:",
+        )
+        .replace("cols: [TIME, USER, TWO_SHOPS", "cols: [TIME, USER, SHOP, TWO_SHOPS")
+    )
+    circus = scenario_from_file(_world(tmp_path, text)).create()
+    visits = circus.run("1D")["visits"].to_pandas()
+    shops = circus.get_population("shops")
+    open_ = shops.get_attribute("OPEN").get_values(visits["SHOP"].to_numpy()).to_numpy()
+    assert len(visits) > 100 and (open_ == 1.0).all()
+    bad = text.replace("weight: OPEN", "weight: OPN")
+    with pytest.raises(WorldFileError, match=r"no attribute of population 'shops' named 'OPN'; did you mean 'OPEN'\?"):
+        load_world(_world(tmp_path, bad, "bad.yaml"))

@@ -225,12 +225,14 @@ class World:
             if "relationship" in args:
                 population, relationship = args["relationship"].split(".")
                 rel = circus.get_population(population).get_relationship(relationship)
+                weight = args.get("weight")
                 return rel.ops.select_one(
                     args["from"],
                     args["named_as"],
                     one_to_one=args.get("one_to_one", False),
                     pop=args.get("pop", False),
                     discard_empty=args.get("discard_empty", True),
+                    weight=None if weight is None else rel.to_population.get_attribute(weight),
                 )
             return circus.get_population(args["population"]).ops.select_one(args["named_as"])
         if kind in ("select_many", "neighbourhood_size", "add_edges"):
@@ -335,6 +337,18 @@ def _check_references(world: World) -> None:
                     )
                 if "relationship" in args and "from" not in args:
                     raise world.error(where, "missing key 'from' (the field holding the members who select)")
+                if "weight" in args and "relationship" not in args:
+                    raise world.error((*where, "weight"), "weight needs a relationship (edges to weigh)")
+                if "weight" in args:
+                    rel = next(
+                        r
+                        for r in data.get("relationships", [])
+                        if f"{r['from']}.{r['name']}" == args.get("relationship")
+                    )
+                    attributes = set(data["populations"][rel["to"]].get("attributes", {}))
+                    if args["weight"] not in attributes:
+                        kind = f"attribute of population {rel['to']!r}"
+                        raise world.error((*where, "weight"), _unknown_name(kind, args["weight"], attributes))
             if kind == "apply":
                 try:
                     import_function(args["function"])

@@ -182,6 +182,7 @@ OPERATION = _one_of(
                 "one_to_one": {"type": "boolean"},
                 "pop": {"type": "boolean"},
                 "discard_empty": {"type": "boolean"},
+                "weight": {**NAME, "description": "an attribute of the 'to' population weighting the draw"},
             },
             required=("named_as",),
             description="relationship.ops.select_one(from, named_as, ...), or population.ops.select_one(named_as)",
