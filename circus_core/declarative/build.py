@@ -28,7 +28,7 @@ import numpy as np
 from circus_core.circus import Circus
 from circus_core.clock import as_timedelta, as_utc
 from circus_core.columns import take
-from circus_core.declarative.source import Document, WorldFileError, read_document
+from circus_core.declarative.source import Document, WorldFileError, did_you_mean, read_document
 from circus_core.declarative.validate import validate_document
 from circus_core.errors import CircusError
 from circus_core.generators import (
@@ -49,8 +49,6 @@ from circus_core.timers import (
 )
 
 __all__ = ["World", "load_world"]
-
-DEFAULT_SIZE = 1_000
 
 
 @dataclass
@@ -385,8 +383,4 @@ def _check_generators(world: World, data: Any, generators: set[str], path: tuple
 
 
 def _unknown_name(kind: str, name: str, known: set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"no {kind} named {name!r}{hint} (known: {', '.join(sorted(known)) or 'none'})"
+    return f"no {kind} named {name!r}{did_you_mean(name, known)} (known: {', '.join(sorted(known)) or 'none'})"

@@ -7,6 +7,7 @@ while recording, for each path of keys and indexes, where its value starts.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 
 from circus_core.errors import CircusError
 
-__all__ = ["Document", "WorldFileError", "read_document"]
+__all__ = ["Document", "WorldFileError", "did_you_mean", "read_document"]
 
 Path_ = tuple[str | int, ...]
 
@@ -49,6 +50,12 @@ class Document:
             line, col = self.key_marks[path]
             where = f"{self.file}:{line}:{col}"
         return WorldFileError(f"{where}: {dotted + ': ' if dotted else ''}{message}")
+
+
+def did_you_mean(name: str, known: list[str] | set[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def dotted_path(path: Path_) -> str:

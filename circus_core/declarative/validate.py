@@ -8,12 +8,11 @@ a "did you mean", one-of-kind objects (``{faker: ...}``) named by their kinds.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 from circus_core.declarative.schema import WORLD_SCHEMA
-from circus_core.declarative.source import Document
+from circus_core.declarative.source import Document, did_you_mean
 
 __all__ = ["validate_document"]
 
@@ -105,9 +104,7 @@ def _check_object(doc: Document, value: dict[str, Any], schema: dict[str, Any], 
 
 
 def _unknown(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r}{hint} (expected one of {', '.join(known)})"
+    return f"unknown key {key!r}{did_you_mean(key, known)} (expected one of {', '.join(known)})"
 
 
 def _branch(value: Any, branches: list[dict[str, Any]]) -> dict[str, Any]:
