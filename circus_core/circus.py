@@ -219,6 +219,11 @@ class Circus:
             for rel in pop.relationships.values():
                 rel.compact()
 
+    def log_ids(self) -> tuple[str, ...]:
+        """The logs its stories may write, in order of first appearance: the log streams a
+        pipeline makes of this circus (`Operation.log_ids`)."""
+        return tuple(dict.fromkeys(log_id for story in self.stories.values() for log_id in story.log_ids()))
+
     # --- running ---------------------------------------------------------------------------
     def step(self) -> Logs:
         """Execute one clock step; returns this step's logs by log id, in event-time order."""

@@ -270,6 +270,9 @@ class RunFlows(Operation):
         self.story, self.churned_state = story, churned_state
         self.churned_code = None if story is None or churned_state is None else story.state_index(churned_state)
 
+    def log_ids(self) -> tuple[str, ...]:
+        return (self.log_id,)
+
     def _rng(self, ctx: Context, purpose: str) -> np.random.Generator:
         """The story's stream for ``purpose``, per log id: two flow models in one story draw apart."""
         return ctx.rng(f"flows:{self.log_id}:{purpose}")

@@ -177,6 +177,12 @@ class Operation:
         """Logs emitted by this operation, by log id; the default emits none."""
         return {}
 
+    def log_ids(self) -> tuple[str, ...]:
+        """The logs this operation may write, known before it runs: the pipeline makes one log
+        stream of each and refuses a log nobody declared.  An operation of yours that emits
+        logs overrides it."""
+        return ()
+
     def rng(self, ctx: Context) -> np.random.Generator:
         """This operation's stream in ``ctx``."""
         if self.rng_key is None:
@@ -322,6 +328,14 @@ class Chain(Operation):
     def __iter__(self) -> Iterable[Operation]:
         return iter(self.operations)
 
+    def log_ids(self) -> tuple[str, ...]:
+        return _unique(log_id for op in self.operations for log_id in op.log_ids())
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` without repeats, in order of first appearance."""
+    return tuple(dict.fromkeys(names))
+
 
 class DropRow(Operation):
     """Removes the rows whose ``condition_field`` is True (no rollback of earlier side effects)."""
@@ -359,6 +373,9 @@ class FieldLogger(Operation):
         for name in [*(self.cols or []), *self.exploded_cols]:
             if name == EVENT_TIME:
                 raise CircusError(f"FieldLogger({log_id!r}): field {EVENT_TIME!r} is reserved (hidden event time)")
+
+    def log_ids(self) -> tuple[str, ...]:
+        return (self.log_id,)
 
     def emit_logs(self, story_data: pd.DataFrame, ctx: Context) -> Logs:
         where = f"FieldLogger({self.log_id!r}) in {ctx.name}"

@@ -658,6 +658,9 @@ class Tick(Operation):
         ctx = ctx if ctx is not None else Context()
         return story_data, self.machine.tick(story_data, ctx, self.member_id_field)
 
+    def log_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(logger.log_id for t in self.machine.transitions.values() for logger in t.loggers))
+
     def __repr__(self) -> str:
         return f"Tick({self.machine.name!r})"
 

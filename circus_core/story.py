@@ -440,6 +440,10 @@ class Story:
             merge_logs(logs, self.run_round())
         return finish_logs(logs)
 
+    def log_ids(self) -> tuple[str, ...]:
+        """The logs this story's operations may write (`Operation.log_ids`)."""
+        return self.operations.log_ids()
+
     def tick(self) -> None:
         """End of step: every positive timer moves one step closer."""
         self.timer[self.timer > 0] -= 1

@@ -51,10 +51,10 @@ def resolve(name_or_file: str) -> Scenario:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    found = discover()
+    found = discover().find_logs()
     width = max((len(n) for n in found.scenarios), default=8)
     for name, scenario in found.scenarios.items():
-        logs = ", ".join(scenario.logs) or "(none)"
+        logs = ", ".join(scenario.log_ids) or "(none)"
         print(f"{name:<{width}}  {found.origins[name]}  logs: {logs}")
     for origin, error in found.problems:
         print(f"{'(failed)':<{width}}  {origin}: {error}")
@@ -63,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     scenario = scenario_from_file(args.file)
-    print(f"{args.file}: ok — world {scenario.name!r}, logs {', '.join(scenario.logs) or '(none)'}")
+    print(f"{args.file}: ok — world {scenario.name!r}, logs {', '.join(scenario.log_ids) or '(none)'}")
     return 0
 
 

@@ -119,7 +119,7 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
     return dg.Definitions(assets=[scenario_load_errors])
 
 
-_found = discover()
+_found = discover().find_logs()
 defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in _found.scenarios.values()),
     *(build_delivery_definitions(s) for s in _found.scenarios.values()),

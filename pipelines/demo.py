@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         config = {"ops": {f"{name}__initial_state": {"config": {"size": args.size}}}}
         dagster("--select", f"{name}/initial_state", "--config-json", json.dumps(config), env=env)
-        selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs)]
+        selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.log_ids)]
         selection += [f"{name}/gcs_export", f"{name}/pubsub_publish"]
         dagster("--select", ",".join(selection), "--partition-range", f"{first.date()}...{last.date()}", env=env)
 

@@ -164,7 +164,7 @@ def export_days(
         else:
             uploaded = [_upload(store, bucket, settings, day, log_id, part) for log_id, part in parts]
         report.objects += uploaded
-        for log_id in sorted(set(store.scenario.logs) | set(entries)):
+        for log_id in sorted(set(store.scenario.log_ids) | set(entries)):
             prefix = _day_prefix(settings, scenario, log_id, day)
             before = {b.name for b in client.list_blobs(settings.bucket, prefix=prefix)}
             expected = {o.url.removeprefix(f"gs://{settings.bucket}/") for o in uploaded if o.log_id == log_id}

@@ -213,7 +213,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         )
         return dg.MaterializeResult(metadata=metadata)
 
-    log_assets = [_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.logs]
+    log_assets = [_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.log_ids]
     job = dg.define_asset_job(
         f"{name}_daily",
         selection=dg.AssetSelection.assets(sim_key, *(a.key for a in log_assets)),
@@ -233,7 +233,7 @@ def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
     "export", "pubsub") that a simulation-only set of assets must not require, and kept out of the
     ``<scenario>_daily`` job because it needs a bucket and a topic, which local runs do not have.
     """
-    logs = [dg.AssetKey([scenario.name, log_id]) for log_id in scenario.logs]
+    logs = [dg.AssetKey([scenario.name, log_id]) for log_id in scenario.log_ids]
     partitions = scenario_partitions(scenario)
     export = build_export_asset(scenario, partitions, logs)
     publish = build_publish_asset(scenario, partitions, logs)

@@ -56,7 +56,7 @@ def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: 
     if not store.is_committed(INITIAL):
         config = {"ops": {f"{scenario.name}__initial_state": {"config": {"size": size}}}}
         dagster("--select", f"{scenario.name}/initial_state", "--config-json", json.dumps(config))
-    selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.logs)])
+    selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.log_ids)])
     dagster("--select", selection, "--partition-range", f"{first.date()}...{last.date()}")
     print(f"\nParquet logs of {scenario.name} under {(root / scenario.name / 'logs').resolve()}:")
     for path in sorted((root / scenario.name / "logs").rglob("*.parquet")):

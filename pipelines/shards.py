@@ -67,7 +67,7 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
     circus = load_day_start(store, day, shard)
     with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
         label = f"{scenario.name} {day} {shard}"
-        files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.logs)
+        files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.log_ids)
         staged = store.stage(day, circus, files_written=files)
     return staged | task_origin() | {"seconds": time.perf_counter() - t0, "rows": rows, "rows_per_hour": per_hour}
 

@@ -58,7 +58,7 @@ def simulate_day(
     circus = load_day_start(store, day)
     with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
         label = f"{store.scenario.name} {day}"
-        files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.logs)
+        files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.log_ids)
         marker = store.commit_day(day, circus, files=files)
     return DayResult(
         day=day,
@@ -111,8 +111,9 @@ def run_day(
         logs = circus.step()
         if known is not None and (unknown := set(logs) - set(known)):
             raise CircusError(
-                f"{label}: stories write log(s) {sorted(unknown)} that the scenario does not declare "
-                f"(its logs: {list(known)}); add them to Scenario(logs=...) -- nothing of the day was committed"
+                f"{label}: stories write log(s) {sorted(unknown)} that the scenario does not know "
+                f"(its logs: {list(known)}); an operation that writes logs says which in its log_ids() "
+                "(or list them in Scenario(logs=...)) -- nothing of the day was committed"
             )
         writer.add(logs)
         for log_id, table in logs.items():

@@ -56,7 +56,7 @@ def commit_days(
         raise_on_error=False,
     )
     assert result.success, failure_text(result)
-    selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs if with_logs)]
+    selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.log_ids if with_logs)]
     for day in days:
         result = dg.materialize(
             assets,

@@ -94,7 +94,7 @@ def test_definitions_load_every_scenario_as_its_own_group() -> None:
 
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
     for name, scenario in all_scenarios().items():
-        expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log}" for log in scenario.logs)}
+        expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log}" for log in scenario.log_ids)}
         assert expected <= set(specs), name
         assert all(specs[k].group_name == name and specs[k].description for k in expected)
         assert defs.resolve_job_def(f"{name}_daily") is not None

@@ -237,8 +237,8 @@ def test_every_scenario_is_its_own_asset_group(assets: dict[str, dict[str, Any]]
         groups.setdefault(node["groupName"], set()).add(key)
     assert set(groups) == set(scenarios)  # no stray asset outside a scenario's group
     for name, scenario in scenarios.items():
-        assert scenario.logs, f"{name} declares no log stream"
-        expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log_id}" for log_id in scenario.logs)}
+        assert scenario.log_ids, f"{name} declares no log stream"
+        expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log_id}" for log_id in scenario.log_ids)}
         delivery = {f"{name}/gcs_export", f"{name}/pubsub_publish"}  # pipelines/export.py, pipelines/pubsub/
         assert groups[name] == {*expected, *delivery}, name
 
@@ -251,7 +251,7 @@ def test_every_scenario_graph_has_the_issue_shape(assets: dict[str, dict[str, An
         assert initial["dependencyKeys"] == []
         assert sim["partitionDefinition"] == {"type": "TIME_WINDOW"}
         assert {"/".join(d["path"]) for d in sim["dependencyKeys"]} == {f"{name}/initial_state", f"{name}/simulation"}
-        for log_id in scenario.logs:
+        for log_id in scenario.log_ids:
             node = assets[f"{name}/{log_id}"]
             assert node["partitionDefinition"] == {"type": "TIME_WINDOW"}
             assert ["/".join(d["path"]) for d in node["dependencyKeys"]] == [f"{name}/simulation"]

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO = get_scenario("telecom")
 ASSETS = list(build_scenario_definitions(SCENARIO).assets)
 SIM = "telecom/simulation"
-LOGS = [f"telecom/{log_id}" for log_id in SCENARIO.logs]
+LOGS = [f"telecom/{log_id}" for log_id in SCENARIO.log_ids]
 SIM_KEY = dg.AssetKey(["telecom", "simulation"])
 DAY1, DAY2, DAY3 = "2026-01-05", "2026-01-06", "2026-01-07"
 #: members for the quick tests: a day is a few thousand rows, well under a second
@@ -305,7 +305,7 @@ def test_a_cli_backfill_writes_the_files_of_day_by_day_runs(
     a, b = comparable(backfilled), comparable(one_by_one)
     assert a.keys() == b.keys()
     for day in (DAY1, DAY2, DAY3):
-        for log_id in SCENARIO.logs:
+        for log_id in SCENARIO.log_ids:
             assert f"telecom/logs/{log_id}/date={day}/part-00000.parquet" in a
         assert f"telecom/checkpoints/{day}/{MARKER}" in a
     assert a == b
@@ -337,7 +337,7 @@ def test_log_checks_pass_on_a_good_day_and_fail_on_a_tampered_file(
     assert found.keys() == {(log, name) for log in LOGS for name in names}
     assert all(e.passed for e in found.values()), {k: e.metadata for k, e in found.items() if not e.passed}
     marker = store(root).marker(DAY1)
-    for log_id in SCENARIO.logs:
+    for log_id in SCENARIO.log_ids:
         assert found[(f"telecom/{log_id}", "row_count")].metadata[DAY1].value == marker["logs"][log_id]["rows"] > 0
 
     path = root / "telecom" / "logs" / "voice_cdr" / f"date={DAY1}" / "part-00000.parquet"
@@ -466,7 +466,7 @@ def test_the_daily_schedule_requests_the_previous_day(name: str, instance: dg.Da
     assert schedule.job_name == f"{name}_daily"
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
         f"{name}/simulation",
-        *(f"{name}/{log_id}" for log_id in scenario.logs),
+        *(f"{name}/{log_id}" for log_id in scenario.log_ids),
     }
 
     def requested(at: datetime) -> list[str | None]:

@@ -37,7 +37,7 @@ def test_two_daily_partitions_equal_one_straight_run(name: str, tmp_path: Path, 
         for _ in range(steps):
             for log_id, table in circus.step().items():
                 straight.setdefault(log_id, []).append(table)
-        for log_id in scenario.logs:
+        for log_id in scenario.log_ids:
             path = tmp_path / "store" / name / "logs" / log_id / f"date={day}" / "part-00000.parquet"
             expected = concat_tables(straight[log_id]) if log_id in straight else None
             if expected is None or expected.num_rows == 0:

@@ -31,7 +31,7 @@ def test_the_coffee_shop_runs_as_its_file_says() -> None:
     and variance 1.5 + 2 x 0.75^2 = 2.625), hours in proportion to the profile's weights (given
     the count, each order's hour is an independent draw), drinks from the customer's favourite."""
     scenario = scenario_from_file(COFFEE)
-    assert scenario.logs == ("orders",)  # discovered from the stories
+    assert scenario.log_ids == ("orders",)  # discovered from the stories
     circus = scenario.create(4000)
     orders = circus.run("1D")["orders"].to_pandas()
     assert list(orders.columns) == ["TIME", "CUSTOMER", "CUSTOMER_NAME", "BARISTA", "BARISTA_NAME", "DRINK", "PRICE"]
@@ -219,7 +219,7 @@ stories:
 
 def test_reactions_states_lists_and_dropped_rows_from_yaml(tmp_path: Path) -> None:
     scenario = scenario_from_file(_world(tmp_path, REACTIONS))
-    assert scenario.logs == ("visits", "callbacks")
+    assert scenario.log_ids == ("visits", "callbacks")
     circus = scenario.create()
     day1 = circus.run("1D")
     visits, callbacks = day1["visits"].to_pandas(), day1["callbacks"].to_pandas()

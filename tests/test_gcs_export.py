@@ -147,7 +147,7 @@ def test_two_days_land_under_their_names_byte_for_byte_with_verified_checksums(
     result = export(instance, store_root, DAY1, DAY2, prefix="two")
     assert result.success, failure_text(result)
     expected = expected_parquet(store_root, "two", DAY1, DAY2)
-    assert len(expected) == 2 * len(SCENARIO.logs)  # both logs have events on both days at this size
+    assert len(expected) == 2 * len(SCENARIO.log_ids)  # both logs have events on both days at this size
     found = blobs(client, "two")
     assert sorted(found) == sorted(expected)  # exactly the days' files, nothing else
     for name, data in expected.items():
@@ -187,7 +187,7 @@ def test_rerun_overwrites_same_names_and_removes_stale_objects(
     # switching the format replaces the day's Parquet objects instead of adding beside them
     assert export(instance, store_root, DAY1, prefix="rerun", fmt="jsonl").success
     assert sorted(blobs(client, "rerun")) == sorted(
-        [f"rerun/telecom/{log}/date={DAY1}/part-00000.jsonl" for log in SCENARIO.logs] + [neighbour]
+        [f"rerun/telecom/{log}/date={DAY1}/part-00000.jsonl" for log in SCENARIO.log_ids] + [neighbour]
     )
 
 

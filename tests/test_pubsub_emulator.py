@@ -54,7 +54,7 @@ BUCKET = "circus-pubsub-bucket"
 SCENARIO = get_scenario("telecom")
 SIM_ASSETS = list(build_scenario_definitions(SCENARIO).assets)
 ASSETS = [*SIM_ASSETS, *build_delivery_definitions(SCENARIO).assets]
-LOG_KEYS = [f"telecom/{log}" for log in SCENARIO.logs]
+LOG_KEYS = [f"telecom/{log}" for log in SCENARIO.log_ids]
 DAY1, DAY2 = "2026-01-05", "2026-01-06"
 
 
@@ -314,7 +314,7 @@ def test_two_days_through_simulation_export_and_publish(emulator: str, tmp_path:
     for m in received:
         assert json.loads(m.data) == expected[m.attributes["event_id"]]
     assert objects == sorted(
-        f"deliveries/telecom/{log}/date={day}/part-00000.parquet" for log in SCENARIO.logs for day in (DAY1, DAY2)
+        f"deliveries/telecom/{log}/date={day}/part-00000.parquet" for log in SCENARIO.log_ids for day in (DAY1, DAY2)
     )
     local = Path(storage.root) / "telecom" / "logs"
     assert all(pq.read_metadata(p).num_rows > 0 for p in local.rglob("part-00000.parquet"))
@@ -371,7 +371,7 @@ def test_a_two_shard_day_is_published_by_its_shards_in_parallel(emulator: str, t
     for m in received:
         assert json.loads(m.data) == expected[m.attributes["event_id"]]
     assert objects == sorted(
-        f"sharded/telecom/{log}/date={DAY1}/part-0000{k}.parquet" for log in SCENARIO.logs for k in (0, 1)
+        f"sharded/telecom/{log}/date={DAY1}/part-0000{k}.parquet" for log in SCENARIO.log_ids for k in (0, 1)
     )
     for k in (0, 1):
         progress = ProgressStore(storage.backend(), "telecom", PROJECT, "sharded", shard=k).load(DAY1)

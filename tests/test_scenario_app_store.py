@@ -49,7 +49,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     straight = SCENARIO.create(SIZE)
     day1 = straight.run("1D")
     day2 = straight.run("1D")
-    logs = {k: pa.concat_tables([day1[k], day2[k]]) for k in SCENARIO.logs}
+    logs = {k: pa.concat_tables([day1[k], day2[k]]) for k in SCENARIO.log_ids}
 
     ckpt = Path(tmp_path_factory.mktemp("app_store")) / "ckpt"
     first = SCENARIO.create(SIZE)
@@ -69,15 +69,15 @@ def ipc_bytes(table: pa.Table) -> bytes:
 def test_registered_with_declared_logs(run: Run) -> None:
     assert get_scenario("app_store") is SCENARIO
     assert SCENARIO.start == "2026-01-05T00:00:00+00:00"
-    assert set(run.logs) == set(SCENARIO.logs) == {"store_visits", "app_installs", "purchases"}
-    assert all(run.day2[k].num_rows > 0 for k in SCENARIO.logs)
+    assert set(run.logs) == set(SCENARIO.log_ids) == {"store_visits", "app_installs", "purchases"}
+    assert all(run.day2[k].num_rows > 0 for k in SCENARIO.log_ids)
     visits = run.logs["store_visits"]
     assert visits.schema.field("TIME").type == pa.timestamp("us", tz="UTC")
     assert visits.schema.names == ["VISIT_ID", "TIME", "USER_ID", "COUNTRY", "PLATFORM", "APP_ID", "CATEGORY", "SOURCE"]
 
 
 def test_restart_from_checkpoint_is_byte_identical(run: Run) -> None:
-    for log_id in SCENARIO.logs:
+    for log_id in SCENARIO.log_ids:
         assert ipc_bytes(run.restored[log_id]) == ipc_bytes(run.day2[log_id]), log_id
 
 

@@ -106,11 +106,11 @@ def test_registered_with_midnight_start_and_minute_ticks() -> None:
     start = pd.Timestamp(SCENARIO.start)
     assert start == start.normalize() and start.day_name() == "Monday"
     assert SCENARIO.step == "1min"  # seed 001's tick: its probabilities are per minute
-    assert set(SCENARIO.logs) == {"clickstream", "transactions", "balances", "loans"}
+    assert set(SCENARIO.log_ids) == {"clickstream", "transactions", "balances", "loans"}
 
 
 def test_emits_the_declared_logs(run: Run) -> None:
-    assert set(run.logs) == set(SCENARIO.logs)
+    assert set(run.logs) == set(SCENARIO.log_ids)
     assert all(len(df) for df in run.logs.values())
 
 
@@ -242,7 +242,7 @@ def test_two_days_straight_equal_one_day_checkpoint_one_day(tmp_path: Path) -> N
 
     one, two = tree(tmp_path / "straight"), tree(tmp_path / "restarted")
     assert sorted(one) == sorted(two)
-    assert {k.split("/")[0] for k in one} == set(SCENARIO.logs)
+    assert {k.split("/")[0] for k in one} == set(SCENARIO.log_ids)
     assert [k for k in one if one[k] != two[k]] == []
     final_straight, final_restarted = tree(straight.save(tmp_path / "f1")), tree(second.save(tmp_path / "f2"))
     assert [k for k in final_straight if final_straight[k] != final_restarted.get(k)] == []

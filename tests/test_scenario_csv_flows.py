@@ -29,7 +29,7 @@ def first_day() -> tuple[pd.DataFrame, object]:
 
 def test_registered_with_the_templates() -> None:
     assert get_scenario("csv_flows") is SCENARIO
-    assert SCENARIO.logs == ("events",) and SCENARIO.start == "2026-01-05T00:00:00+00:00"
+    assert SCENARIO.log_ids == ("events",) and SCENARIO.start == "2026-01-05T00:00:00+00:00"
     assert sorted(p.name for p in TEMPLATES.iterdir()) == ["README.md", "events.csv", "flows.csv", "lookups.csv"]
     definition = load_flow_folder(TEMPLATES)
     # "session id" is listed as a shard key too: still one session id column (seed 003)

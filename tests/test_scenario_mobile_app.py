@@ -65,7 +65,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Straight:
 def test_scenario_is_registered_with_its_settings() -> None:
     assert get_scenario("mobile_app") is SCENARIO
     assert (SCENARIO.start, SCENARIO.step) == ("2026-01-05T00:00:00+00:00", "1h")
-    assert set(SCENARIO.logs) == set(LOGS)
+    assert set(SCENARIO.log_ids) == set(LOGS)
 
 
 # --- restartability -------------------------------------------------------------------------------

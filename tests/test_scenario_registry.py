@@ -15,5 +15,5 @@ def test_declared_logs_are_the_emitted_logs(name: str, tmp_path, monkeypatch) ->
     scenario = all_scenarios()[name]
     assert pd.Timestamp(scenario.start).tz_convert("UTC") == pd.Timestamp(scenario.start).tz_convert("UTC").normalize()
     logs = scenario.create(2_000).run("1D")  # the start is a Monday: every story has work to do
-    assert set(logs) == set(scenario.logs)
+    assert set(logs) == set(scenario.log_ids)
     assert all(table.num_rows > 0 for table in logs.values())

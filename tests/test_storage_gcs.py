@@ -135,12 +135,12 @@ def _materialise_two_days(storage: StorageResource, instance: dg.DagsterInstance
     )
     assert result.success
     days = scenario_partitions(scenario).get_partition_keys()[:2]
-    selection = ["telecom/simulation", *(f"telecom/{log_id}" for log_id in scenario.logs)]
+    selection = ["telecom/simulation", *(f"telecom/{log_id}" for log_id in scenario.log_ids)]
     for day in days:
         result = dg.materialize(assets, selection=selection, partition_key=day, instance=instance, resources=resources)
         assert result.success
         checks = result.get_asset_check_evaluations()
-        assert len(checks) == 3 * len(scenario.logs)
+        assert len(checks) == 3 * len(scenario.log_ids)
         assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     return days
 

@@ -54,6 +54,17 @@ class Discovery:
             self.scenarios[scenario.name] = scenario
             self.origins[scenario.name] = origin
 
+    def find_logs(self) -> Discovery:
+        """Find every scenario's logs now (`Scenario.log_ids` builds a tiny world): a scenario
+        whose world cannot be built becomes a problem instead of failing the code location."""
+        for name, scenario in list(self.scenarios.items()):
+            try:
+                scenario.log_ids  # noqa: B018 - computed once and cached
+            except Exception as exc:
+                self.problems.append((self.origins.pop(name), _describe(exc)))
+                del self.scenarios[name]
+        return self
+
 
 def discover(folder: str | Path | None = None) -> Discovery:
     """The shipped scenarios, those of ``folder`` (default ``$CIRCUS_SCENARIOS``) and of the

@@ -194,5 +194,4 @@ SCENARIO = Scenario(
     default_size=20_000,
     build=build,
     add_stories=add_stories,
-    logs=("store_visits", "app_installs", "purchases"),
 )

@@ -176,5 +176,4 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
-    logs=("clickstream", "transactions", "balances", "loans"),
 )

@@ -4,12 +4,16 @@ A scenario splits its code in two because checkpoints hold state but not code:
 ``build(circus, size)`` creates populations, relationships and (serialisable) generators;
 ``add_stories(circus)`` creates the stories, finding everything else by name.  A fresh run
 calls both; a restart loads the checkpoint and calls only ``add_stories``.
+
+Its log streams are found in the world itself (`Scenario.log_ids`): nothing to declare, nothing
+to forget.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from circus_core import Circus, CircusError
@@ -19,6 +23,9 @@ from circus_core.rng import check_seed
 from circus_core.shards import Shard
 
 __all__ = ["Scenario"]
+
+#: members per shard of the tiny world built to find a scenario's logs (`Scenario.log_ids`)
+DISCOVERY_MEMBERS = 10
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,9 @@ class Scenario:
     default_size: int
     build: Callable[[Circus, int], None]
     add_stories: Callable[[Circus], None]
-    #: the log ids its stories emit (one Dagster asset per log stream)
-    logs: tuple[str, ...] = ()
+    #: the log ids its stories write, when you would rather say them than have them found
+    #: (`log_ids`); a story writing any other log is then an error
+    logs: tuple[str, ...] | None = None
     #: how many independent sub-worlds a day is simulated as (`circus_core.shards`); 1 = unsharded
     shards: int = 1
     #: builds the populations every shard shares (catalogues, sites), from the root seed and the
@@ -48,7 +56,7 @@ class Scenario:
         as_utc(self.start, f"{where}: start")
         as_timedelta(self.step, f"{where}: step")
         check_seed(self.seed, where)
-        for log_id in self.logs:
+        for log_id in self.logs or ():
             check_path_name(log_id, f"{where}: log id")
         Shard(0, self.shards)  # a positive integer, or an error naming it
 
@@ -75,6 +83,26 @@ class Scenario:
         circus.compact()
         self.add_stories(circus)
         return circus
+
+    @cached_property
+    def log_ids(self) -> tuple[str, ...]:
+        """The log streams of this scenario (one Dagster asset each): ``logs`` when given, else
+        the logs its stories write (`Circus.log_ids`), found by building a tiny world once.
+
+        A custom operation that emits logs declares them by overriding `Operation.log_ids`."""
+        if self.logs is not None:
+            return tuple(self.logs)
+        size = min(self.default_size, DISCOVERY_MEMBERS * self.shards)
+        try:
+            found = self.create(size=size).log_ids()
+        except Exception as exc:
+            raise CircusError(
+                f"scenario {self.name!r}: its logs are found by building a world of {size} members, which failed "
+                f"({type(exc).__name__}: {exc}); make that size work or pass Scenario(logs=(...))"
+            ) from exc
+        for log_id in found:
+            check_path_name(log_id, f"scenario {self.name!r}: log id")
+        return found
 
     def restore(self, path: str | Path) -> Circus:
         """The circus saved at ``path``, with this scenario's stories re-attached."""

@@ -79,5 +79,4 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
-    logs=("events",),
 )

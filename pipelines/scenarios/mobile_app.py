@@ -205,5 +205,4 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
-    logs=("installs", "sessions", "screen_views", "purchases", "churn"),
 )

@@ -287,6 +287,5 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build_listeners,
     add_stories=add_stories,
-    logs=("song_listens", "song_shares"),
     build_reference=build_catalogue,
 )

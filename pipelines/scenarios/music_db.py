@@ -135,6 +135,5 @@ SCENARIO = Scenario(
     default_size=music.SCENARIO.default_size,
     build=music.build_listeners,
     add_stories=music.add_stories,
-    logs=("song_listens", "song_shares"),
     build_reference=build_library,
 )

@@ -184,5 +184,4 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
-    logs=("purchases", "restocks", "stock_report"),
 )

@@ -256,5 +256,4 @@ SCENARIO = Scenario(
     default_size=10_000,
     build=build,
     add_stories=add_stories,
-    logs=("voice_cdr", "sms_cdr"),
 )
