@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from circus_core import CircusError
 from circus_core.declarative import WorldFileError, load_world, world_schema_json
 from pipelines.scenarios.worlds import scenario_from_file
 
@@ -287,3 +288,124 @@ def test_select_one_weighted_by_an_attribute_of_the_to_population(tmp_path: Path
     bad = text.replace("weight: OPEN", "weight: OPN")
     with pytest.raises(WorldFileError, match=r"no attribute of population 'shops' named 'OPN'; did you mean 'OPEN'\?"):
         load_world(_world(tmp_path, bad, "bad.yaml"))
+
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "pipelines" / "scenarios"
+
+
+@pytest.mark.parametrize(
+    ("twin", "old", "new", "message"),
+    [
+        (
+            "banking",
+            "initial_state: offline",
+            "initial_state: ofline",
+            r"models\.banking_app\.state_machine\.initial_state: no state named 'ofline'; did you mean 'offline'\?",
+        ),
+        (
+            "banking",
+            "loggers: [transactions, balances]",
+            "loggers: [transactions, balance]",
+            r"transitions\.spending\.loggers\[1\]: no logger named 'balance'; did you mean 'balances'\?",
+        ),
+        (
+            "banking",
+            "banking:take_loan",
+            "banking:take_a_loan",
+            r"transitions\.take_loan\.action: cannot import 'pipelines\.scenarios\.banking:take_a_loan'",
+        ),
+        (
+            "banking",
+            "tick: {model: banking_app}",
+            "tick: {model: banking}",
+            r"operations\[0\]\.tick\.model: no state_machine model named 'banking'; did you mean 'banking_app'\?",
+        ),
+        ("banking", "probability: 70.0", "probability: 170.0", r"logout\.probability: 170\.0 is above the maximum 100"),
+        ("banking", "round: 2", "round: -1", r"balance\.mapped\.round: -1 is negative"),
+        (
+            "point_of_sale",
+            "generate: {dependent: {bulk: item_id}",
+            "generate: {dependent: {bulk: item_ids}",
+            r"generate\.dependent\.bulk: no generator named 'item_ids'; did you mean 'item_id'\?",
+        ),
+        (
+            "point_of_sale",
+            "items: new_items_ids}",
+            "items: new_items_ids, item: X}",
+            r"add_edges: give either item \(one edge per row\) or items \(a list field\)",
+        ),
+        (
+            "point_of_sale",
+            "size: {per: 100, min: 10}",
+            "size: {per: 100, share: 0.1}",
+            r"populations\.point_of_sale\.size: give either share or per",
+        ),
+        (
+            "csv_flows",
+            "churned_state: churned}",
+            "churned_state: gone}",
+            r"run_flows\.churned_state: no state of this story named 'gone'",
+        ),
+        (
+            "csv_flows",
+            "folder: csv_flows",
+            "folder: no_such_folder",
+            r"csv_flows\.folder: no folder '.*no_such_folder'",
+        ),
+    ],
+)
+def test_bad_models_and_generators_are_named_where_they_are_written(
+    tmp_path: Path, twin: str, old: str, new: str, message: str
+) -> None:
+    text = (SCENARIOS / f"{twin}.yaml").read_text()
+    assert old in text
+    path = tmp_path / f"{twin}.yaml"
+    path.write_text(text.replace(old, new).replace("folder: csv_flows", f"folder: {SCENARIOS / 'csv_flows'}"))
+    with pytest.raises(WorldFileError, match=rf"{twin}\.yaml:\d+:\d+: .*{message}"):
+        load_world(path)
+
+
+MAPPED = """\
+name: m
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 3
+populations:
+  users:
+    size: 4000
+    attributes:
+      TIER:
+        mapped:
+          generator: {choice: {values: [1, 2, 3], weights: [0.5, 0.3, 0.2]}}
+          mapping: {1: bronze, 2: silver, 3: gold}
+      SCORE:
+        mapped:
+          generator: {numpy: {method: normal, loc: 50, scale: 30}}
+          multiply: 2
+          add: -100
+          clip: [-50, null]
+          round: 1
+"""
+
+
+def test_mapped_generators_map_scale_clip_and_round(tmp_path: Path) -> None:
+    circus = scenario_from_file(_world(tmp_path, MAPPED)).create(4000)
+    users = circus.get_population("users")
+    tier = pd.Series(np.asarray(users.get_attribute("TIER").values, dtype=object))
+    shares = tier.value_counts(normalize=True)
+    # 4,000 draws: a share's standard deviation is at most sqrt(0.25 / 4000) = 0.008; 4 sigma
+    for value, weight in {"bronze": 0.5, "silver": 0.3, "gold": 0.2}.items():
+        assert abs(shares[value] - weight) < 4 * np.sqrt(weight * (1 - weight) / 4000)
+    score = np.asarray(users.get_attribute("SCORE").values, dtype=float)
+    assert score.min() == -50  # clipped below: 2 * N(50, 30) - 100 = N(0, 60) is below -50 ~20% of the time
+    assert np.array_equal(score, np.round(score, 1))
+    # clipping leaves the median of N(0, 60) alone; its standard error is 1.2533 * 60 / sqrt(4000)
+    assert abs(np.median(score)) < 4 * 1.2533 * 60 / np.sqrt(4000)
+
+
+def test_a_value_missing_from_a_mapping_is_named(tmp_path: Path) -> None:
+    text = MAPPED.replace("mapping: {1: bronze, 2: silver, 3: gold}", "mapping: {1: bronze, 2: silver}")
+    with pytest.raises(
+        CircusError, match=r"w\.yaml:\d+:\d+: populations\.users\.attributes\.TIER\.mapped: values \['3'\]"
+    ):
+        scenario_from_file(_world(tmp_path, text)).create(4000)

@@ -1,15 +1,21 @@
 """A world file turned into engine calls: each YAML key is one call of the Python API.
 
-- ``generators: {name: spec}``: ``circus.attach_generator(name, generator)``;
+- ``generators: {name: spec}``: ``circus.attach_generator(name, generator)``; a generator's
+  ``stream`` names its random stream (``circus.seed_for(stream)``), ``mapped`` is
+  ``generator.map(vectorized_f=...)``;
 - ``populations: {name: {size, ids, attributes}}``: ``circus.create_population(name, size,
   ids_gen)`` and ``create_attribute(name, init_gen)`` per attribute;
-- ``relationships: [{name, from, to, degree, weights}]``: ``create_relationship``, edges from
-  ``make_random_bipartite_data``, ``add_relations(from, to, weights)``;
-- ``stories: {name: {population, member_id_field, timer, activity, operations}}``:
+- ``relationships: [{name, from, to, degree, weights, initial_items}]``: ``create_relationship``,
+  edges from ``make_random_bipartite_data``, ``add_relations(from, to, weights)``, or
+  ``add_grouped_relations`` of minted items;
+- ``models``: ``CsvFlows`` (``init_members`` at build) and ``StateMachine`` (with its
+  transitions and loggers), made before the stories;
+- ``stories: {name: {population, member_id_field, timer, activity, states, operations}}``:
   ``circus.create_story(...)`` then ``story.set_operations(*operations)``;
-- operations ``lookup``, ``select_one``, ``generate``, ``timestamp``, ``apply``, ``log``:
-  ``population.ops.lookup``, ``relationship.ops.select_one`` (or ``population.ops.select_one``),
-  ``generator.ops.generate``, ``clock.ops.timestamp``, ``Apply``, ``FieldLogger``.
+- operations ``lookup``, ``select_one``/``select_many``, ``neighbourhood_size``, ``add_edges``,
+  ``generate``, ``timestamp``, ``apply``, ``drop_row``, ``force_act_next``, ``transit_to_state``,
+  ``run_flows``, ``tick``, ``log``: the ``ops`` of populations, relationships, generators,
+  stories and models, ``Apply``, ``DropRow``, ``FieldLogger``.
 
 `load_world` validates the file (schema, then the names it refers to) before anything runs and
 returns a `World`: plain data, picklable, whose ``build`` and ``add_stories`` make the same calls
@@ -24,23 +30,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from circus_core.circus import Circus
 from circus_core.clock import as_timedelta, as_utc
-from circus_core.columns import take
-from circus_core.declarative.source import Document, WorldFileError, did_you_mean, read_document
+from circus_core.columns import as_column, take
+from circus_core.declarative.source import Document, WorldFileError, did_you_mean, dotted_path, read_document
 from circus_core.declarative.validate import validate_document
 from circus_core.errors import CircusError
+from circus_core.flows import CsvFlows
+from circus_core.flows_csv import FlowDefinition, load_flow_folder
 from circus_core.generators import (
+    ConstantDependentGenerator,
     ConstantGenerator,
+    DependentBulkGenerator,
+    DependentGenerator,
+    DependentTriggerGenerator,
     EmpiricalGenerator,
     FakerGenerator,
     Generator,
     NumpyRandomGenerator,
     SequencialGenerator,
+    bounded_sigmoid,
 )
 from circus_core.operations import Apply, DropRow, FieldLogger, Operation
 from circus_core.relationship import make_random_bipartite_data
+from circus_core.state_machine import StateMachine, TransitionLogger
 from circus_core.timers import (
     CyclicTimerGenerator,
     CyclicTimerProfile,
@@ -59,6 +74,9 @@ class World:
     data: dict[str, Any]
     marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    #: each csv_flows model's files, read (and checked) when the world is loaded: the world then
+    #: travels to Dask workers whole, without the files next to it
+    flow_definitions: dict[str, FlowDefinition] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -68,11 +86,18 @@ class World:
     def logs(self) -> tuple[str, ...]:
         """The log ids its stories write, in order of first appearance (no ``logs=`` to forget)."""
         out: list[str] = []
+        models = self.data.get("models", {})
         for story in self.data.get("stories", {}).values():
             for op in story["operations"]:
-                if "log" in op and op["log"]["id"] not in out:
-                    out.append(op["log"]["id"])
-        return tuple(out)
+                ((kind, args),) = op.items()
+                if kind == "log":
+                    out.append(args["id"])
+                elif kind == "run_flows":
+                    out.append(args["log"])
+                elif kind == "tick":
+                    machine = models[args["model"]]["state_machine"]
+                    out.extend(lg for t in machine["transitions"].values() for lg in t.get("loggers", []))
+        return tuple(dict.fromkeys(out))
 
     @property
     def has_reference(self) -> bool:
@@ -80,6 +105,10 @@ class World:
 
     def error(self, path: tuple, message: str) -> WorldFileError:
         return Document(self.file, self.data, self.marks, self.key_marks).error(path, message)
+
+    def place(self, path: tuple) -> str:
+        """``file:line:col: key.path`` of the value at ``path``: where an error found later points."""
+        return f"{Document(self.file, self.data, self.marks, self.key_marks).where(path)}: {dotted_path(path)}"
 
     # --- building (the Scenario's build_reference / build / add_stories) --------------------
     def build_reference(self, circus: Circus, size: int) -> None:
@@ -105,27 +134,42 @@ class World:
             n = self._size(spec.get("size"), world_size if reference else size)
             ids = spec.get("ids")
             pop = circus.create_population(
-                name, n, ids_gen=None if ids is None else self._generator(circus, ids, (*path, "ids"))
+                name, n, ids_gen=None if ids is None else self._generator(circus, ids, (*path, "ids"), base=n)
             )
             for attribute, gen in spec.get("attributes", {}).items():
                 where = (*path, "attributes", attribute)
-                pop.create_attribute(attribute, init_gen=self._generator(circus, gen, where))
+                pop.create_attribute(attribute, init_gen=self._generator(circus, gen, where, base=n))
         for i, spec in enumerate(self.data.get("relationships", [])):
             source = self.data["populations"][spec["from"]]
             if bool(source.get("reference")) == reference:
                 self._relationship(circus, spec, ("relationships", i))
+        for name, spec in self.data.get("models", {}).items():
+            ((kind, args),) = spec.items()
+            if kind == "csv_flows" and bool(self.data["populations"][args["population"]].get("reference")) == reference:
+                model = CsvFlows(self.flow_definitions[name], circus.get_population(args["population"]))
+                model.init_members(circus.seed_for(args.get("stream", f"world/models.{name}")))
 
     @staticmethod
     def _size(spec: Any, size: int) -> int:
+        """A count: ``spec`` itself, or relative to ``size`` (``share``/``per``, ``min``, ``max``)."""
         if spec is None:
             return size
         if isinstance(spec, dict):
-            return max(1, int(spec["share"] * size))
+            n = size // spec["per"] if "per" in spec else int(spec["share"] * size)
+            n = max(spec.get("min", 1), n)
+            return min(spec["max"], n) if "max" in spec else n
         return int(spec)
 
     def _relationship(self, circus: Circus, spec: dict[str, Any], path: tuple) -> None:
-        source, target = circus.get_population(spec["from"]), circus.get_population(spec["to"])
+        source = circus.get_population(spec["from"])
+        target = circus.get_population(spec["to"]) if "to" in spec else None
         rel = source.create_relationship(spec["name"], to_population=target)
+        if "initial_items" in spec:
+            items = spec["initial_items"]
+            bulk = DependentBulkGenerator(circus.get_generator(items["generator"]))
+            rel.add_grouped_relations(source.ids, bulk.generate(np.full(source.size, items["count"])))
+        if target is None or "degree" not in spec:
+            return
         p = min(1.0, spec["degree"] / max(target.size, 1))
         edges = make_random_bipartite_data(
             np.arange(source.size, dtype=np.int64),
@@ -139,31 +183,56 @@ class World:
             weights = self._generator(circus, spec["weights"], (*path, "weights")).generate(len(src))
         rel.add_relations(take(source.ids, src), take(target.ids, dst), weights=weights)
 
-    def _generator(self, circus: Circus, spec: dict[str, Any], path: tuple, seed: bool = True) -> Generator:
+    def _generator(
+        self, circus: Circus, spec: dict[str, Any], path: tuple, seed: bool = True, base: int | None = None
+    ) -> Generator:
         """The generator ``spec`` describes; inline ones get a stream of their own, named by where
-        they are in the file (attached ones get theirs from `Circus.attach_generator`)."""
+        they are in the file or by their ``stream`` (attached ones get theirs from
+        `Circus.attach_generator`).  ``base``: the size a relative ``pool_size`` is relative to."""
         ((kind, args),) = spec.items()
-        own = circus.seed_for("world/" + ".".join(str(p) for p in path)) if seed else None
+        own = None
+        if seed:
+            stream = args.get("stream") if isinstance(args, dict) else None
+            own = circus.seed_for(stream or "world/" + ".".join(str(p) for p in path))
         try:
             if kind == "constant":
                 return ConstantGenerator(args)
             if kind == "sequential":
                 return SequencialGenerator(**args)
+            if kind == "mapped":
+                upstream = self._generator(circus, args["generator"], (*path, kind, "generator"), seed, base)
+                return upstream.map(vectorized_f=_Mapping(args, self.place((*path, kind))))
             if kind == "numpy":
-                params = {k: v for k, v in args.items() if k != "method"}
+                params = {k: v for k, v in args.items() if k not in ("method", "stream")}
                 return NumpyRandomGenerator(args["method"], seed=own, **params)
             if kind == "choice":
                 return EmpiricalGenerator(args["values"], args.get("weights"), seed=own)
             if kind == "faker":
-                return FakerGenerator(args["method"], args.get("locale", "en_US"), own, args.get("pool_size", 5_000))
+                pool = self._size(args.get("pool_size", 5_000), base if base is not None else circus.world_size or 1)
+                return FakerGenerator(args["method"], args.get("locale", "en_US"), own, pool)
             return circus.get_generator(args)
         except CircusError as exc:
             raise self.error((*path, kind), str(exc)) from None
+
+    def _dependent(self, circus: Circus, spec: dict[str, Any], path: tuple) -> DependentGenerator:
+        ((kind, args),) = spec.items()
+        if kind == "bulk":
+            return DependentBulkGenerator(circus.get_generator(args))
+        ((how, conf),) = args.items()
+        try:
+            if how == "bounded_sigmoid":
+                f = bounded_sigmoid(conf["x_min"], conf["x_max"], conf["shape"], conf.get("incrementing", True))
+            else:
+                f = import_function(conf)
+            return DependentTriggerGenerator(f)
+        except CircusError as exc:
+            raise self.error((*path, kind, how), str(exc)) from None
 
     def add_stories(self, circus: Circus) -> None:
         """Every story first (in file order: the order they run in), then their operations, so an
         operation may name a story further down (``force_act_next``, ``transit_to_state``)."""
         stories = self.data.get("stories", {})
+        models = self._models(circus)
         for name, spec in stories.items():
             path = ("stories", name)
             timer = self._timer(circus, spec.get("timer", {"default_daily": True}), (*path, "timer"))
@@ -182,20 +251,61 @@ class World:
             )
         for name, spec in stories.items():
             path = ("stories", name)
-            ops = [self._operation(circus, op, (*path, "operations", i)) for i, op in enumerate(spec["operations"])]
+            ops = [
+                self._operation(circus, op, (*path, "operations", i), models) for i, op in enumerate(spec["operations"])
+            ]
             circus.get_story(name).set_operations(*ops)
 
-    def _state(self, circus: Circus, timer: CyclicTimerGenerator | None, conf: dict[str, Any], path: tuple) -> dict:
+    def _models(self, circus: Circus) -> dict[str, Any]:
+        """The behaviour models, before the stories (a state machine creates its state attribute
+        on a fresh circus, as in Python)."""
+        models: dict[str, Any] = {}
+        for name, spec in self.data.get("models", {}).items():
+            ((kind, args),) = spec.items()
+            population = circus.get_population(args["population"])
+            if kind == "csv_flows":
+                models[name] = CsvFlows(self.flow_definitions[name], population)
+                continue
+            path = ("models", name, kind)
+            try:
+                machine = StateMachine(
+                    name, population, args["states"], args["initial_state"], args.get("state_attribute", "state")
+                )
+                loggers = {
+                    log: TransitionLogger(log, conf.get("fields"), conf.get("attributes"))
+                    for log, conf in args.get("loggers", {}).items()
+                }
+            except CircusError as exc:
+                raise self.error(path, str(exc)) from None
+            for transition, conf in args["transitions"].items():
+                action = conf.get("action")
+                try:
+                    machine.add_transition(
+                        transition,
+                        conf["from"],
+                        conf["to"],
+                        conf["probability"],
+                        action=None if action is None else import_function(action),
+                        loggers=[loggers[log] for log in conf.get("loggers", [])],
+                    )
+                except CircusError as exc:
+                    raise self.error((*path, "transitions", transition), str(exc)) from None
+            models[name] = machine
+        return models
+
+    def _state(self, circus: Circus, timer: Any, conf: dict[str, Any], path: tuple) -> dict:
         state = {"activity": self._activity(circus, timer, conf["activity"], (*path, "activity")) or 0.0}
         if "back_to_default_probability" in conf:
             state["back_to_default_probability"] = conf["back_to_default_probability"]
         return state
 
-    def _timer(self, circus: Circus, spec: dict[str, Any] | None, path: tuple) -> CyclicTimerGenerator | None:
+    def _timer(self, circus: Circus, spec: dict[str, Any] | None, path: tuple) -> Any:
         if spec is None:
             return None  # forced executions only
         ((kind, args),) = spec.items()
         try:
+            if kind == "every":
+                return ConstantDependentGenerator(value=args)  # type: ignore[return-value]
             if kind == "work_hours":
                 return WorkHoursTimerGenerator(circus.clock, **args)
             if kind == "profile":
@@ -205,8 +315,8 @@ class World:
         except CircusError as exc:
             raise self.error((*path, kind), str(exc)) from None
 
-    def _activity(self, circus: Circus, timer: CyclicTimerGenerator | None, spec: Any, path: tuple) -> Any:
-        if spec is None or timer is None:
+    def _activity(self, circus: Circus, timer: Any, spec: Any, path: tuple) -> Any:
+        if spec is None or not isinstance(timer, CyclicTimerGenerator):
             return None  # the engine's default activity (a story without timer is only forced)
         ((per, value),) = spec.items()
         factor = timer.activity(1, per="1D" if per == "per_day" else "7D")
@@ -215,8 +325,18 @@ class World:
             return gen.map(vectorized_f=lambda v: np.asarray(v, dtype=float) * factor)
         return float(value) * factor
 
-    def _operation(self, circus: Circus, spec: dict[str, Any], path: tuple) -> Operation:
+    def _operation(self, circus: Circus, spec: dict[str, Any], path: tuple, models: dict[str, Any]) -> Operation:
         ((kind, args),) = spec.items()
+        if kind == "run_flows":
+            churned = args.get("churned_state")
+            return models[args["model"]].ops.run_flows(
+                args["log"],
+                args.get("member_id_field"),
+                story=None if churned is None else circus.get_story(path[1]),
+                churned_state=churned,
+            )
+        if kind == "tick":
+            return models[args["model"]].ops.tick(args.get("member_id_field"))
         if kind == "lookup":
             return circus.get_population(args["population"]).ops.lookup(args["id_field"], args["select"])
         if kind == "select_one":
@@ -247,6 +367,8 @@ class World:
                 )
             if kind == "neighbourhood_size":
                 return rel_ops.get_neighbourhood_size(args["from"], args["named_as"])
+            if "items" in args:
+                return rel_ops.add_grouped(args["from"], grouped_items_field=args["items"])
             return rel_ops.add(args["from"], args["item"])
         if kind == "drop_row":
             return DropRow(args["condition_field"])
@@ -262,6 +384,9 @@ class World:
                 state=args.get("state"),
                 condition_field=args.get("condition_field"),
             )
+        if kind == "generate" and "dependent" in args:
+            dependent = self._dependent(circus, args["dependent"], (*path, kind, "dependent"))
+            return dependent.ops.generate(args["named_as"], observed_field=args["observed_field"])
         if kind == "generate":
             return self._generator(circus, args["generator"], (*path, kind, "generator")).ops.generate(args["named_as"])
         if kind == "timestamp":
@@ -269,6 +394,37 @@ class World:
         if kind == "apply":
             return Apply(args["inputs"], args["named_as"], import_function(args["function"]))
         return FieldLogger(args["id"], cols=list(args["cols"]))
+
+
+class _Mapping:
+    """The function of a ``mapped`` generator: mapping, function, multiply, add, clip, round, in
+    that order (a class, not a closure: worlds are pickled for Dask workers)."""
+
+    def __init__(self, args: dict[str, Any], where: str) -> None:
+        self.args, self.where = args, where
+
+    def __call__(self, values: Any) -> Any:
+        args = self.args
+        if "mapping" in args:
+            table = {str(k): v for k, v in args["mapping"].items()}  # file keys are text (JSON's are)
+            text = pd.Series(np.asarray(values, dtype=object)).astype(str)
+            out = text.map(table)
+            if out.isna().any():
+                unmapped = sorted(set(text[out.isna()]))[:5]
+                raise CircusError(f"{self.where}: values {unmapped} are not in mapping (keys: {list(table)[:10]})")
+            values = as_column(out.to_numpy())
+        if "function" in args:
+            values = import_function(args["function"])(values)
+        if "multiply" in args:
+            values = np.asarray(values, dtype=float) * args["multiply"]
+        if "add" in args:
+            values = np.asarray(values, dtype=float) + args["add"]
+        if "clip" in args:
+            low, high = args["clip"]
+            values = np.clip(np.asarray(values, dtype=float), low, high)
+        if "round" in args:
+            values = np.round(np.asarray(values, dtype=float), args["round"])
+        return values
 
 
 def import_function(path: str) -> Any:
@@ -295,12 +451,28 @@ def _check_references(world: World) -> None:
         except CircusError as exc:
             raise world.error((key,), str(exc)) from None
     _check_generators(world, data, generators)
+    for name, spec in data["populations"].items():
+        size = spec.get("size")
+        if isinstance(size, dict) and ("share" in size) == ("per" in size):
+            raise world.error(("populations", name, "size"), "give either share or per")
+    models = _check_models(world, populations)
     relationships = set()
     for i, rel in enumerate(data.get("relationships", [])):
         for side in ("from", "to"):
-            if rel[side] not in populations:
+            if side in rel and rel[side] not in populations:
                 raise world.error(("relationships", i, side), _unknown_name("population", rel[side], populations))
-        if data["populations"][rel["from"]].get("reference") and not data["populations"][rel["to"]].get("reference"):
+        if "degree" in rel and "to" not in rel:
+            raise world.error(("relationships", i, "degree"), "random edges (degree) need a 'to' population")
+        if "initial_items" in rel and rel["initial_items"]["generator"] not in generators:
+            name = rel["initial_items"]["generator"]
+            raise world.error(
+                ("relationships", i, "initial_items", "generator"), _unknown_name("generator", name, generators)
+            )
+        if (
+            "to" in rel
+            and data["populations"][rel["from"]].get("reference")
+            and not data["populations"][rel["to"]].get("reference")
+        ):
             raise world.error(
                 ("relationships", i, "to"),
                 f"{rel['from']!r} is a reference population (shared by every shard): its relationships can only "
@@ -326,6 +498,21 @@ def _check_references(world: World) -> None:
                 )
             if kind in ("force_act_next", "transit_to_state"):
                 _check_story_reference(world, args, where)
+            if kind == "generate" and ("generator" in args) == ("dependent" in args):
+                raise world.error(where, "give either generator or dependent (with observed_field)")
+            if kind == "generate" and ("dependent" in args) != ("observed_field" in args):
+                raise world.error(where, "a dependent generator needs observed_field (and only it)")
+            if (
+                kind == "generate"
+                and "bulk" in args.get("dependent", {})
+                and args["dependent"]["bulk"] not in generators
+            ):
+                name = args["dependent"]["bulk"]
+                raise world.error((*where, "dependent", "bulk"), _unknown_name("generator", name, generators))
+            if kind == "add_edges" and ("item" in args) == ("items" in args):
+                raise world.error(where, "give either item (one edge per row) or items (a list field)")
+            if kind in ("run_flows", "tick"):
+                _check_model_operation(world, kind, args, where, models, story)
             if kind == "select_one":
                 if ("relationship" in args) == ("population" in args):
                     raise world.error(where, "give either relationship (with from) or population")
@@ -343,6 +530,8 @@ def _check_references(world: World) -> None:
                         for r in data.get("relationships", [])
                         if f"{r['from']}.{r['name']}" == args.get("relationship")
                     )
+                    if "to" not in rel:
+                        raise world.error((*where, "weight"), "weight needs a relationship to a population")
                     attributes = set(data["populations"][rel["to"]].get("attributes", {}))
                     if args["weight"] not in attributes:
                         kind = f"attribute of population {rel['to']!r}"
@@ -352,6 +541,65 @@ def _check_references(world: World) -> None:
                     import_function(args["function"])
                 except (ImportError, AttributeError) as exc:
                     raise world.error((*where, "function"), f"cannot import {args['function']!r}: {exc}") from None
+
+
+def _check_models(world: World, populations: set[str]) -> dict[str, str]:
+    """Each model's population, states, loggers and actions exist; CSV flow files are read now
+    (their own errors name the file and row).  Returns each model's kind."""
+    kinds: dict[str, str] = {}
+    for name, spec in world.data.get("models", {}).items():
+        ((kind, args),) = spec.items()
+        path = ("models", name, kind)
+        kinds[name] = kind
+        if args["population"] not in populations:
+            raise world.error((*path, "population"), _unknown_name("population", args["population"], populations))
+        if kind == "csv_flows":
+            folder = Path(world.file).parent / args["folder"]
+            if not folder.is_dir():
+                raise world.error((*path, "folder"), f"no folder {str(folder)!r} (events.csv, flows.csv, lookups.csv)")
+            try:
+                world.flow_definitions[name] = load_flow_folder(folder)
+            except CircusError as exc:
+                raise world.error((*path, "folder"), str(exc)) from None
+            continue
+        states, loggers = set(args["states"]), set(args.get("loggers", {}))
+        if args["initial_state"] not in states:
+            raise world.error((*path, "initial_state"), _unknown_name("state", args["initial_state"], states))
+        for transition, conf in args["transitions"].items():
+            where = (*path, "transitions", transition)
+            for side in ("from", "to"):
+                if conf[side] not in states:
+                    raise world.error((*where, side), _unknown_name("state", conf[side], states))
+            for i, log in enumerate(conf.get("loggers", [])):
+                if log not in loggers:
+                    raise world.error((*where, "loggers", i), _unknown_name("logger", log, loggers))
+            if "action" in conf:
+                try:
+                    import_function(conf["action"])
+                except (ImportError, AttributeError) as exc:
+                    raise world.error((*where, "action"), f"cannot import {conf['action']!r}: {exc}") from None
+    return kinds
+
+
+def _check_model_operation(
+    world: World, kind: str, args: dict[str, Any], where: tuple, models: dict[str, str], story: dict[str, Any]
+) -> None:
+    """``run_flows`` names a csv_flows model, ``tick`` a state_machine, of the story's population."""
+    wanted = "csv_flows" if kind == "run_flows" else "state_machine"
+    name = args["model"]
+    if models.get(name) != wanted:
+        known = {m for m, k in models.items() if k == wanted}
+        raise world.error((*where, "model"), _unknown_name(f"{wanted} model", name, known))
+    population = world.data["models"][name][wanted]["population"]
+    if population != story["population"]:
+        raise world.error(
+            (*where, "model"),
+            f"model {name!r} is about population {population!r}, the story's members are {story['population']!r}",
+        )
+    churned = args.get("churned_state")
+    if churned is not None and churned not in story.get("states", {}):
+        states = set(story.get("states", {}))
+        raise world.error((*where, "churned_state"), _unknown_name("state of this story", churned, states))
 
 
 def _check_story_reference(world: World, args: dict[str, Any], where: tuple) -> None:

@@ -22,6 +22,11 @@ FUNCTION = {
     "description": "a Python function as module:function (importable where the world runs)",
 }
 NUMBER = {"type": "number"}
+STREAM = {
+    "type": "string",
+    "minLength": 1,
+    "description": "the name of its random stream (circus.seed_for(stream)); default: its place in the file",
+}
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 NON_NEGATIVE = {"type": "number", "minimum": 0}
 
@@ -47,6 +52,25 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = (), descript
     return schema
 
 
+def _count(whose: str) -> dict[str, Any]:
+    """A count: an integer, or relative to ``whose`` size."""
+    return {
+        "description": f"an integer, or {{share: x}} (x times {whose}) or {{per: n}} (one per n of {whose}), "
+        "with optional min (default 1) and max",
+        "oneOf": [
+            {"type": "integer", "minimum": 0},
+            _object(
+                {
+                    "share": POSITIVE,
+                    "per": {"type": "integer", "minimum": 1},
+                    "min": {"type": "integer", "minimum": 1},
+                    "max": {"type": "integer", "minimum": 1},
+                }
+            ),
+        ],
+    }
+
+
 GENERATOR = _one_of(
     {
         "constant": {"description": "ConstantGenerator(value): always this value"},
@@ -61,7 +85,7 @@ GENERATOR = _one_of(
         "numpy": {
             "type": "object",
             "description": "NumpyRandomGenerator(method, **parameters): a numpy distribution",
-            "properties": {"method": {"type": "string", "minLength": 1}},
+            "properties": {"method": {"type": "string", "minLength": 1}, "stream": STREAM},
             "required": ["method"],
             "additionalProperties": True,
         },
@@ -69,6 +93,7 @@ GENERATOR = _one_of(
             {
                 "values": {"type": "array", "minItems": 1},
                 "weights": {"type": "array", "items": NON_NEGATIVE},
+                "stream": STREAM,
             },
             required=("values",),
             description="EmpiricalGenerator(values, weights): values drawn with these weights",
@@ -77,23 +102,37 @@ GENERATOR = _one_of(
             {
                 "method": {"type": "string", "minLength": 1},
                 "locale": {"type": "string"},
-                "pool_size": {"type": "integer", "minimum": 1},
+                "pool_size": _count("the population's size"),
+                "stream": STREAM,
             },
             required=("method",),
             description="FakerGenerator(method, locale, pool_size)",
         ),
         "generator": {**NAME, "description": "a generator of the world's `generators`, by name"},
+        "mapped": {"$ref": "#/$defs/mapped"},
     },
-    "a generator: one of constant, sequential, numpy, choice, faker, generator",
+    "a generator: one of constant, sequential, numpy, choice, faker, mapped, generator",
 )
 
-SIZE = {
-    "description": "an integer, or {share: x}: x times the world's size (at least 1)",
-    "oneOf": [
-        {"type": "integer", "minimum": 0},
-        _object({"share": POSITIVE}, required=("share",)),
-    ],
-}
+MAPPED = _object(
+    {
+        "generator": {"$ref": "#/$defs/generator"},
+        "mapping": {
+            "type": "object",
+            "description": "value -> value, keys matched against the values as text (every value must be a key)",
+        },
+        "function": FUNCTION,
+        "multiply": NUMBER,
+        "add": NUMBER,
+        "clip": {"type": "array", "items": {"type": ["number", "null"]}, "minItems": 2, "maxItems": 2},
+        "round": {"type": "integer", "minimum": 0, "description": "decimals (numpy.round)"},
+    },
+    required=("generator",),
+    description="generator.map(vectorized_f=...): its values through mapping, function, multiply, add, "
+    "clip and round, in that order",
+)
+
+SIZE = _count("the world's size")
 
 POPULATION = _object(
     {
@@ -109,17 +148,28 @@ RELATIONSHIP = _object(
     {
         "name": NAME,
         "from": NAME,
-        "to": NAME,
-        "degree": {**POSITIVE, "description": "mean edges per member (make_random_bipartite_data)"},
+        "to": {**NAME, "description": "the population its edges point to (none: edges to any value, e.g. item ids)"},
+        "degree": {**POSITIVE, "description": "mean random edges per member (make_random_bipartite_data; needs to)"},
         "weights": GENERATOR,
+        "initial_items": _object(
+            {"count": {"type": "integer", "minimum": 0}, "generator": NAME},
+            required=("count", "generator"),
+            description="add_grouped_relations: every member starts with count edges to values of the named "
+            "generator (e.g. item ids minted by a sequential generator)",
+        ),
     },
-    required=("name", "from", "to", "degree"),
-    description="Population.create_relationship, filled with random edges",
+    required=("name", "from"),
+    description="Population.create_relationship, with random edges (degree) or initial items, or empty",
 )
 
 TIMER = _one_of(
     {
         "default_daily": {"type": "boolean", "description": "DefaultDailyTimerGenerator"},
+        "every": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "ConstantDependentGenerator(value=n): every member acts every n clock steps",
+        },
         "work_hours": _object(
             {
                 "start_hour": {"type": "integer", "minimum": 0, "maximum": 23},
@@ -138,7 +188,7 @@ TIMER = _one_of(
             description="CyclicTimerGenerator(CyclicTimerProfile(weights, slot, start))",
         ),
     },
-    "a timer profile: default_daily, work_hours or profile",
+    "a timer: default_daily, every, work_hours or profile",
 )
 
 STORY_TIMER = {
@@ -153,6 +203,28 @@ ACTIVITY_VALUE = {
 ACTIVITY = _one_of(
     {"per_day": ACTIVITY_VALUE, "per_week": ACTIVITY_VALUE},
     "events per member: per_day or per_week (a number or a generator)",
+)
+
+DEPENDENT = _one_of(
+    {
+        "bulk": {
+            **NAME,
+            "description": "DependentBulkGenerator(generator): a list of n values of the named "
+            "generator per row, n the observed value",
+        },
+        "trigger": _one_of(
+            {
+                "bounded_sigmoid": _object(
+                    {"x_min": NUMBER, "x_max": NUMBER, "shape": NUMBER, "incrementing": {"type": "boolean"}},
+                    required=("x_min", "x_max", "shape"),
+                    description="bounded_sigmoid(x_min, x_max, shape, incrementing)",
+                ),
+                "function": FUNCTION,
+            },
+            "the probability of true for an observed value: bounded_sigmoid or a function",
+        ),
+    },
+    "a dependent generator (values from an observed field): bulk or trigger (DependentTriggerGenerator)",
 )
 
 RELATIONSHIP_REF = {"type": "string", "pattern": r"^[^.]+\.[^.]+$", "description": "population.relationship"}
@@ -188,9 +260,9 @@ OPERATION = _one_of(
             description="relationship.ops.select_one(from, named_as, ...), or population.ops.select_one(named_as)",
         ),
         "generate": _object(
-            {"generator": GENERATOR, "named_as": FIELD},
-            required=("generator", "named_as"),
-            description="generator.ops.generate(named_as)",
+            {"generator": GENERATOR, "dependent": DEPENDENT, "observed_field": FIELD, "named_as": FIELD},
+            required=("named_as",),
+            description="generator.ops.generate(named_as), or dependent.ops.generate(named_as, observed_field)",
         ),
         "timestamp": _object(
             {"named_as": FIELD, "random": {"type": "boolean"}},
@@ -225,9 +297,10 @@ OPERATION = _one_of(
             description="relationship.ops.get_neighbourhood_size(from, named_as): each row's member's edges",
         ),
         "add_edges": _object(
-            {"relationship": RELATIONSHIP_REF, "from": FIELD, "item": FIELD},
-            required=("relationship", "from", "item"),
-            description="relationship.ops.add(from, item): one new edge per row",
+            {"relationship": RELATIONSHIP_REF, "from": FIELD, "item": FIELD, "items": FIELD},
+            required=("relationship", "from"),
+            description="relationship.ops.add(from, item): one new edge per row; or add_grouped(from, items): "
+            "an edge to every value of a list field",
         ),
         "drop_row": _object(
             {"condition_field": FIELD},
@@ -249,6 +322,17 @@ OPERATION = _one_of(
             required=("story", "member_id_field"),
             description="story.ops.transit_to_state(member_id_field, state | state_field, condition_field)",
         ),
+        "run_flows": _object(
+            {"model": NAME, "log": NAME, "member_id_field": FIELD, "churned_state": NAME},
+            required=("model", "log"),
+            description="model.ops.run_flows(log, member_id_field, story, churned_state): one CSV-flows "
+            "session per row (a csv_flows model)",
+        ),
+        "tick": _object(
+            {"model": NAME, "member_id_field": FIELD},
+            required=("model",),
+            description="machine.ops.tick(member_id_field): one tick of a state_machine model per row",
+        ),
         "log": _object(
             {"id": NAME, "cols": {"type": "array", "items": FIELD, "minItems": 1}},
             required=("id", "cols"),
@@ -256,7 +340,63 @@ OPERATION = _one_of(
         ),
     },
     "an operation: lookup, select_one, select_many, neighbourhood_size, add_edges, generate, timestamp, apply, "
-    "drop_row, force_act_next, transit_to_state or log",
+    "drop_row, force_act_next, transit_to_state, run_flows, tick or log",
+)
+
+LOGGER = _object(
+    {
+        "fields": {
+            "description": "batch fields logged: a list, or field -> log column",
+            "oneOf": [
+                {"type": "array", "items": FIELD, "minItems": 1},
+                {"type": "object", "additionalProperties": FIELD},
+            ],
+        },
+        "attributes": {"type": "object", "additionalProperties": FIELD, "description": "attribute -> log column"},
+    },
+    description="TransitionLogger(log, fields, attributes)",
+)
+
+TRANSITION = _object(
+    {
+        "from": NAME,
+        "to": NAME,
+        "probability": {"type": "number", "minimum": 0, "maximum": 100, "description": "percent per tick"},
+        "action": FUNCTION,
+        "loggers": {"type": "array", "items": NAME},
+    },
+    required=("from", "to", "probability"),
+    description="machine.add_transition(name, from, to, probability, action, loggers)",
+)
+
+MODEL = _one_of(
+    {
+        "csv_flows": _object(
+            {
+                "population": NAME,
+                "folder": {
+                    "type": "string",
+                    "description": "events.csv, flows.csv and lookups.csv (relative to the world file)",
+                },
+                "stream": STREAM,
+            },
+            required=("population", "folder"),
+            description="CsvFlows(load_flow_folder(folder), population); init_members at build",
+        ),
+        "state_machine": _object(
+            {
+                "population": NAME,
+                "states": {"type": "array", "items": NAME, "minItems": 1},
+                "initial_state": NAME,
+                "state_attribute": NAME,
+                "loggers": {"type": "object", "additionalProperties": LOGGER},
+                "transitions": {"type": "object", "additionalProperties": TRANSITION, "minProperties": 1},
+            },
+            required=("population", "states", "initial_state", "transitions"),
+            description="StateMachine(name, population, states, initial_state, state_attribute) and its transitions",
+        ),
+    },
+    "a behaviour model: csv_flows or state_machine",
 )
 
 STORY = _object(
@@ -289,10 +429,12 @@ WORLD_SCHEMA: dict[str, Any] = {
             "generators": {"type": "object", "additionalProperties": GENERATOR},
             "populations": {"type": "object", "additionalProperties": POPULATION, "minProperties": 1},
             "relationships": {"type": "array", "items": RELATIONSHIP},
+            "models": {"type": "object", "additionalProperties": MODEL},
             "stories": {"type": "object", "additionalProperties": STORY},
         },
         required=("name", "start", "step", "seed", "populations"),
     ),
+    "$defs": {"generator": GENERATOR, "mapped": MAPPED},
 }
 
 

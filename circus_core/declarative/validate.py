@@ -44,13 +44,28 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _resolve(ref: str) -> dict[str, Any]:
+    """The schema a local ``$ref`` (``#/$defs/name``) points at: recursive parts (a mapped
+    generator maps a generator) are written once."""
+    node: Any = WORLD_SCHEMA
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
 def _check(doc: Document, value: Any, schema: dict[str, Any], path: tuple) -> None:
+    if "$ref" in schema:
+        schema = _resolve(schema["$ref"])
     if "oneOf" in schema:
         _check(doc, value, _branch(value, schema["oneOf"]), path)
         return
     kind = schema.get("type")
     if kind == _NO_BRANCH:
         raise doc.error(path, f"expected {schema['description']}, got {_show(value)}")
+    if isinstance(kind, list):  # e.g. ["number", "null"]
+        if not any(_is(value, k) for k in kind):
+            raise doc.error(path, f"expected {' or '.join(_TYPES[k][1] for k in kind)}, got {_show(value)}")
+        kind = next(k for k in kind if _is(value, k))
     if kind is not None and not _is(value, kind):
         raise doc.error(path, f"expected {_TYPES[kind][1]}, got {_show(value)}")
     if kind == "object":
@@ -58,6 +73,8 @@ def _check(doc: Document, value: Any, schema: dict[str, Any], path: tuple) -> No
     elif kind == "array":
         if len(value) < schema.get("minItems", 0):
             raise doc.error(path, f"needs at least {schema['minItems']} item(s)")
+        if len(value) > schema.get("maxItems", len(value)):
+            raise doc.error(path, f"takes at most {schema['maxItems']} item(s), got {len(value)}")
         if "items" in schema:
             for i, item in enumerate(value):
                 _check(doc, item, schema["items"], (*path, i))
