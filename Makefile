@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dagster,gcp,dev]'
 	touch $@
 
 env: $(VENV)/.installed

@@ -111,7 +111,26 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def require(extra: str, *modules: str) -> None:
+    """A command that runs through Dagster (or the Google clients) says which extra it needs."""
+    import importlib.util
+
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except ModuleNotFoundError:  # its parent package is not there either
+            return True
+
+    missing = [m for m in modules if absent(m)]
+    if missing:
+        raise UsageError(
+            f"this command needs {', '.join(missing)}: pip install 'circus-sim[{extra}]' "
+            "(circus run, validate, new and list need nothing more)"
+        )
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
+    require("dagster", "dagster")
     from pipelines import materialize
 
     scenario = get_scenario(args.scenario)
@@ -141,6 +160,7 @@ def _day(text: str, option: str) -> pd.Timestamp:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    require("dagster", "dagster", "dagster_webserver")
     home = Path(os.environ.get("DAGSTER_HOME", ".dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     dagster = str(Path(sys.executable).with_name("dagster"))
@@ -149,6 +169,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    require("dagster,gcp", "dagster", "google.cloud.pubsub_v1", "google.cloud.storage")
     from pipelines import demo
 
     demo.main(["--scenario", args.scenario, "--days", str(args.days), "--size", str(args.size)])

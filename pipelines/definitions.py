@@ -36,10 +36,9 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.factory import build_delivery_definitions, build_scenario_definitions
+from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import discover
 from resources.cluster import DaskResource
-from resources.export import ExportResource, LazyGCSResource
 from resources.pubsub import PubSubResource
 from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
 from resources.storage import StorageResource
@@ -60,11 +59,6 @@ storage = StorageResource(
     project=_setting("CIRCUS_GCP_PROJECT", ""),
 )
 
-export = ExportResource(
-    bucket=_setting("CIRCUS_EXPORT_BUCKET", ""),
-    prefix=_setting("CIRCUS_EXPORT_PREFIX", "circus"),
-    format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
-)
 
 
 def _pubsub_settings() -> dict[str, Any]:
@@ -96,9 +90,35 @@ def _pubsub_settings() -> dict[str, Any]:
     return values
 
 
-pubsub = PubSubResource(**_pubsub_settings())
 dask = DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", ""))
-gcs = LazyGCSResource(project=dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None)
+
+
+def _delivery(scenarios: list[Any], problems: list[tuple[str, str]]) -> dg.Definitions:
+    """``gcs_export`` and ``pubsub_publish`` of every scenario with their resources, when the
+    Google clients are installed (the ``gcp`` extra); without them the simulation assets load
+    and the missing extra is listed with the load problems."""
+    try:
+        from pipelines.delivery import build_delivery_definitions
+        from resources.export import ExportResource, LazyGCSResource
+    except ImportError as exc:
+        problems.append(("gcs_export, pubsub_publish", f"not available: {exc} (pip install 'circus-sim[gcp]')"))
+        return dg.Definitions()
+    export = ExportResource(
+        bucket=_setting("CIRCUS_EXPORT_BUCKET", ""),
+        prefix=_setting("CIRCUS_EXPORT_PREFIX", "circus"),
+        format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
+    )
+    project = dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None
+    return dg.Definitions.merge(
+        *(build_delivery_definitions(s) for s in scenarios),
+        dg.Definitions(
+            resources={
+                "export": export,
+                "gcs": LazyGCSResource(project=project),
+                "pubsub": PubSubResource(**_pubsub_settings()),
+            }
+        ),
+    )
 
 
 def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
@@ -111,7 +131,7 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
     @dg.asset(
         key=dg.AssetKey(["circus", "scenario_load_errors"]),
         group_name="circus",
-        description=f"These scenarios failed to load; the others are available.\n\n{text}",
+        description=f"These failed to load; everything else is available.\n\n{text}",
     )
     def scenario_load_errors() -> None:
         raise dg.Failure(description=f"{len(problems)} scenario(s) failed to load:\n{text}", allow_retries=False)
@@ -120,9 +140,10 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
 
 
 _found = discover().find_logs()
+_delivered = _delivery(list(_found.scenarios.values()), _found.problems)
 defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in _found.scenarios.values()),
-    *(build_delivery_definitions(s) for s in _found.scenarios.values()),
+    _delivered,
     _load_errors(_found.problems),
-    dg.Definitions(resources={"storage": storage, "export": export, "gcs": gcs, "pubsub": pubsub, "dask": dask}),
+    dg.Definitions(resources={"storage": storage, "dask": dask}),
 )

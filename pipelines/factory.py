@@ -5,9 +5,9 @@
                                  checkpoint (depends on its own previous partition)
     <scenario>/<log_id>          daily partitions, one per log stream, with asset checks
     <scenario>/gcs_export        daily partitions: the day's log files delivered to a bucket
-                                 (pipelines/export.py, `build_delivery_definitions`; job <scenario>_export)
+                                 (pipelines/export.py, `pipelines.delivery`; job <scenario>_export)
     <scenario>/pubsub_publish    daily partitions: each event of the day as a Pub/Sub message
-                                 (pipelines/pubsub/, `build_delivery_definitions`; job <scenario>_publish)
+                                 (pipelines/pubsub/, `pipelines.delivery`; job <scenario>_publish)
 
 Large data never goes through an IO manager: assets write through the storage resource and
 return metadata.  Backfills run in one run that loops over the days in order
@@ -29,15 +29,13 @@ from pydantic import Field, field_validator
 
 from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, log_parts
-from pipelines.export import build_export_asset
-from pipelines.pubsub.asset import build_publish_asset
 from pipelines.scenarios import Scenario
 from pipelines.shards import ShardedResult, run_sharded
 from pipelines.simulate import DayResult, simulate_day
 from resources.cluster import DaskResource
 from resources.storage import StorageResource
 
-__all__ = ["InitialStateConfig", "build_delivery_definitions", "build_scenario_definitions", "scenario_partitions"]
+__all__ = ["InitialStateConfig", "build_scenario_definitions", "scenario_partitions"]
 
 # single-run backfill policies are what make CLI partition ranges run the days in order
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
@@ -223,40 +221,6 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         job, hour_of_day=1, description=f"Every day at 01:00 UTC, simulates the previous day of {name}."
     )
     return dg.Definitions(assets=[initial_state, simulation, *log_assets], jobs=[job], schedules=[schedule])
-
-
-def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
-    """``<scenario>/gcs_export`` and ``<scenario>/pubsub_publish``, with jobs ``<scenario>_export``
-    and ``<scenario>_publish``.
-
-    Apart from `build_scenario_definitions` because delivery needs resources of its own ("gcs",
-    "export", "pubsub") that a simulation-only set of assets must not require, and kept out of the
-    ``<scenario>_daily`` job because it needs a bucket and a topic, which local runs do not have.
-    """
-    logs = [dg.AssetKey([scenario.name, log_id]) for log_id in scenario.log_ids]
-    partitions = scenario_partitions(scenario)
-    export = build_export_asset(scenario, partitions, logs)
-    publish = build_publish_asset(scenario, partitions, logs)
-    jobs = [
-        dg.define_asset_job(
-            f"{scenario.name}_export",
-            selection=dg.AssetSelection.assets(export.key),
-            description=f"Deliver days of {scenario.name} to GCS (needs CIRCUS_EXPORT_BUCKET).",
-        ),
-        dg.define_asset_job(
-            f"{scenario.name}_publish",
-            selection=dg.AssetSelection.assets(publish.key),
-            description=f"Publish days of {scenario.name} to Pub/Sub (needs CIRCUS_PUBSUB_TOPIC).",
-        ),
-    ]
-    # after the 01:00 simulation of the previous day (a day not committed yet fails, naming it; retry later)
-    schedules = [
-        dg.build_schedule_from_partitioned_job(
-            job, hour_of_day=hour, description=f"Every day at {hour:02d}:00 UTC: {job.description}"
-        )
-        for job, hour in zip(jobs, (2, 2), strict=True)
-    ]
-    return dg.Definitions(assets=[export, publish], jobs=jobs, schedules=schedules)
 
 
 def _sharded_initial(

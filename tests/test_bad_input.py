@@ -643,7 +643,8 @@ PUBSUB_PROBE = textwrap.dedent(
         assert isinstance(exc.__cause__, PublishConfigError), type(exc.__cause__)
         print("SETTINGS:", exc.description)
     if len(sys.argv) > 1:  # a real publish run, with the resource as the code location builds it
-        from pipelines.factory import build_delivery_definitions, build_scenario_definitions
+        from pipelines.delivery import build_delivery_definitions
+from pipelines.factory import build_scenario_definitions
         from pipelines.scenarios import get_scenario
         from resources.storage import StorageResource
         from support import failure_text

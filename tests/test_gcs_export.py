@@ -34,7 +34,8 @@ from google.cloud import storage as gcs
 from support import commit_days, everything_on_emulator, failure_text, gcs_emulator
 
 from pipelines.daystore import DayStore
-from pipelines.factory import build_delivery_definitions, build_scenario_definitions
+from pipelines.delivery import build_delivery_definitions
+from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import get_scenario
 from resources.cluster import DaskResource
 from resources.export import ExportResource, LazyGCSResource

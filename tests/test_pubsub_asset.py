@@ -13,7 +13,8 @@ import pytest
 from pubsub_fault_server import FaultServer, fault_server
 from support import commit_days, failure_text
 
-from pipelines.factory import build_delivery_definitions, build_scenario_definitions
+from pipelines.delivery import build_delivery_definitions
+from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import get_scenario
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource

@@ -35,7 +35,8 @@ from google.cloud import storage as gcs
 from support import commit_days, failure_text, gcs_emulator, pubsub_emulator, pull_all
 
 from pipelines.daystore import DayStore
-from pipelines.factory import build_delivery_definitions, build_scenario_definitions
+from pipelines.delivery import build_delivery_definitions
+from pipelines.factory import build_scenario_definitions
 from pipelines.pubsub.asset import fetch_day_files
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
