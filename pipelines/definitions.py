@@ -60,7 +60,6 @@ storage = StorageResource(
 )
 
 
-
 def _pubsub_settings() -> dict[str, Any]:
     """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
     UI), floats and booleans parsed here.  A value that does not parse is not an error here: raising
