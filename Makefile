@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: env test lint bench run demo ui clean
+.PHONY: env test lint bench run demo ui docs clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: env
 
 bench: env
 	$(PY) -m benchmarks $(ARGS)
+
+# The API reference: docs/api.md (the index, kept in the repository) and the pdoc HTML in docs/api/.
+docs: env
+	$(PY) docs/apidoc.py --html docs/api
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

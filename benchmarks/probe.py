@@ -8,7 +8,7 @@ same logs (``voice_cdr`` and ``sms_cdr``: same columns, Arrow types, row laws an
 volumes) the way a hand-written, fully vectorised program would, so that the engine's time can be
 quoted as a multiple of it (`benchmarks.ceiling` runs both and prints the ratios).  It imports
 only the scenario's constants, the default daily profile, the Arrow memory-pool setting that
-`benchmarks.run_one` also uses, and the Parquet writer `circus_core.logs.DayWriter`: no Circus,
+`benchmarks.run_one` also uses, and the Parquet writer `circus_core.io.logs.DayWriter`: no Circus,
 Story, Population, Relationship or generator of `circus_core`.
 
 What it does, per row, like the scenario:
@@ -31,7 +31,7 @@ What it does, per row, like the scenario:
   PRICE in cents per started minute (5 on the same site, 10 otherwise) / 100, or 0.05 for an SMS;
   CURRENCY "EUR"; one Arrow table per log and step with the scenario's column names and types,
   strings as plain ``large_string`` columns;
-- each step's tables handed to a `circus_core.logs.DayWriter` (``write_s``), as
+- each step's tables handed to a `circus_core.io.logs.DayWriter` (``write_s``), as
   `benchmarks.run_one` does: the same files as writing the whole day at once.
 
 What it deliberately does not do: anything the logs do not need.  No per-member timer state (the
@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmarks.run_one import timings
-from circus_core.logs import DayWriter
+from circus_core.io.logs import DayWriter
 from circus_core.timers import DEFAULT_DAILY_PROFILE
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios.telecom import (

@@ -31,7 +31,7 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.client import PublisherClient as GapicPublisher
 from google.pubsub_v1.types import PubsubMessage
 
-from circus_core.logs import write_day
+from circus_core.io.logs import write_day
 from pipelines.emulators import pubsub_emulator
 from pipelines.pubsub.messages import DayEvents
 from pipelines.pubsub.progress import ProgressStore

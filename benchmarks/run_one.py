@@ -2,7 +2,7 @@
 
 A fresh process per measurement makes the peak RSS (``ru_maxrss``) that of this scenario, size
 and duration alone.  The circus runs day by day; each step's logs are handed to a
-`circus_core.logs.DayWriter` (the same files as writing the whole day at once, byte for byte),
+`circus_core.io.logs.DayWriter` (the same files as writing the whole day at once, byte for byte),
 so memory is the state plus a row group per log.
 
 The state's size after the run is reported as bytes per member and per edge
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from circus_core.footprint import footprint
-from circus_core.logs import DayWriter
+from circus_core.io.logs import DayWriter
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 

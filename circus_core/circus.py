@@ -6,7 +6,7 @@ events (stories in the order they were created); round 2 runs the reactions due 
 step, and so on until none is left.  Then every log is put in event-time order, every timer ticks and
 the clock moves on.  The README's "Semantics" section says what a user can rely on.  `run` repeats it;
 neither writes files: logs come back as Arrow tables for the caller to write
-(`circus_core.logs`).
+(`circus_core.io.logs`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class Circus:
 
     def add_story(self, story: Story) -> Story:
         """Register a story built outside `create_story` (a `Story` subclass such as
-        `circus_core.arrivals.ArrivalStory`); its name must be new."""
+        `circus_core.models.arrivals.ArrivalStory`); its name must be new."""
         self._check_new(story.name, self.stories, "story")
         self.stories[story.name] = story
         return story
@@ -277,7 +277,7 @@ class Circus:
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Save everything needed to continue this run (stories' code excepted) to ``path``."""
-        from circus_core.checkpoint import save_circus
+        from circus_core.io.checkpoint import save_circus
 
         return save_circus(self, Path(path))
 
@@ -285,7 +285,7 @@ class Circus:
     def load(cls, path: str | Path, add_stories: Callable[[Circus], None] | None = None) -> Circus:
         """Load a saved circus; ``add_stories(circus)`` re-creates the stories (they are code),
         whose timers, states and streams are then restored."""
-        from circus_core.checkpoint import load_circus
+        from circus_core.io.checkpoint import load_circus
 
         return load_circus(Path(path), add_stories)
 

@@ -165,6 +165,8 @@ def first_occurrences(keys: np.ndarray) -> np.ndarray:
 
 
 def is_string_column(column: Any) -> bool:
+    """True for a column of strings held as a pandas string dtype, an Arrow (large) string dtype
+    or a numpy fixed-width str/bytes array (object arrays are not inspected: that costs a pass)."""
     dtype = getattr(column, "dtype", None)
     if isinstance(dtype, pd.StringDtype):
         return True

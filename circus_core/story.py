@@ -177,7 +177,7 @@ class Story:
     def include_new_members(self) -> None:
         """Give members that joined the population since this story last ran their activity and
         timers now (it happens anyway at the story's next execution).  For components that set
-        activities or timers of members themselves (e.g. `circus_core.engagement`)."""
+        activities or timers of members themselves (e.g. `circus_core.models.engagement`)."""
         self._grow(self.population.size)
 
     def _grow(self, size: int) -> None:

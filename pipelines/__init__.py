@@ -3,3 +3,5 @@
 This package's ``__init__`` imports nothing, so ``pipelines.scenarios`` can be used, tested
 and benchmarked without Dagster.
 """
+
+__all__: list[str] = []

@@ -26,7 +26,7 @@ import pandas as pd
 
 import circus_core
 from circus_core import CircusError
-from circus_core.logs import FORMATS
+from circus_core.io.logs import FORMATS
 from pipelines.scenarios import Scenario, discover, get_scenario
 from pipelines.scenarios.worlds import scenario_from_file
 

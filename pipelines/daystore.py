@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from circus_core import CheckpointError, Circus, CircusError
-from circus_core.logs import write_day
+from circus_core.io.logs import write_day
 from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
 from resources.storage import StorageBackend

@@ -139,10 +139,10 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
 
 
 _found = discover().find_logs()
-_delivered = _delivery(list(_found.scenarios.values()), _found.problems)
+# (one Definitions object at module scope: Dagster refuses a module with two)
 defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in _found.scenarios.values()),
-    _delivered,
+    _delivery(list(_found.scenarios.values()), _found.problems),
     _load_errors(_found.problems),
     dg.Definitions(resources={"storage": storage, "dask": dask}),
 )

@@ -28,6 +28,8 @@ from pipelines.emulators import gcs_emulator, pubsub_emulator, pull_all
 from pipelines.materialize import dagster
 from pipelines.scenarios import all_scenarios, get_scenario
 
+__all__ = ["main"]
+
 PROJECT = "circus-demo"
 BUCKET = "circus-demo-deliveries"
 TOPIC = "circus-events"

@@ -15,7 +15,7 @@ to run again and to trust:
   part) is deleted, and the prefix is listed again: it must hold exactly the exported object.
 
 Parquet files are copied byte for byte.  CSV is converted batch by batch with pyarrow; JSON lines
-are `circus_core.logs.write_jsonl` (the engine's own JSON-lines files; floats exact); timestamps
+are `circus_core.io.logs.write_jsonl` (the engine's own JSON-lines files; floats exact); timestamps
 become ISO-8601 strings in UTC (``2026-01-05T09:30:00.000000Z``) in both.
 """
 
@@ -38,8 +38,8 @@ from google.api_core import exceptions
 from google.cloud import storage as gcs
 
 from circus_core import CircusError
-from circus_core.json_rows import iso_utc
-from circus_core.logs import write_jsonl
+from circus_core.io.json_rows import iso_utc
+from circus_core.io.logs import write_jsonl
 from pipelines.daystore import DayStore, log_parts
 from pipelines.scenarios import Scenario
 from resources.cluster import DaskResource

@@ -23,6 +23,8 @@ from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 from resources.storage import LocalBackend
 
+__all__ = ["backfill", "dagster", "main", "missing_days"]
+
 
 def dagster(*args: str, env: dict[str, str] | None = None) -> None:
     """``dagster asset materialize -m pipelines.definitions <args>``, echoed; exits on failure."""

@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from circus_core import Circus, CircusError
-from circus_core.logs import FORMATS, write_day
+from circus_core.io.logs import FORMATS, write_day
 from circus_core.operations import concat_tables
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
+
+__all__ = ["latest_checkpoint", "main", "run"]
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from circus_core import Circus, CircusError
 from circus_core.checks import check_day
-from circus_core.logs import DayWriter
+from circus_core.io.logs import DayWriter
 from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
 

@@ -1,4 +1,4 @@
-"""Non-homogeneous Poisson arrivals (circus_core.arrivals, seed 004).
+"""Non-homogeneous Poisson arrivals (circus_core.models.arrivals, seed 004).
 
 Statistical tests use fixed seeds and tolerances derived from the distributions: counts of
 arrivals in disjoint intervals of a Poisson process are independent Poisson variables with mean
@@ -17,8 +17,9 @@ import pyarrow as pa
 import pytest
 from scipy import integrate, stats
 
-from circus_core import Circus, CircusError, FieldLogger, LogWriter
-from circus_core.arrivals import (
+from circus_core import Circus, CircusError, FieldLogger
+from circus_core.io import LogWriter
+from circus_core.models.arrivals import (
     ArrivalError,
     ArrivalProcess,
     DailyCurve,

@@ -26,7 +26,6 @@ import pytest
 from support import failure_text
 
 from circus_core import (
-    ArrivalProcess,
     CheckpointError,
     Circus,
     CircusError,
@@ -43,7 +42,6 @@ from circus_core import (
     InvalidParameterError,
     InvalidPathError,
     LengthMismatchError,
-    LogWriter,
     NumpyRandomGenerator,
     Population,
     SequencialGenerator,
@@ -53,8 +51,9 @@ from circus_core import (
     bounded_sigmoid,
     init_story_data,
     logistic,
-    write_day,
 )
+from circus_core.io import LogWriter, write_day
+from circus_core.models import ArrivalProcess
 from circus_core.rng import make_rng
 from pipelines.factory import InitialStateConfig, build_scenario_definitions
 from pipelines.scenarios import get_scenario
@@ -644,7 +643,7 @@ PUBSUB_PROBE = textwrap.dedent(
         print("SETTINGS:", exc.description)
     if len(sys.argv) > 1:  # a real publish run, with the resource as the code location builds it
         from pipelines.delivery import build_delivery_definitions
-from pipelines.factory import build_scenario_definitions
+        from pipelines.factory import build_scenario_definitions
         from pipelines.scenarios import get_scenario
         from resources.storage import StorageResource
         from support import failure_text

@@ -28,11 +28,11 @@ from circus_core import (
     DependentTriggerGenerator,
     FakerGenerator,
     FieldLogger,
-    LogWriter,
     NumpyRandomGenerator,
     SequencialGenerator,
     bounded_sigmoid,
 )
+from circus_core.io import LogWriter
 
 START = "2026-01-05T00:00:00+00:00"
 DAYS = 10

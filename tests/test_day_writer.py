@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import circus_core.logs as logs_module
-from circus_core.logs import DayWriter, write_day
+import circus_core.io.logs as logs_module
+from circus_core.io.logs import DayWriter, write_day
 from circus_core.operations import concat_tables
 
 DAY = "2026-01-05"

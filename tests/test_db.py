@@ -12,7 +12,6 @@ import pytest
 from scipy import stats
 
 from circus_core import (
-    DB,
     CheckpointError,
     CheckpointVersionError,
     Circus,
@@ -23,6 +22,7 @@ from circus_core import (
     Population,
     Relationship,
 )
+from circus_core.io import DB
 
 START = "2026-01-05T00:00:00+00:00"
 

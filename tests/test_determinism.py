@@ -1,6 +1,6 @@
 """Determinism: same scenario and seed → the same bytes; streams are independent per component.
 
-Logs are written with `circus_core.logs.write_day` (one Parquet file per log and day) and
+Logs are written with `circus_core.io.logs.write_day` (one Parquet file per log and day) and
 compared byte for byte, which is what downstream consumers of daily partitions see.
 """
 
@@ -26,8 +26,8 @@ from circus_core import (
     make_random_bipartite_data,
     make_rng,
     stable_id,
-    write_day,
 )
+from circus_core.io import write_day
 from circus_core.operations import concat_tables
 
 START = "2026-01-05T00:00:00+00:00"

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-DOCS = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+#: the tutorial mixes YAML, shell and Python blocks: tests/test_tutorial.py runs it; api.md is generated
+DOCS = sorted(
+    d for d in (Path(__file__).resolve().parents[1] / "docs").glob("*.md") if d.stem not in ("tutorial", "api")
+)
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[d.stem for d in DOCS])

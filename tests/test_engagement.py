@@ -1,4 +1,4 @@
-"""The engagement model (circus_core.engagement), on small hand-built circuses.
+"""The engagement model (circus_core.models.engagement), on small hand-built circuses.
 
 Tolerances: a member's executions of a driven story are a Poisson process whose rate is its
 activity (tests/test_timers.py), so counts summed over members are Poisson with a known mean
@@ -26,8 +26,8 @@ from circus_core import (
     FieldLogger,
     SequencialGenerator,
 )
-from circus_core.engagement import Engagement, EngagementConfig, EngagementError, PurchaseConfig
 from circus_core.errors import CircusError
+from circus_core.models.engagement import Engagement, EngagementConfig, EngagementError, PurchaseConfig
 
 START = "2026-01-05T00:00:00+00:00"
 STATIC = EngagementConfig(volatility=0.0, user_sd=0.8, churn_per_day=0.0)

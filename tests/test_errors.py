@@ -36,8 +36,8 @@ from circus_core import (
     UnknownMemberError,
     UnknownNameError,
     init_story_data,
-    write_day,
 )
+from circus_core.io import write_day
 
 START = "2026-01-05T00:00:00+00:00"
 

@@ -16,16 +16,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from circus_core import (
-    Chain,
-    Circus,
-    CircusError,
-    ConstantDependentGenerator,
-    init_story_data,
-)
-from circus_core.flows import CsvFlows, FlowsConfig, position_weights, skip_days_range
-from circus_core.flows_csv import FlowsFileError, load_flow_definition
-from circus_core.logs import write_day
+from circus_core import Chain, Circus, CircusError, ConstantDependentGenerator, init_story_data
+from circus_core.io.logs import write_day
+from circus_core.models.flows import CsvFlows, FlowsConfig, position_weights, skip_days_range
+from circus_core.models.flows_csv import FlowsFileError, load_flow_definition
 
 START = "2026-01-05T00:00:00+00:00"
 SIGMAS = 5.0

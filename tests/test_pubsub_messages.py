@@ -19,7 +19,7 @@ from google.protobuf.internal.encoder import _VarintBytes
 from google.pubsub_v1.types import pubsub as types
 
 from circus_core import CircusError
-from circus_core.json_rows import json_rows
+from circus_core.io.json_rows import json_rows
 from pipelines.pubsub.messages import (
     DayEvents,
     Encoder,

@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from circus_core import Circus
-from circus_core.arrivals import read_countries, seed_004_curve
+from circus_core.models.arrivals import read_countries, seed_004_curve
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.app_store import (
     IN_APP_PURCHASE_PROBABILITY,

@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from circus_core import Circus, LogWriter
-from circus_core.state_machine import ActionContext, StateMachine, TransitionBatch
+from circus_core import Circus
+from circus_core.io import LogWriter
+from circus_core.models.state_machine import ActionContext, StateMachine, TransitionBatch
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.banking import (
     LOAN_AMOUNTS,

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from circus_core import LogWriter
-from circus_core.flows_csv import load_flow_folder
+from circus_core.io import LogWriter
+from circus_core.models.flows_csv import load_flow_folder
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.csv_flows import SCENARIO, TEMPLATES
 

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from circus_core import Circus, LogWriter
+from circus_core import Circus
+from circus_core.io import LogWriter
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.mobile_app import INSTALL_RATE, PRODUCTS, PURCHASES, SCENARIO, engagement_model
 

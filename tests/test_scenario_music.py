@@ -16,7 +16,6 @@ import pytest
 from scipy import stats
 
 from circus_core import (
-    DB,
     Chain,
     CheckpointVersionError,
     Circus,
@@ -24,6 +23,7 @@ from circus_core import (
     DefaultDailyTimerGenerator,
     WorkHoursTimerGenerator,
 )
+from circus_core.io import DB
 from pipelines.scenarios import get_scenario, music, music_db
 
 USERS = 500

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from circus_core import Circus
-from circus_core.logs import write_day
+from circus_core.io.logs import write_day
 from circus_core.timers import DEFAULT_DAILY_PROFILE
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.telecom import (

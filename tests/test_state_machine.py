@@ -24,7 +24,7 @@ from circus_core import (
     UnknownNameError,
     init_story_data,
 )
-from circus_core.state_machine import (
+from circus_core.models.state_machine import (
     ActionContext,
     StateMachine,
     StateMachineError,

@@ -38,8 +38,6 @@ from circus_core.columns import as_column, take
 from circus_core.declarative.source import Document, WorldFileError, did_you_mean, dotted_path, read_document
 from circus_core.declarative.validate import validate_document
 from circus_core.errors import CircusError
-from circus_core.flows import CsvFlows
-from circus_core.flows_csv import FlowDefinition, load_flow_folder
 from circus_core.generators import (
     ConstantDependentGenerator,
     ConstantGenerator,
@@ -53,9 +51,11 @@ from circus_core.generators import (
     SequencialGenerator,
     bounded_sigmoid,
 )
+from circus_core.models.flows import CsvFlows
+from circus_core.models.flows_csv import FlowDefinition, load_flow_folder
+from circus_core.models.state_machine import StateMachine, TransitionLogger
 from circus_core.operations import Apply, DropRow, FieldLogger, Operation
 from circus_core.relationship import make_random_bipartite_data
-from circus_core.state_machine import StateMachine, TransitionLogger
 from circus_core.timers import (
     CyclicTimerGenerator,
     CyclicTimerProfile,

@@ -9,3 +9,5 @@
 Settings live in ``resources/pubsub_settings.py`` (shared with the resource).  Only ``asset.py``
 imports Dagster, so the publisher runs the same from a benchmark or a script.
 """
+
+__all__: list[str] = []

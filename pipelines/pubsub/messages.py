@@ -9,7 +9,7 @@ The event id is ``<scenario>:<log_id>:<day>:<row>`` (the row's index in the day'
 day's files are byte-identical for a given scenario, size and seed, so a re-sent event carries the
 same id, and consumers can de-duplicate on it.
 
-JSON payloads are `circus_core.json_rows.json_rows` (column-wise, exact floats, ISO-8601 UTC
+JSON payloads are `circus_core.io.json_rows.json_rows` (column-wise, exact floats, ISO-8601 UTC
 timestamps with microseconds), the same encoding as the engine's JSON-lines files.  Avro payloads are schemaless binary
 records (fastavro) of a schema derived from the log's Arrow schema (`avro_schema`); consumers
 find the schema in the asset's metadata and in storage next to the progress files.
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from circus_core import CircusError
-from circus_core.json_rows import concat_binary, iso_utc, json_rows
+from circus_core.io.json_rows import concat_binary, iso_utc, json_rows
 
 __all__ = [
     "DayEvents",

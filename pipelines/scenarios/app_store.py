@@ -7,7 +7,7 @@
   low elsewhere).
 - ``app`` members (``max(MIN_APPS, size // USERS_PER_APP)``) have a category, a price (85 % free)
   and a popularity (lognormal, sigma 1.5: a few hits, a long tail).
-- ``store_visit`` is an arrival story (`circus_core.arrivals`): store visits are a
+- ``store_visit`` is an arrival story (`circus_core.models.arrivals`): store visits are a
   non-homogeneous Poisson process per country, ``VISITS_PER_USER_PER_DAY`` per user per day on
   average, the country's rate following seed 004's cosine day (peak 16:00, trough 04:00 local
   time) shifted by its UTC offset; every visit picks a user of its country uniformly.  Countries
@@ -38,7 +38,7 @@ from circus_core import (
     NumpyRandomGenerator,
     SequencialGenerator,
 )
-from circus_core.arrivals import ArrivalProcess, create_arrival_story, read_countries
+from circus_core.models.arrivals import ArrivalProcess, create_arrival_story, read_countries
 from pipelines.scenarios.base import Scenario
 
 __all__ = [

@@ -10,7 +10,7 @@ tick, in percent:
   the other 50 % stay on the screen.
 
 So a user logs in about 1.4 times a day, spends about 1.4 times a day and is paid about once a
-week.  The actions (vectorised callbacks, `circus_core.state_machine`) keep the balances:
+week.  The actions (vectorised callbacks, `circus_core.models.state_machine`) keep the balances:
 
 - ``income`` credits the user's ``income`` (a per-user amount) to ``balance``, of which
   `LOAN_REPAYMENT_SHARE` first repays the loan, if any;
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from circus_core import STR, Circus, NumpyRandomGenerator
-from circus_core.state_machine import ActionContext, StateMachine, TransitionBatch, TransitionLogger
+from circus_core.models.state_machine import ActionContext, StateMachine, TransitionBatch, TransitionLogger
 from pipelines.scenarios.base import Scenario
 
 __all__ = [

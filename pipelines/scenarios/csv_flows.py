@@ -2,7 +2,7 @@
 
 The flows, events, properties, shard keys and lookup table come from the templates shipped in
 ``pipelines/scenarios/csv_flows/`` (``events.csv``, ``flows.csv``, ``lookups.csv``; their
-README describes the columns); the behaviour is `circus_core.flows.CsvFlows` with the seed's
+README describes the columns); the behaviour is `circus_core.models.flows.CsvFlows` with the seed's
 constants:
 
 - ``user`` members (``size`` of them) hold the model's state: user probability, churn
@@ -24,8 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from circus_core import Circus, DefaultDailyTimerGenerator, NumpyRandomGenerator
-from circus_core.flows import CsvFlows
-from circus_core.flows_csv import FlowDefinition, load_flow_folder
+from circus_core.models.flows import CsvFlows
+from circus_core.models.flows_csv import FlowDefinition, load_flow_folder
 from pipelines.scenarios.base import Scenario
 
 __all__ = ["SCENARIO", "SESSIONS_PER_DAY", "TEMPLATES", "definition"]

@@ -1,6 +1,6 @@
 """Mobile app: engagement-driven sessions, screen views and in-app purchases; installs and churn.
 
-Seed 002's session-engagement user with its purchase layer, on `circus_core.engagement`:
+Seed 002's session-engagement user with its purchase layer, on `circus_core.models.engagement`:
 
 - ``user`` members (``size`` of them) have a platform, a country and the hidden engagement state
   (`Engagement.create_attributes`): a long-run level per user, a current log-engagement that
@@ -37,7 +37,7 @@ from circus_core import (
     NumpyRandomGenerator,
     SequencialGenerator,
 )
-from circus_core.engagement import Engagement, EngagementConfig, PurchaseConfig
+from circus_core.models.engagement import Engagement, EngagementConfig, PurchaseConfig
 from pipelines.scenarios.base import Scenario
 
 __all__ = [

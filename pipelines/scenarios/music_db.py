@@ -29,7 +29,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from circus_core import DB, Circus, EmpiricalGenerator, Population
+from circus_core import Circus, EmpiricalGenerator, Population
+from circus_core.io import DB
 from pipelines.scenarios import music
 from pipelines.scenarios.base import Scenario
 

@@ -8,7 +8,7 @@ that the person who edits the spreadsheet can find the cell.
 
 ``events.csv`` -- columns ``event,property,value``: the events and the values their properties
     take, one row per value.  The order of a property's rows is its rank (the first values are
-    drawn most often, see `circus_core.flows.position_weights`).  An event without properties
+    drawn most often, see `circus_core.models.flows.position_weights`).  An event without properties
     has one row with ``property`` and ``value`` empty.
 ``flows.csv`` -- columns ``flow,event,probability``: one row per step of a flow, in order.  A
     user who reached a step performs its event with ``probability`` (0 to 1); otherwise the flow

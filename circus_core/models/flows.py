@@ -25,7 +25,7 @@ over users, events and days) but column-wise, one clock step at a time, for all 
 session story fires; their state lives in population attributes, so it is checkpointed with the
 rest and a run restarts day by day; randomness comes from the story's named streams; the seed's
 informal rules (the quartile rule, "closer to 1-3 days") are exact and tested; files are
-validated with errors that name file, line and column (`circus_core.flows_csv`).
+validated with errors that name file, line and column (`circus_core.models.flows_csv`).
 
 Use: ``model = CsvFlows(load_flow_folder(folder), users)``; at build time
 ``model.init_members(seed)``; in the story ``story.set_operations(model.ops.run_flows("events",
@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 
 from circus_core.columns import STR, as_column, to_arrow
 from circus_core.errors import CircusError
-from circus_core.flows_csv import FlowDefinition
+from circus_core.models.flows_csv import FlowDefinition
 from circus_core.operations import Context, Logs, Operation, assign, field
 
 if TYPE_CHECKING:

@@ -9,12 +9,14 @@ format version, and loaded into other circuses.  The root is explicit (``DB(root
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from circus_core.checkpoint import (
+from circus_core.errors import CheckpointError, CircusError
+from circus_core.io.checkpoint import (
     FORMAT_VERSION,
     generator_config,
     generator_from_config,
@@ -26,7 +28,6 @@ from circus_core.checkpoint import (
     write_json,
     write_table,
 )
-from circus_core.errors import CheckpointError, CircusError
 from circus_core.population import Population
 from circus_core.relationship import Relationship
 
@@ -60,12 +61,12 @@ class DB:
             )
         return path
 
-    def list(self, namespace: str, kind: str) -> list[str]:
+    def list(self, namespace: str, kind: str) -> builtins.list[str]:
         """Ids of the saved entries of ``kind`` ("population", "relationship", "generator")."""
         folder = self.root / namespace / kind
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
 
-    def namespaces(self) -> list[str]:
+    def namespaces(self) -> builtins.list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
 
     def remove_namespace(self, namespace: str) -> None:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from circus_core.checks import check_day, check_int, check_path_name
 from circus_core.errors import CircusError, InvalidParameterError, InvalidPathError
-from circus_core.json_rows import json_lines
+from circus_core.io.json_rows import json_lines
 from circus_core.operations import concat_tables
 
 __all__ = ["DayWriter", "LogWriter", "check_day_logs", "write_day", "write_jsonl"]
@@ -146,7 +146,7 @@ def check_day_logs(logs: object, out: object, date: object, fmt: object = "parqu
 
 def write_jsonl(rows: pa.Table | Iterable[pa.RecordBatch], path: str | Path) -> None:
     """A table (or batches of one, for files larger than memory) as JSON lines, one object per row,
-    encoded by `circus_core.json_rows` (timestamps as ISO-8601 UTC strings, floats exact)."""
+    encoded by `circus_core.io.json_rows` (timestamps as ISO-8601 UTC strings, floats exact)."""
     batches = rows.to_batches(max_chunksize=65_536) if isinstance(rows, pa.Table) else rows
     with Path(path).open("wb") as f:
         for batch in batches:
