@@ -1,6 +1,6 @@
 """A heavy-tailed CDR world: the benchmark scenario of realistic telecom traffic.
 
-In the spirit of the ancestor library's own CDR test scenario (seed 000's telecom example grown
+In the spirit of the ancestor library's own CDR test scenario (trumania's telecom example grown
 to production shape), and built to be hard where real worlds are hard:
 
 - **Pareto(alpha = 1.1) activity**: calls and texts per day are ``XM * (1 + Lomax(1.1))``, so most

@@ -327,7 +327,7 @@ class EmpiricalGenerator(Generator):
     """Values drawn with replacement from ``values`` with probabilities ∝ ``weights``.
 
     Build one from data with `from_table`: the empirical distribution of a column of a real data
-    set (seed 000, example 4).
+    set (trumania, example 4).
     """
 
     def __init__(self, values: Any, weights: Any = None, seed: int | None = None) -> None:

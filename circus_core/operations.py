@@ -150,7 +150,7 @@ def finish_logs(logs: Logs) -> Logs:
 def init_story_data(member_id_field: str, active_ids: Any) -> pd.DataFrame:
     """The initial ``story_data`` of a step: one row per active member id.
 
-    Also the way to run a `Chain` by hand, e.g. at build time (seed 000, example 3 step 4).
+    Also the way to run a `Chain` by hand, e.g. at build time (trumania, example 3 step 4).
     """
     return pd.DataFrame({member_id_field: as_column(active_ids)})
 
@@ -253,7 +253,7 @@ class Apply(AddColumns):
 
     ``f_args="series"`` calls ``f(*series)``; ``"dataframe"`` calls ``f(story_data[source_fields])``.
     ``f`` returns one Series/array per name in ``named_as`` (or a DataFrame with those columns,
-    matched by position), with story_data's index, as in seed 000 example 1 step 7.
+    matched by position), with story_data's index, as in trumania example 1 step 7.
     """
 
     def __init__(

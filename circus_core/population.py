@@ -103,7 +103,7 @@ class Attribute:
 
     def extend(self, values: Column) -> None:
         """Values of members that joined the population."""
-        # attributes created empty (seed 000 example 3) take the type of their first values
+        # attributes created empty (trumania example 3) take the type of their first values
         self.values = concat_columns([self.values, values]) if len(self.values) else encode(values)
         self.version += 1
 

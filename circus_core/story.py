@@ -157,7 +157,7 @@ class Story:
 
     @staticmethod
     def init_story_data(member_id_field: str, active_ids: Any) -> pd.DataFrame:
-        """See `circus_core.operations.init_story_data` (seed 000, example 3 step 4)."""
+        """See `circus_core.operations.init_story_data` (trumania, example 3 step 4)."""
         return init_story_data(member_id_field, active_ids)
 
     def rng(self, key: str) -> np.random.Generator:

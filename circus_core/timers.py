@@ -1,7 +1,7 @@
 """Timer profiles: when, over a cycle (a day, a week...), a story is more likely to fire.
 
 Activity levels are numbers of events per profile period.  After each execution a member's
-timer is reset by "walking the histogram" (seed 000): draw an exponential amount of
+timer is reset by "walking the histogram" (trumania): draw an exponential amount of
 probability mass with mean ``1 / activity`` periods and walk it along the profile from where
 the last event was; the step where the walk lands is the next execution.
 

@@ -1,4 +1,4 @@
-"""Non-homogeneous Poisson arrivals (circus_core.models.arrivals, seed 004).
+"""Non-homogeneous Poisson arrivals (circus_core.models.arrivals, the Kubernetes Pub/Sub generator).
 
 Statistical tests use fixed seeds and tolerances derived from the distributions: counts of
 arrivals in disjoint intervals of a Poisson process are independent Poisson variables with mean

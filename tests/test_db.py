@@ -1,4 +1,4 @@
-"""The DB (seed 000, example 4) and building circus parts from existing tables."""
+"""The DB (trumania, example 4) and building circus parts from existing tables."""
 
 from __future__ import annotations
 

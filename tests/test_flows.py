@@ -1,4 +1,4 @@
-"""CSV-defined flows (seed 003): the files, the flows, the keys, the skip days, churn, the
+"""CSV-defined flows (the CSV event generator): the files, the flows, the keys, the skip days, churn, the
 position rule, JSON lines output.
 
 Statistical assertions use a fixed seed and a tolerance of 5 standard deviations of the

@@ -54,7 +54,7 @@ def test_apply_on_several_series() -> None:
 
 def test_apply_on_a_dataframe_with_several_outputs() -> None:
     """f_args="dataframe": f gets story_data[source_fields] and returns one column per named_as
-    (seed 000 example 1, step 7: price and currency)."""
+    (trumania example 1, step 7: price and currency)."""
     data = init_story_data("id", [1, 2, 3]).assign(duration=[30, 90, 300])
 
     def price(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -52,9 +53,14 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def test_the_base_package_runs_a_yaml_world_in_a_fresh_environment(tmp_path: Path) -> None:
+    # built from a copy: setuptools leaves build/ behind, whose stale modules a later wheel would ship
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "out", "*.egg-info", ".dagster_home")
+    )
     wheels = tmp_path / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(source)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -1,7 +1,7 @@
-"""Relationships: edges, and the select/add/remove operations with the semantics of seed 000.
+"""Relationships: edges, and the select/add/remove operations with the semantics of trumania.
 
 Selections are run either inside stories (``circus.step``) or by calling the operation on a
-``story_data`` built with `init_story_data` and a circus context, which is how seed 000 runs a
+``story_data`` built with `init_story_data` and a circus context, which is how trumania runs a
 Chain by hand.  Distribution checks are chi-square tests at p > 0.001 with fixed seeds.
 """
 

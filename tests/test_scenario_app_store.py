@@ -1,4 +1,4 @@
-"""The app_store scenario (seed 004): global store traffic following the sun.
+"""The app_store scenario (the Kubernetes Pub/Sub generator): global store traffic following the sun.
 
 One straight 2-day run at 3,000 users, and a restart from the checkpoint taken after day 1.
 Tolerances are derived from the distributions (Poisson, binomial, multinomial), 5 sd or p > 1e-6.
@@ -111,7 +111,7 @@ def test_visit_volume_and_country_mix(run: Run) -> None:
 
 
 def test_traffic_peaks_at_16_local_time_not_utc(run: Run) -> None:
-    """In local time (UTC + the country's offset) visits follow seed 004's cosine: their circular
+    """In local time (UTC + the country's offset) visits follow the Pub/Sub generator's cosine: their circular
     mean time of day is 16:00, within 5 standard errors (sqrt((1 - E cos 2(theta - mu)) /
     (2 n rho^2)), computed from the curve).  In UTC the world's traffic peaks hours earlier
     (Asia leads)."""

@@ -1,4 +1,4 @@
-"""The banking scenario (seed 001): what the seed's state machine says must happen, checked on two
+"""The banking scenario (doge-datagen): what the seed's state machine says must happen, checked on two
 simulated days of 1,000 users.
 
 The run is instrumented, not mocked: the spending and take_loan actions are wrapped by recorders
@@ -106,7 +106,7 @@ def test_registered_with_midnight_start_and_minute_ticks() -> None:
     assert get_scenario("banking") is SCENARIO
     start = pd.Timestamp(SCENARIO.start)
     assert start == start.normalize() and start.day_name() == "Monday"
-    assert SCENARIO.step == "1min"  # seed 001's tick: its probabilities are per minute
+    assert SCENARIO.step == "1min"  # doge-datagen's tick: its probabilities are per minute
     assert set(SCENARIO.log_ids) == {"clickstream", "transactions", "balances", "loans"}
 
 

@@ -32,7 +32,7 @@ def test_registered_with_the_templates() -> None:
     assert SCENARIO.log_ids == ("events",) and SCENARIO.start == "2026-01-05T00:00:00+00:00"
     assert sorted(p.name for p in TEMPLATES.iterdir()) == ["README.md", "events.csv", "flows.csv", "lookups.csv"]
     definition = load_flow_folder(TEMPLATES)
-    # "session id" is listed as a shard key too: still one session id column (seed 003)
+    # "session id" is listed as a shard key too: still one session id column (the CSV event generator)
     assert definition.secondary_keys == ("device_id", "install_id") and definition.session_key == "session_id"
     readme = (TEMPLATES / "README.md").read_text()
     for column in ("event", "property", "value", "flow", "probability", "name", "kind"):

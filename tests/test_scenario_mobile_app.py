@@ -1,4 +1,4 @@
-"""The mobile-app scenario (seed 002): two simulated days of 2,000 users.
+"""The mobile-app scenario (the SQL-backed user generator): two simulated days of 2,000 users.
 
 The straight run writes its logs day by day with `LogWriter`; a run cut at the day boundary
 (save, `SCENARIO.restore`, one more day) must write the same bytes and end in the same state,

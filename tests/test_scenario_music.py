@@ -1,4 +1,4 @@
-"""The music scenarios (seed 000 examples 3 and 4): songs built by a Chain at build time, listens
+"""The music scenarios (trumania examples 3 and 4): songs built by a Chain at build time, listens
 in work hours at 10-30 per user per work day, a Chain shared by the listen and share stories,
 the song library kept in and reloaded from the DB, restarts and determinism."""
 

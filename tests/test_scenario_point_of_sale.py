@@ -1,4 +1,4 @@
-"""The point-of-sale scenario (seed 000, example 2): what the seed says must happen, checked on
+"""The point-of-sale scenario (trumania, example 2): what the seed says must happen, checked on
 one simulated week of 3,000 customers and 30 shops.
 
 The week is run once, step by step, saving a checkpoint on Thursday at noon.  The purchase

@@ -1,4 +1,4 @@
-"""The telecom CDR scenario (seed 000, example 1): what the seed says should happen.
+"""The telecom CDR scenario (trumania, example 1): what the seed says should happen.
 
 Most tests read one shared run (2,000 subscribers, 2 simulated days).  Statistical tests use
 the fixed scenario seed and tolerances derived from the distribution of the statistic (the

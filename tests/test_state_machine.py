@@ -1,4 +1,4 @@
-"""The state machine component (seed 001): transition frequencies, vetoes, timestamps, errors.
+"""The state machine component (doge-datagen): transition frequencies, vetoes, timestamps, errors.
 
 Statistical tests use fixed seeds and tolerances of 5 standard deviations of the statistic's
 distribution (binomial counts: sd = sqrt(n p (1 - p))), said at each assertion.  The exposure of a
@@ -146,7 +146,7 @@ def test_timestamps_are_spread_uniformly_inside_the_tick(run: Run) -> None:
         within(count, n, 0.1, f"decile {k}")
     # and the mean position is 1/2 within 5 sd of the mean of n uniforms (sd sqrt(1/12/n))
     assert abs(offset.mean() - 0.5) <= SIGMAS * math.sqrt(1 / 12 / n)
-    # not all at the tick's start, as in seed 001
+    # not all at the tick's start, as in doge-datagen
     assert (offset == 0).mean() < 0.001
 
 

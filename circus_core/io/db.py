@@ -1,4 +1,4 @@
-"""The DB: a namespaced store of reusable circus parts (seed 000, example 4).
+"""The DB: a namespaced store of reusable circus parts (trumania, example 4).
 
 Populations (with their relationships to plain ids or to themselves), relationships and
 serialisable generators (notably empirical distributions learnt from real data) are saved

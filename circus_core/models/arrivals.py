@@ -1,5 +1,5 @@
 """Non-homogeneous Poisson arrivals: traffic whose rate follows the local time of day of where it
-comes from (seed 004).
+comes from (the Kubernetes Pub/Sub generator).
 
 An `ArrivalProcess` has *segments* (countries, say), each with a weight and a UTC offset, and one
 `DailyCurve`: the relative intensity over a local day.  Segment ``s`` receives arrivals at rate
@@ -204,13 +204,13 @@ class DailyCurve:
 
 @functools.cache
 def seed_004_curve() -> DailyCurve:
-    """The default curve: seed 004's cosine, peak at 16:00 local time, 3 % of it at 04:00
+    """The default curve: the Kubernetes Pub/Sub generator's cosine, peak at 16:00 local time, 3 % of it at 04:00
     (built once: curves are read-only)."""
     return DailyCurve.cosine(16.0, 0.03)
 
 
 def as_curve(curve: Any, where: str = "arrival process") -> DailyCurve:
-    """A `DailyCurve` from a curve, ``None`` (seed 004's cosine), a vectorised function of the
+    """A `DailyCurve` from a curve, ``None`` (the Kubernetes Pub/Sub generator's cosine), a vectorised function of the
     hour, step values (24 hourly ones...) or the path of a CSV file of them."""
     if curve is None:
         return seed_004_curve()
@@ -290,7 +290,7 @@ def read_countries(path: str | Path | None = None) -> pd.DataFrame:
     """The country table: the one shipped in ``circus_core/data`` (73 countries, sources in its
     README) or a CSV with the same columns: code, name, population, internet_penetration (0..1)
     and utc_offset (``+05:30``).  Adds ``utc_offset_seconds`` and ``potential_users``
-    (population x internet penetration, seed 004's country weight)."""
+    (population x internet penetration, the Kubernetes Pub/Sub generator's country weight)."""
     if path is None:
         path = Path(str(resources.files("circus_core").joinpath("data", COUNTRIES_CSV)))
     path = Path(path)
@@ -386,7 +386,7 @@ class ArrivalProcess:
         weights: Sequence[float] | None = None,
     ) -> ArrivalProcess:
         """Countries as segments (default: the shipped table), weighted by potential users
-        (population x internet penetration, seed 004) unless ``weights`` are given."""
+        (population x internet penetration, the Kubernetes Pub/Sub generator) unless ``weights`` are given."""
         df = countries if isinstance(countries, pd.DataFrame) else read_countries(countries)
         for col in ("code", "utc_offset"):
             if col not in df.columns:

@@ -1,4 +1,4 @@
-"""CSV-defined flows (seed 003): users walk through flows of events read from spreadsheets.
+"""CSV-defined flows (the CSV event generator): users walk through flows of events read from spreadsheets.
 
 A *flow* is an ordered list of events, each with a success probability.  At every session a
 user attempts every flow in file order; at each step the user performs the event (one log row)

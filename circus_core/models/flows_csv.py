@@ -1,4 +1,4 @@
-"""Reading the three CSV files that define a flow model (seed 003): events, flows, lookups.
+"""Reading the three CSV files that define a flow model (the CSV event generator): events, flows, lookups.
 
 The seed's generator read an events file, a flows file and a lookup table file exported from a
 spreadsheet, and failed somewhere deep inside the generation when a cell was wrong.  Here the

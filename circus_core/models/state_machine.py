@@ -1,4 +1,4 @@
-"""State machines: members moving between states with a probability per tick (seed 001).
+"""State machines: members moving between states with a probability per tick (doge-datagen).
 
 Seed 001 (doge_datagen) models behaviour as a state machine traversed by many subjects: at each
 tick every subject takes at most one of the transitions leaving its state, each with a
@@ -85,7 +85,7 @@ class TransitionLogger:
     ``fields`` lists batch fields (or maps batch field -> log column); the default is the member
     id, `TIME_FIELD`, `TRANSITION_FIELD`, `FROM_STATE_FIELD` and `TO_STATE_FIELD`.
     ``attributes`` maps population attributes to log columns, read at the end of the tick, after
-    every action (a balance after the payment).  One logger may serve several transitions (seed 001's
+    every action (a balance after the payment).  One logger may serve several transitions (doge-datagen's
     ``clickstream_sink``): their rows share the log, so they must give its fields the same types.
     """
 
@@ -118,7 +118,7 @@ class TransitionLogger:
 
 class Transition:
     """One arrow of the machine: ``name`` from ``from_state`` to ``to_state`` (may be the same
-    state: seed 001's income and spending), taken with ``probability`` percent per tick."""
+    state: doge-datagen's income and spending), taken with ``probability`` percent per tick."""
 
     def __init__(
         self,
@@ -286,7 +286,7 @@ class StateMachine:
         loggers: TransitionLogger | Sequence[TransitionLogger] = (),
     ) -> Transition:
         """Declare transition ``name``: taken by a member in ``from_state`` with ``probability``
-        percent per tick (seed 001's ``add_transition(trigger, from, to, probability,
+        percent per tick (doge-datagen's ``add_transition(trigger, from, to, probability,
         action_callback, event_sinks)``).
 
         ``action(batch, ctx)`` runs once per tick on the `TransitionBatch` of members taking the

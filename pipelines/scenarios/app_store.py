@@ -1,15 +1,15 @@
-"""App store: global store traffic following the sun, country by country (seed 004).
+"""App store: global store traffic following the sun, country by country (the Kubernetes Pub/Sub generator).
 
 - ``user`` members (``size`` of them) live in the 73 countries of ``circus_core/data/countries.csv``:
   each country gets a share of the users proportional to its potential users (population x
-  internet penetration, seed 004's weight), by largest remainders.  Each user has a ``platform``
+  internet penetration, the Kubernetes Pub/Sub generator's weight), by largest remainders.  Each user has a ``platform``
   (iOS or Android, with a rough iOS share per country: high in the US, Japan and Western Europe,
   low elsewhere).
 - ``app`` members (``max(MIN_APPS, size // USERS_PER_APP)``) have a category, a price (85 % free)
   and a popularity (lognormal, sigma 1.5: a few hits, a long tail).
 - ``store_visit`` is an arrival story (`circus_core.models.arrivals`): store visits are a
   non-homogeneous Poisson process per country, ``VISITS_PER_USER_PER_DAY`` per user per day on
-  average, the country's rate following seed 004's cosine day (peak 16:00, trough 04:00 local
+  average, the country's rate following the Kubernetes Pub/Sub generator's cosine day (peak 16:00, trough 04:00 local
   time) shifted by its UTC offset; every visit picks a user of its country uniformly.  Countries
   too small to get a user at small sizes get no traffic.
 - A visit shows an app (weighted by popularity) reached from a source (search, top charts...); it
@@ -89,7 +89,7 @@ def allocate(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def country_weights(countries: pd.DataFrame, users_per_country: np.ndarray) -> np.ndarray:
-    """Arrival weights: potential users (seed 004), for the countries that have users."""
+    """Arrival weights: potential users (the Kubernetes Pub/Sub generator), for the countries that have users."""
     return countries["potential_users"].to_numpy(dtype=float) * (users_per_country > 0)
 
 
@@ -185,7 +185,8 @@ def add_stories(circus: Circus) -> None:
 SCENARIO = Scenario(
     name="app_store",
     description=(
-        "Global app-store traffic (seed 004): store visits arrive per country as a non-homogeneous Poisson "
+        "Global app-store traffic (as in the Kubernetes Pub/Sub generator): store visits arrive per country as a "
+        "non-homogeneous Poisson "
         "process (potential users x a cosine day in local time), some lead to installs and purchases."
     ),
     start="2026-01-05T00:00:00+00:00",

@@ -1,6 +1,6 @@
-"""Banking app: users receive income, spend, log in, look at loans and take them (seed 001).
+"""Banking app: users receive income, spend, log in, look at loans and take them (doge-datagen).
 
-The state machine of seed 001 (doge_datagen's example), with its probabilities per one-minute
+The state machine of doge-datagen (doge_datagen's example), with its probabilities per one-minute
 tick, in percent:
 
 - ``offline``: ``income`` (0.01, stays offline), ``spending`` (0.1, stays offline), ``login``
@@ -20,8 +20,8 @@ week.  The actions (vectorised callbacks, `circus_core.models.state_machine`) ke
 - ``take_loan`` draws an amount from `LOAN_AMOUNTS` and is vetoed when it would take
   ``loan_balance`` over the user's ``credit_limit``: the user stays on the loan screen.
 
-Logs (seed 001's sinks): ``clickstream`` (login, logout, loan screen opened/closed, loan taken;
-seed 001 logs no logout, we do), ``transactions`` (spending), ``balances`` (after income,
+Logs (doge-datagen's sinks): ``clickstream`` (login, logout, loan screen opened/closed, loan taken;
+doge-datagen logs no logout, we do), ``transactions`` (spending), ``balances`` (after income,
 spending and loans) and ``loans``.  Event times are spread uniformly inside each minute.
 """
 
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 STATES = ("offline", "online", "loan_screen")
-#: (name, from, to, probability in percent per tick): seed 001's table, in its order
+#: (name, from, to, probability in percent per tick): doge-datagen's table, in its order
 TRANSITIONS = (
     ("income", "offline", "offline", 0.01),
     ("spending", "offline", "offline", 0.1),
@@ -168,7 +168,7 @@ SCENARIO = Scenario(
     name="banking",
     description=(
         "Users of a banking app receive income, spend, log in and out, open the loan screen and "
-        "take loans: seed 001's state machine, ticking every minute, balances kept by its actions."
+        "take loans: doge-datagen's state machine, ticking every minute, balances kept by its actions."
     ),
     start="2026-01-05T00:00:00+00:00",
     step="1min",

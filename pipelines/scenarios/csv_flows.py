@@ -1,4 +1,4 @@
-"""CSV flows: app users walking through flows of events defined in three CSV files (seed 003).
+"""CSV flows: app users walking through flows of events defined in three CSV files (the CSV event generator).
 
 The flows, events, properties, shard keys and lookup table come from the templates shipped in
 ``pipelines/scenarios/csv_flows/`` (``events.csv``, ``flows.csv``, ``lookups.csv``; their
@@ -71,7 +71,8 @@ SCENARIO = Scenario(
     name="csv_flows",
     description=(
         "App users walk through flows of events defined in CSV files (events, flows, lookup table), "
-        "with session ids, re-rolled device ids, skip days, churn and position-weighted properties (seed 003)."
+        "with session ids, re-rolled device ids, skip days, churn and position-weighted properties "
+        "(as in the CSV event generator)."
     ),
     start="2026-01-05T00:00:00+00:00",
     step="1h",

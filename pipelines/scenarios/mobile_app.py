@@ -197,7 +197,7 @@ SCENARIO = Scenario(
     name="mobile_app",
     description=(
         "Mobile-app users whose hidden engagement drifts and drives sessions, screen views and in-app "
-        "purchases; new users install, disengaged ones churn (seed 002)."
+        "purchases; new users install, disengaged ones churn (the SQL-backed user generator)."
     ),
     start="2026-01-05T00:00:00+00:00",
     step="1h",

@@ -1,4 +1,4 @@
-"""Music streaming: seed 000, example 3 (steps 1 to 4) as a scenario.
+"""Music streaming: trumania, example 3 (steps 1 to 4) as a scenario.
 
 Listeners listen to songs, and share songs with each other.  What the seed asks for, and where:
 
@@ -278,7 +278,7 @@ def add_stories(circus: Circus) -> None:
 SCENARIO = Scenario(
     name="music",
     description=(
-        "Music streaming (seed 000 example 3): users listen to and share songs in work hours, "
+        "Music streaming (trumania example 3): users listen to and share songs in work hours, "
         "10-30 listens per work day; songs created at build time by running a Chain."
     ),
     start="2026-01-05T00:00:00+00:00",

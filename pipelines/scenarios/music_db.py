@@ -1,4 +1,4 @@
-"""Music streaming with the song library kept in the DB: seed 000, example 4, step 1.
+"""Music streaming with the song library kept in the DB: trumania, example 4, step 1.
 
 The same listeners and stories as the ``music`` scenario (example 3), but the genres
 (``music_repository``) and the ``songs`` are reusable meta-data read from a `DB` (namespace
@@ -127,7 +127,7 @@ def build_library(circus: Circus, size: int) -> None:
 SCENARIO = Scenario(
     name="music_db",
     description=(
-        "Music streaming with the song library loaded from the DB (seed 000 example 4): "
+        "Music streaming with the song library loaded from the DB (trumania example 4): "
         "the music scenario's stories over genres and songs saved once and reused."
     ),
     start=music.SCENARIO.start,

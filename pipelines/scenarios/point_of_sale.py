@@ -62,14 +62,14 @@ __all__ = [
 #: customers per point of sale (the number of shops is ``max(MIN_POS, size // CUSTOMERS_PER_POS)``)
 CUSTOMERS_PER_POS = 100
 MIN_POS = 10
-#: items each shop holds at the start (seed 000, example 2 step 2)
+#: items each shop holds at the start (trumania, example 2 step 2)
 INITIAL_STOCK = 5
 #: mean purchases per customer per calendar day (all of them during work hours)
 PURCHASES_PER_DAY = 1.0
 #: shape of the gamma distribution of the customers' activity levels: mean as configured,
 #: coefficient of variation 1/sqrt(4) = 0.5, so some customers shop more than others
 ACTIVITY_GAMMA_SHAPE = 4.0
-#: restock sizes and their probabilities (seed 000, example 2 step 3)
+#: restock sizes and their probabilities (trumania, example 2 step 3)
 RESTOCK_VOLUMES = (5, 15, 20, 25)
 RESTOCK_WEIGHTS = (0.1, 0.2, 0.5, 0.2)
 #: decreasing S-curve: certain restock at a stock of 2 or less, none at 10 or more (step 5)
@@ -176,7 +176,7 @@ SCENARIO = Scenario(
     name="point_of_sale",
     description=(
         "Customers buy uniquely identified items from points of sale during work hours; "
-        "shops restock when their stock runs low (seed 000, example 2)."
+        "shops restock when their stock runs low (trumania, example 2)."
     ),
     start="2026-01-05T00:00:00+00:00",
     step="1h",

@@ -1,4 +1,4 @@
-"""Telecom CDRs: seed 000, example 1 (steps 1 to 7) as a scenario.
+"""Telecom CDRs: trumania, example 1 (steps 1 to 7) as a scenario.
 
 Subscribers call and text their friends.  Each call record (CDR) carries both parties' MSISDNs
 and names, the cell site each party is on, the duration, and a price computed from the
@@ -249,7 +249,7 @@ def add_stories(circus: Circus) -> None:
 SCENARIO = Scenario(
     name="telecom",
     description="Mobile subscribers calling and texting friends: voice and SMS CDRs with cell sites "
-    "(mobility), a popularity-weighted social network and per-minute pricing (seed 000, example 1).",
+    "(mobility), a popularity-weighted social network and per-minute pricing (trumania, example 1).",
     start="2026-01-05T00:00:00+00:00",
     step="1h",
     seed=1,
