@@ -409,3 +409,106 @@ def test_a_value_missing_from_a_mapping_is_named(tmp_path: Path) -> None:
         CircusError, match=r"w\.yaml:\d+:\d+: populations\.users\.attributes\.TIER\.mapped: values \['3'\]"
     ):
         scenario_from_file(_world(tmp_path, text)).create(4000)
+
+
+TABLES = """\
+name: shop_world
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 9
+tables:
+  products: {file: products.csv}
+  shops: {file: shops.csv}
+  stock: {file: stock.parquet}
+generators:
+  favourite: {choice: {table: products, values: SKU, weights: SHARE}}
+populations:
+  products: {table: products, id_column: SKU}
+  shops: {table: shops, id_column: SHOP_ID, columns: [CITY]}
+  customers:
+    size: 3000
+    attributes:
+      FAVOURITE: {generator: favourite}
+relationships:
+  - {name: stock, from: shops, to: products, table: stock, from_column: SHOP, to_column: SKU, weight_column: QTY}
+stories:
+  buy:
+    population: customers
+    member_id_field: CUSTOMER
+    activity: {per_day: 2}
+    operations:
+      - select_one: {population: shops, named_as: SHOP}
+      - select_one: {relationship: shops.stock, from: SHOP, named_as: SKU}
+      - lookup: {population: products, id_field: SKU, select: {PRICE: PRICE}}
+      - lookup: {population: shops, id_field: SHOP, select: {CITY: CITY}}
+      - log: {id: sales, cols: [CUSTOMER, SHOP, CITY, SKU, PRICE]}
+"""
+
+
+def _table_world(tmp_path: Path, text: str = TABLES) -> Path:
+    pd.DataFrame(
+        {"SKU": ["A1", "B2", "C3", "D4"], "NAME": ["apple", "bread", "cheese", "dates"],
+         "PRICE": [0.5, 2.0, 7.25, 3.0], "SHARE": [0.4, 0.3, 0.2, 0.1]}
+    ).to_csv(tmp_path / "products.csv", index=False)  # fmt: skip
+    pd.DataFrame({"SHOP_ID": ["S1", "S2"], "CITY": ["Ghent", "Lyon"], "SIZE": [1, 2]}).to_csv(
+        tmp_path / "shops.csv", index=False
+    )
+    stock = pd.DataFrame({"SHOP": ["S1", "S1", "S2", "S2", "S2"], "SKU": ["A1", "B2", "B2", "C3", "D4"]})
+    stock.assign(QTY=[1.0, 3.0, 1.0, 1.0, 2.0]).to_parquet(tmp_path / "stock.parquet")
+    return _world(tmp_path, text, "shop.yaml")
+
+
+def test_populations_relationships_and_choices_from_csv_and_parquet_tables(tmp_path: Path) -> None:
+    scenario = scenario_from_file(_table_world(tmp_path))
+    circus = scenario.create(3000)
+    products, shops = circus.get_population("products"), circus.get_population("shops")
+    assert list(np.asarray(products.ids, dtype=object)) == ["A1", "B2", "C3", "D4"]
+    assert set(products.attributes) == {"NAME", "PRICE", "SHARE"} and set(shops.attributes) == {"CITY"}
+    assert list(np.asarray(products.get_attribute("PRICE").values)) == [0.5, 2.0, 7.25, 3.0]
+    favourite = pd.Series(
+        np.asarray(circus.get_population("customers").get_attribute("FAVOURITE").values, dtype=object)
+    )
+    shares = favourite.value_counts(normalize=True)
+    for sku, share in {"A1": 0.4, "B2": 0.3, "C3": 0.2, "D4": 0.1}.items():  # 3,000 draws, 4 sigma
+        assert abs(shares[sku] - share) < 4 * np.sqrt(share * (1 - share) / 3000)
+    sales = circus.run("2D")["sales"].to_pandas()
+    assert len(sales) > 5000
+    pairs = set(zip(sales["SHOP"], sales["SKU"], strict=True))
+    assert pairs == {("S1", "A1"), ("S1", "B2"), ("S2", "B2"), ("S2", "C3"), ("S2", "D4")}  # only what is stocked
+    s1 = sales[sales["SHOP"] == "S1"]["SKU"].value_counts(normalize=True)
+    assert abs(s1["B2"] - 0.75) < 4 * np.sqrt(0.75 * 0.25 / (sales["SHOP"] == "S1").sum())  # QTY 3 vs 1
+    assert set(zip(sales["SHOP"], sales["CITY"], strict=True)) == {("S1", "Ghent"), ("S2", "Lyon")}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("file: products.csv", "file: product.csv", r"tables\.products\.file: no file '.*product\.csv'"),
+        (
+            "id_column: SKU}",
+            "id_column: SKUS}",
+            r"populations\.products\.id_column: table 'products' has no column 'SKUS'; did you mean 'SKU'\?",
+        ),
+        ("weight_column: QTY", "weight_column: QTTY", r"relationships\[0\]\.weight_column: .*no column 'QTTY'"),
+        (
+            "values: SKU, weights: SHARE",
+            "values: SKU, weights: SHAR",
+            r"generators\.favourite\.choice\.weights: .*did you mean 'SHARE'",
+        ),
+        (
+            "table: stock,",
+            "table: stocks,",
+            r"relationships\[0\]\.table: no table named 'stocks'; did you mean 'stock'\?",
+        ),
+        (
+            "{table: shops, id_column",
+            "{table: shops, size: 3, id_column",
+            r"populations\.shops: a population from a table",
+        ),
+    ],
+)
+def test_bad_tables_are_named_where_they_are_used(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in TABLES
+    path = _table_world(tmp_path, TABLES.replace(old, new))
+    with pytest.raises(WorldFileError, match=r"shop\.yaml:\d+:\d+: " + message):
+        load_world(path)

@@ -77,6 +77,8 @@ class World:
     #: each csv_flows model's files, read (and checked) when the world is loaded: the world then
     #: travels to Dask workers whole, without the files next to it
     flow_definitions: dict[str, FlowDefinition] = field(default_factory=dict)
+    #: the ``tables``, read when the world is loaded (same reason)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -131,11 +133,15 @@ class World:
             if bool(spec.get("reference")) != reference:
                 continue
             path = ("populations", name)
-            n = self._size(spec.get("size"), world_size if reference else size)
-            ids = spec.get("ids")
-            pop = circus.create_population(
-                name, n, ids_gen=None if ids is None else self._generator(circus, ids, (*path, "ids"), base=n)
-            )
+            if "table" in spec:
+                pop = self._population_from_table(circus, name, spec)
+                n = pop.size
+            else:
+                n = self._size(spec.get("size"), world_size if reference else size)
+                ids = spec.get("ids")
+                pop = circus.create_population(
+                    name, n, ids_gen=None if ids is None else self._generator(circus, ids, (*path, "ids"), base=n)
+                )
             for attribute, gen in spec.get("attributes", {}).items():
                 where = (*path, "attributes", attribute)
                 pop.create_attribute(attribute, init_gen=self._generator(circus, gen, where, base=n))
@@ -148,6 +154,15 @@ class World:
             if kind == "csv_flows" and bool(self.data["populations"][args["population"]].get("reference")) == reference:
                 model = CsvFlows(self.flow_definitions[name], circus.get_population(args["population"]))
                 model.init_members(circus.seed_for(args.get("stream", f"world/models.{name}")))
+
+    def _population_from_table(self, circus: Circus, name: str, spec: dict[str, Any]) -> Any:
+        """``create_population(name, len(table), ids=table[id_column])`` and one attribute per column."""
+        table = self.tables[spec["table"]]
+        id_column = spec.get("id_column")
+        pop = circus.create_population(name, len(table), ids=None if id_column is None else _column(table, id_column))
+        for column in spec.get("columns", [c for c in table.columns if c != id_column]):
+            pop.create_attribute(column, init_values=_column(table, column))
+        return pop
 
     @staticmethod
     def _size(spec: Any, size: int) -> int:
@@ -164,6 +179,15 @@ class World:
         source = circus.get_population(spec["from"])
         target = circus.get_population(spec["to"]) if "to" in spec else None
         rel = source.create_relationship(spec["name"], to_population=target)
+        if "table" in spec:
+            table = self.tables[spec["table"]]
+            weights = 1.0 if "weight_column" not in spec else table[spec["weight_column"]].to_numpy(dtype=float)
+            try:
+                rel.add_relations(
+                    _column(table, spec["from_column"]), _column(table, spec["to_column"]), weights=weights
+                )
+            except CircusError as exc:
+                raise self.error((*path, "table"), str(exc)) from None
         if "initial_items" in spec:
             items = spec["initial_items"]
             bulk = DependentBulkGenerator(circus.get_generator(items["generator"]))
@@ -205,6 +229,10 @@ class World:
             if kind == "numpy":
                 params = {k: v for k, v in args.items() if k not in ("method", "stream")}
                 return NumpyRandomGenerator(args["method"], seed=own, **params)
+            if kind == "choice" and "table" in args:
+                table = self.tables[args["table"]]
+                weights = None if "weights" not in args else table[args["weights"]].to_numpy(dtype=float)
+                return EmpiricalGenerator(_column(table, args["values"]), weights, seed=own)
             if kind == "choice":
                 return EmpiricalGenerator(args["values"], args.get("weights"), seed=own)
             if kind == "faker":
@@ -396,6 +424,99 @@ class World:
         return FieldLogger(args["id"], cols=list(args["cols"]))
 
 
+def _column(table: pd.DataFrame, name: str) -> Any:
+    """A table column as the engine takes it: numbers as numpy arrays, text as a list of str."""
+    values = table[name]
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        return values.astype(str).to_numpy(dtype=object)
+    return values.to_numpy()
+
+
+def _read_table(world: World, name: str, spec: dict[str, Any]) -> pd.DataFrame:
+    path = Path(world.file).parent / spec["file"]
+    where = ("tables", name, "file")
+    if not path.is_file():
+        raise world.error(where, f"no file {str(path)!r}")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # a file pandas cannot read: its own words
+        raise world.error(where, f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
+    raise world.error(where, f"{path.name}: expected a .csv or .parquet file")
+
+
+def _check_tables(world: World) -> None:
+    """Read every table, then check each use names a table and columns it has."""
+    data = world.data
+    for name, spec in data.get("tables", {}).items():
+        world.tables[name] = _read_table(world, name, spec)
+    tables = world.tables
+
+    def columns_of(path: tuple, table: str, names: list[tuple[str, str]]) -> None:
+        if table not in tables:
+            raise world.error((*path, "table"), _unknown_name("table", table, set(tables)))
+        have = [str(c) for c in tables[table].columns]
+        for key, column in names:
+            if column not in have:
+                raise world.error(
+                    (*path, key),
+                    f"table {table!r} has no column {column!r}{did_you_mean(column, have)} (columns: {have})",
+                )
+
+    sharded = data.get("shards", 1) > 1
+    for name, spec in data["populations"].items():
+        path = ("populations", name)
+        if "table" not in spec:
+            continue
+        if "size" in spec or "ids" in spec:
+            raise world.error(path, "a population from a table has the table's rows: no size or ids")
+        if sharded and not spec.get("reference"):
+            raise world.error((*path, "table"), "in a sharded world a population from a table must be reference: true")
+        keys = [("id_column", spec["id_column"])] if "id_column" in spec else []
+        keys += [("columns", c) for c in spec.get("columns", [])]
+        columns_of(path, spec["table"], keys)
+    for i, rel in enumerate(data.get("relationships", [])):
+        path = ("relationships", i)
+        if "table" not in rel:
+            continue
+        for key in ("from_column", "to_column"):
+            if key not in rel:
+                raise world.error(path, f"missing key {key!r} (edges from a table)")
+        if "degree" in rel:
+            raise world.error((*path, "degree"), "give degree (random edges) or table, not both")
+        if sharded and not data["populations"][rel["from"]].get("reference"):
+            raise world.error(
+                (*path, "table"), "in a sharded world edges from a table must start at a reference population"
+            )
+        keys = [(k, rel[k]) for k in ("from_column", "to_column", "weight_column") if k in rel]
+        columns_of(path, rel["table"], keys)
+    _check_choice_tables(world, data, (), columns_of)
+
+
+def _check_choice_tables(world: World, node: Any, path: tuple, columns_of: Any) -> None:
+    """Every ``choice`` with a table names its columns; one without gives lists."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "choice" and isinstance(value, dict):
+                where = (*path, key)
+                if "table" in value:
+                    keys = [(k, value[k]) for k in ("values", "weights") if k in value]
+                    for k, column in keys:
+                        if not isinstance(column, str):
+                            raise world.error((*where, k), "with table, give the name of a column")
+                    columns_of(where, value["table"], keys)
+                else:
+                    for k in ("values", "weights"):
+                        if isinstance(value.get(k), str):
+                            raise world.error((*where, k), f"a column name needs table (got {value[k]!r})")
+            _check_choice_tables(world, value, (*path, key), columns_of)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_choice_tables(world, value, (*path, i), columns_of)
+
+
 class _Mapping:
     """The function of a ``mapped`` generator: mapping, function, multiply, add, clip, round, in
     that order (a class, not a closure: worlds are pickled for Dask workers)."""
@@ -451,6 +572,7 @@ def _check_references(world: World) -> None:
         except CircusError as exc:
             raise world.error((key,), str(exc)) from None
     _check_generators(world, data, generators)
+    _check_tables(world)
     for name, spec in data["populations"].items():
         size = spec.get("size")
         if isinstance(size, dict) and ("share" in size) == ("per" in size):

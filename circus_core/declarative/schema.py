@@ -71,6 +71,18 @@ def _count(whose: str) -> dict[str, Any]:
     }
 
 
+TABLE = _object(
+    {
+        "file": {
+            "type": "string",
+            "minLength": 1,
+            "description": "a .csv or .parquet file, relative to the world file",
+        },
+    },
+    required=("file",),
+    description="a reference table read when the world is loaded (pandas.read_csv / read_parquet)",
+)
+
 GENERATOR = _one_of(
     {
         "constant": {"description": "ConstantGenerator(value): always this value"},
@@ -91,8 +103,15 @@ GENERATOR = _one_of(
         },
         "choice": _object(
             {
-                "values": {"type": "array", "minItems": 1},
-                "weights": {"type": "array", "items": NON_NEGATIVE},
+                "values": {
+                    "description": "the values, or with table the column holding them",
+                    "oneOf": [{"type": "array", "minItems": 1}, {"type": "string", "minLength": 1}],
+                },
+                "weights": {
+                    "description": "their weights, or with table the column holding them",
+                    "oneOf": [{"type": "array", "items": NON_NEGATIVE}, {"type": "string", "minLength": 1}],
+                },
+                "table": {**NAME, "description": "a table of the world's tables: values and weights are its columns"},
                 "stream": STREAM,
             },
             required=("values",),
@@ -136,6 +155,13 @@ SIZE = _count("the world's size")
 
 POPULATION = _object(
     {
+        "table": {**NAME, "description": "one member per row of this table; its columns become attributes"},
+        "id_column": {"type": "string", "minLength": 1, "description": "the table column holding the ids"},
+        "columns": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "description": "the columns that become attributes (default: all but id_column)",
+        },
         "size": SIZE,
         "ids": GENERATOR,
         "attributes": {"type": "object", "additionalProperties": GENERATOR},
@@ -151,6 +177,10 @@ RELATIONSHIP = _object(
         "to": {**NAME, "description": "the population its edges point to (none: edges to any value, e.g. item ids)"},
         "degree": {**POSITIVE, "description": "mean random edges per member (make_random_bipartite_data; needs to)"},
         "weights": GENERATOR,
+        "table": {**NAME, "description": "one edge per row of this table (from_column -> to_column)"},
+        "from_column": {"type": "string", "minLength": 1},
+        "to_column": {"type": "string", "minLength": 1},
+        "weight_column": {"type": "string", "minLength": 1},
         "initial_items": _object(
             {"count": {"type": "integer", "minimum": 0}, "generator": NAME},
             required=("count", "generator"),
@@ -159,7 +189,8 @@ RELATIONSHIP = _object(
         ),
     },
     required=("name", "from"),
-    description="Population.create_relationship, with random edges (degree) or initial items, or empty",
+    description="Population.create_relationship, with random edges (degree), edges from a table, initial items, "
+    "or empty",
 )
 
 TIMER = _one_of(
@@ -426,6 +457,7 @@ WORLD_SCHEMA: dict[str, Any] = {
             "seed": {"type": "integer", "minimum": 0},
             "size": {"type": "integer", "minimum": 1, "description": "the world's default size (its main population)"},
             "shards": {"type": "integer", "minimum": 1},
+            "tables": {"type": "object", "additionalProperties": TABLE},
             "generators": {"type": "object", "additionalProperties": GENERATOR},
             "populations": {"type": "object", "additionalProperties": POPULATION, "minProperties": 1},
             "relationships": {"type": "array", "items": RELATIONSHIP},
