@@ -30,66 +30,15 @@ CIRCUS_PUBSUB_FORMAT (json|avro), CIRCUS_PUBSUB_MAX_MESSAGES_PER_SECOND, CIRCUS_
 
 from __future__ import annotations
 
-import os
-from dataclasses import fields
 from typing import Any
 
 import dagster as dg
 
 from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import discover
-from resources.cluster import DaskResource
-from resources.pubsub import PubSubResource
-from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
-from resources.storage import StorageResource
+from pipelines.settings import delivery_resources, simulation_resources
 
 __all__ = ["defs"]
-
-
-def _setting(env: str, default: str) -> str | dg.EnvVar:
-    """``dg.EnvVar(env)`` when it is set (shown as such in the UI), else the local default."""
-    return dg.EnvVar(env) if os.environ.get(env) else default
-
-
-storage = StorageResource(
-    kind=_setting("CIRCUS_STORAGE", "local"),
-    root=_setting("CIRCUS_ROOT", "out/dagster"),
-    bucket=_setting("CIRCUS_GCS_BUCKET", ""),
-    prefix=_setting("CIRCUS_GCS_PREFIX", "circus"),
-    project=_setting("CIRCUS_GCP_PROJECT", ""),
-)
-
-
-def _pubsub_settings() -> dict[str, Any]:
-    """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
-    UI), floats and booleans parsed here.  A value that does not parse is not an error here: raising
-    would fail the import of the whole code location (every scenario's assets gone for one
-    publishing typo); it goes to ``invalid_env`` and fails the publish runs only, naming the
-    variable and the value (`resources.pubsub_settings.parse_setting`)."""
-    values: dict[str, Any] = {}
-    invalid: dict[str, str] = {}
-    for f in fields(PublishSettings):
-        env = env_name(f.name)
-        raw = os.environ.get(env)
-        if not raw:
-            continue
-        try:
-            parsed = parse_setting(f.name, raw)
-        except PublishConfigError:
-            invalid[f.name] = raw
-            continue
-        if f.type == "str":
-            values[f.name] = dg.EnvVar(env)
-        elif f.type == "int":
-            values[f.name] = dg.EnvVar.int(env)
-        else:
-            values[f.name] = parsed
-    if invalid:
-        values["invalid_env"] = invalid
-    return values
-
-
-dask = DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", ""))
 
 
 def _delivery(scenarios: list[Any], problems: list[tuple[str, str]]) -> dg.Definitions:
@@ -98,25 +47,13 @@ def _delivery(scenarios: list[Any], problems: list[tuple[str, str]]) -> dg.Defin
     and the missing extra is listed with the load problems."""
     try:
         from pipelines.delivery import build_delivery_definitions
-        from resources.export import ExportResource, LazyGCSResource
+
+        resources = delivery_resources()
     except ImportError as exc:
         problems.append(("gcs_export, pubsub_publish", f"not available: {exc} (pip install 'circus-sim[gcp]')"))
         return dg.Definitions()
-    export = ExportResource(
-        bucket=_setting("CIRCUS_EXPORT_BUCKET", ""),
-        prefix=_setting("CIRCUS_EXPORT_PREFIX", "circus"),
-        format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
-    )
-    project = dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None
     return dg.Definitions.merge(
-        *(build_delivery_definitions(s) for s in scenarios),
-        dg.Definitions(
-            resources={
-                "export": export,
-                "gcs": LazyGCSResource(project=project),
-                "pubsub": PubSubResource(**_pubsub_settings()),
-            }
-        ),
+        *(build_delivery_definitions(s) for s in scenarios), dg.Definitions(resources=resources)
     )
 
 
@@ -144,5 +81,5 @@ defs = dg.Definitions.merge(
     *(build_scenario_definitions(s) for s in _found.scenarios.values()),
     _delivery(list(_found.scenarios.values()), _found.problems),
     _load_errors(_found.problems),
-    dg.Definitions(resources={"storage": storage, "dask": dask}),
+    dg.Definitions(resources=simulation_resources()),
 )

@@ -1,0 +1,89 @@
+"""The Dagster resources of the Circus assets, configured by environment variables with local
+defaults (the table is in `pipelines.definitions`): used by the code location and by the
+`pipelines.components.CircusScenario` component, so both read the same settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from functools import cache
+from typing import Any
+
+import dagster as dg
+
+from resources.cluster import DaskResource
+from resources.pubsub import PubSubResource
+from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
+from resources.storage import StorageResource
+
+__all__ = ["delivery_resources", "simulation_resources"]
+
+
+def _setting(env: str, default: str) -> str | dg.EnvVar:
+    """``dg.EnvVar(env)`` when it is set (shown as such in the UI), else the local default."""
+    return dg.EnvVar(env) if os.environ.get(env) else default
+
+
+def _pubsub_settings() -> dict[str, Any]:
+    """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
+    UI), floats and booleans parsed here.  A value that does not parse is not an error here: raising
+    would fail the import of the whole code location (every scenario's assets gone for one
+    publishing typo); it goes to ``invalid_env`` and fails the publish runs only, naming the
+    variable and the value (`resources.pubsub_settings.parse_setting`)."""
+    values: dict[str, Any] = {}
+    invalid: dict[str, str] = {}
+    for f in fields(PublishSettings):
+        env = env_name(f.name)
+        raw = os.environ.get(env)
+        if not raw:
+            continue
+        try:
+            parsed = parse_setting(f.name, raw)
+        except PublishConfigError:
+            invalid[f.name] = raw
+            continue
+        if f.type == "str":
+            values[f.name] = dg.EnvVar(env)
+        elif f.type == "int":
+            values[f.name] = dg.EnvVar.int(env)
+        else:
+            values[f.name] = parsed
+    if invalid:
+        values["invalid_env"] = invalid
+    return values
+
+
+@cache
+def simulation_resources() -> dict[str, Any]:
+    """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*) and ``dask`` (CIRCUS_DASK_ADDRESS).
+
+    The same objects on every call: several components in one project share them (Dagster
+    refuses two different resources under one key)."""
+    return {
+        "storage": StorageResource(
+            kind=_setting("CIRCUS_STORAGE", "local"),
+            root=_setting("CIRCUS_ROOT", "out/dagster"),
+            bucket=_setting("CIRCUS_GCS_BUCKET", ""),
+            prefix=_setting("CIRCUS_GCS_PREFIX", "circus"),
+            project=_setting("CIRCUS_GCP_PROJECT", ""),
+        ),
+        "dask": DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", "")),
+    }
+
+
+@cache
+def delivery_resources() -> dict[str, Any]:
+    """``export``, ``gcs`` and ``pubsub`` (CIRCUS_EXPORT_*, CIRCUS_GCP_PROJECT, CIRCUS_PUBSUB_*),
+    the same objects on every call; imports the Google clients (the ``gcp`` extra)."""
+    from resources.export import ExportResource, LazyGCSResource
+
+    project = dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None
+    return {
+        "export": ExportResource(
+            bucket=_setting("CIRCUS_EXPORT_BUCKET", ""),
+            prefix=_setting("CIRCUS_EXPORT_PREFIX", "circus"),
+            format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
+        ),
+        "gcs": LazyGCSResource(project=project),
+        "pubsub": PubSubResource(**_pubsub_settings()),
+    }
