@@ -38,7 +38,7 @@ MEMBERS_PER_SEGMENT = 200
 
 
 def seed_cosine(h: np.ndarray) -> np.ndarray:
-    """Seed 004's factor, written as in the seed."""
+    """The Kubernetes Pub/Sub generator's factor, written as in the seed."""
     return 0.03 + 0.97 * 0.5 * (1 + np.cos((h - 16) * (2 * np.pi / 24)))
 
 

@@ -85,7 +85,7 @@ def test_drop_row() -> None:
 
 # --- Chain -----------------------------------------------------------------------------------------
 def test_chain_callable_standalone_on_init_story_data() -> None:
-    """Seed 000 example 3 step 4: a Chain run by hand at build time on
+    """Trumania example 3 step 4: a Chain run by hand at build time on
     ``init_story_data``, with a circus context, returns (story_data, logs)."""
     circus = Circus("ops", 1, START)
     songs = circus.create_population("songs", 0)

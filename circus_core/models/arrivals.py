@@ -10,7 +10,7 @@ so ``rate_s`` arrivals per day on average whatever its offset, crowded where its
 Each clock step draws, per segment, an exact Poisson count with mean the integral of lambda_s
 over the step, then places every arrival inside the step by inverting the curve's cumulative
 share (an exact sample of the non-homogeneous process: no thinning, no uniform placement that
-would flatten the curve inside long steps).  Seed 004's first publisher only re-weighted a fixed
+would flatten the curve inside long steps).  The Kubernetes Pub/Sub generator's first publisher only re-weighted a fixed
 total rate by country; its thinning version needed an upper bound and a loop per event; here a
 step is a handful of array operations whatever the traffic.
 
@@ -96,8 +96,9 @@ class DailyCurve:
 
     @classmethod
     def cosine(cls, peak_hour: float = 16.0, floor: float = 0.03) -> DailyCurve:
-        """Seed 004's curve: ``floor + (1 - floor) * (1 + cos((hour - peak_hour) * 2 pi / 24)) / 2``
-        (peak at 16:00, trough at 04:00 with 3 % of the peak), integrated exactly."""
+        """The Kubernetes Pub/Sub generator's curve:
+        ``floor + (1 - floor) * (1 + cos((hour - peak_hour) * 2 pi / 24)) / 2`` (peak at 16:00,
+        trough at 04:00 with 3 % of the peak), integrated exactly."""
         if not (isinstance(floor, int | float) and 0 <= floor <= 1):
             raise ArrivalError(f"cosine curve: floor must be a number in [0, 1], got {floor!r}")
         if not (isinstance(peak_hour, int | float) and math.isfinite(peak_hour)):

@@ -1,6 +1,6 @@
 """Engagement-driven users: a hidden engagement factor that drifts, drives sessions, and ends in churn.
 
-Seed 002 describes synthetic users with "a hidden engagement factor that changes over time" and
+The SQL-backed user generator describes synthetic users with "a hidden engagement factor that changes over time" and
 "affects the frequency, number and duration of sessions", a purchase layer on top, active and
 inactive users, and users that keep arriving.  There, every user object schedules its own
 events in a Python loop.  Here the same model is a set of population attributes and a few

@@ -1,6 +1,6 @@
 """State machines: members moving between states with a probability per tick (doge-datagen).
 
-Seed 001 (doge_datagen) models behaviour as a state machine traversed by many subjects: at each
+Doge-datagen (doge_datagen) models behaviour as a state machine traversed by many subjects: at each
 tick every subject takes at most one of the transitions leaving its state, each with a
 probability in percent (what is left of 100 % means "stay"); an *action callback* may update
 the subject (a balance...) or veto the transition, and *event sinks* log successful

@@ -1,6 +1,6 @@
 """Publishing a sharded day: one task per shard on the Dask cluster, each its own stream.
 
-Seed 004 scales publishing by replicas that each own a share of the users and publish their own
+The Kubernetes Pub/Sub generator scales publishing by replicas that each own a share of the users and publish their own
 throttled stream; a sharded day is published the same way.  Shard k's task reads only its
 shard's files (``part-<k>``), publishes them in their own event-time order, keeps its own
 progress file (watermarks per log and shard, `ProgressStore(shard=k)`), and gets 1/N of the

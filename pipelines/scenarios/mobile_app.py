@@ -1,6 +1,6 @@
 """Mobile app: engagement-driven sessions, screen views and in-app purchases; installs and churn.
 
-Seed 002's session-engagement user with its purchase layer, on `circus_core.models.engagement`:
+The SQL-backed user generator's session-engagement user with its purchase layer, on `circus_core.models.engagement`:
 
 - ``user`` members (``size`` of them) have a platform, a country and the hidden engagement state
   (`Engagement.create_attributes`): a long-run level per user, a current log-engagement that

@@ -1,6 +1,6 @@
 """Point of sale: customers buy uniquely identified items from shops that restock when low.
 
-Seed 000, example 2, steps 1 to 5 in their final form (step 5 replaces step 3's weekly restock
+Trumania, example 2, steps 1 to 5 in their final form (step 5 replaces step 3's weekly restock
 timer by a restock forced when the stock gets low):
 
 - ``point_of_sale`` members (``max(10, size // 100)`` of them) have an administrator, a city and
