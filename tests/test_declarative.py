@@ -512,3 +512,74 @@ def test_bad_tables_are_named_where_they_are_used(tmp_path: Path, old: str, new:
     path = _table_world(tmp_path, TABLES.replace(old, new))
     with pytest.raises(WorldFileError, match=r"shop\.yaml:\d+:\d+: " + message):
         load_world(path)
+
+
+ARRIVALS = """\
+name: visits
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 11
+tables:
+  countries: {builtin: countries}
+populations:
+  users:
+    size: 5000
+    attributes:
+      COUNTRY: {choice: {table: countries, values: code, weights: potential_users}}
+stories:
+  visit:
+    population: users
+    member_id_field: USER
+    arrivals: {per_member_per_day: 2.0, segment_attribute: COUNTRY, timestamp_field: TIME, segment_field: SEGMENT}
+    operations:
+      - lookup: {population: users, id_field: USER, select: {COUNTRY: COUNTRY}}
+      - log: {id: visits, cols: [TIME, USER, SEGMENT, COUNTRY]}
+"""
+
+
+def test_arrivals_follow_the_sun_in_each_countrys_local_time(tmp_path: Path) -> None:
+    from circus_core.models import read_countries
+
+    visits = scenario_from_file(_world(tmp_path, ARRIVALS)).create(5000).run("2D")["visits"].to_pandas()
+    # 2 arrivals per member per day: Poisson(20,000) over two days, sd ~141; 5 sd
+    assert abs(len(visits) - 20_000) < 5 * math.sqrt(20_000)
+    assert (visits["SEGMENT"] == visits["COUNTRY"]).all()  # each arrival picks a member of its segment
+    offsets = read_countries().set_index("code")["utc_offset_seconds"]
+    local = (visits["TIME"].dt.hour * 3600 + visits["TIME"].dt.minute * 60).to_numpy() + offsets[
+        visits["SEGMENT"]
+    ].to_numpy()
+    angle = (local % 86_400) / 86_400 * 2 * np.pi
+    peak = (np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) / 15) % 24
+    # the default cosine peaks at 16:00 local time; the circular mean's sd here is a few minutes
+    assert abs(peak - 16) < 0.5
+
+
+def test_arrivals_over_a_table_of_segments_with_an_hourly_curve(tmp_path: Path) -> None:
+    pd.DataFrame({"region": ["north", "east"], "tz": ["+00:00", "+08:00"], "w": [3.0, 1.0]}).to_csv(
+        tmp_path / "regions.csv", index=False
+    )
+    text = (
+        ARRIVALS.replace("countries: {builtin: countries}", "regions: {file: regions.csv}")
+        .replace(
+            "{choice: {table: countries, values: code, weights: potential_users}}", "{choice: {values: [north, east]}}"
+        )
+        .replace(
+            "segment_attribute: COUNTRY,",
+            "segment_attribute: COUNTRY, segments: {table: regions, segment_column: region, utc_offset_column: tz, "
+            "weight_column: w}, curve: {hourly: [0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0]},",
+        )
+    )
+    visits = scenario_from_file(_world(tmp_path, text)).create(5000).run("1D")["visits"].to_pandas()
+    shares = visits["SEGMENT"].value_counts(normalize=True)
+    assert abs(shares["north"] - 0.75) < 5 * math.sqrt(0.75 * 0.25 / len(visits))
+    hours = visits.groupby("SEGMENT")["TIME"].apply(lambda t: set(t.dt.hour))
+    assert hours["north"] == {12} and hours["east"] == {4}  # 12:00 local: UTC+0 and UTC+8
+
+
+def test_an_arrival_story_takes_no_timer_and_names_its_segment_attribute(tmp_path: Path) -> None:
+    with pytest.raises(WorldFileError, match=r"stories\.visit\.timer: an arrival story is driven by its arrivals"):
+        load_world(_world(tmp_path, ARRIVALS.replace("    arrivals:", "    timer: {every: 1}\n    arrivals:")))
+    with pytest.raises(WorldFileError, match=r"arrivals\.segment_attribute: no attribute .* named 'COUNTRYY'"):
+        load_world(_world(tmp_path, ARRIVALS.replace("segment_attribute: COUNTRY", "segment_attribute: COUNTRYY")))
+    with pytest.raises(WorldFileError, match=r"tables\.countries\.builtin: 'country' is not one of countries"):
+        load_world(_world(tmp_path, ARRIVALS.replace("builtin: countries", "builtin: country")))

@@ -51,6 +51,7 @@ from circus_core.generators import (
     SequencialGenerator,
     bounded_sigmoid,
 )
+from circus_core.models.arrivals import ArrivalProcess, DailyCurve, create_arrival_story, read_countries
 from circus_core.models.flows import CsvFlows
 from circus_core.models.flows_csv import FlowDefinition, load_flow_folder
 from circus_core.models.state_machine import StateMachine, TransitionLogger
@@ -263,6 +264,9 @@ class World:
         models = self._models(circus)
         for name, spec in stories.items():
             path = ("stories", name)
+            if "arrivals" in spec:
+                self._arrival_story(circus, name, spec, (*path, "arrivals"))
+                continue
             timer = self._timer(circus, spec.get("timer", {"default_daily": True}), (*path, "timer"))
             activity = self._activity(circus, timer, spec.get("activity"), (*path, "activity"))
             states = {
@@ -283,6 +287,40 @@ class World:
                 self._operation(circus, op, (*path, "operations", i), models) for i, op in enumerate(spec["operations"])
             ]
             circus.get_story(name).set_operations(*ops)
+
+    def _arrival_story(self, circus: Circus, name: str, spec: dict[str, Any], path: tuple) -> None:
+        """``create_arrival_story`` with an `ArrivalProcess` over the segments' table: each
+        segment's daily arrivals in proportion to its weight, following the curve in local time."""
+        conf = spec["arrivals"]
+        population = circus.get_population(spec["population"])
+        segments = conf.get("segments", {})
+        table = self.tables[segments["table"]] if "table" in segments else read_countries()
+        codes = _column(table, segments.get("segment_column", "code"))
+        weights = table[segments.get("weight_column", "potential_users")].to_numpy(dtype=float)
+        offsets = list(table[segments.get("utc_offset_column", "utc_offset")])
+        if conf.get("present_only", True):
+            members = pd.Series(np.asarray(population.get_attribute(conf["segment_attribute"]).values, dtype=object))
+            weights = weights * pd.Index(codes).isin(set(members.astype(str)))
+        daily = conf["per_day"] if "per_day" in conf else conf["per_member_per_day"] * population.size
+        curve: Any = None
+        if "curve" in conf:
+            ((kind, args),) = conf["curve"].items()
+            curve = DailyCurve.cosine(**args) if kind == "cosine" else list(args)
+        try:
+            process = ArrivalProcess(codes, weights, offsets, daily, curve, name=f"arrivals of story {name!r}")
+            create_arrival_story(
+                circus,
+                name,
+                population,
+                spec["member_id_field"],
+                process,
+                conf["segment_attribute"],
+                weight_attribute=conf.get("weight_attribute"),
+                timestamp_field=conf.get("timestamp_field", "arrival_time"),
+                segment_field=conf.get("segment_field"),
+            )
+        except CircusError as exc:
+            raise self.error(path, str(exc)) from None
 
     def _models(self, circus: Circus) -> dict[str, Any]:
         """The behaviour models, before the stories (a state machine creates its state attribute
@@ -433,6 +471,10 @@ def _column(table: pd.DataFrame, name: str) -> Any:
 
 
 def _read_table(world: World, name: str, spec: dict[str, Any]) -> pd.DataFrame:
+    if ("file" in spec) == ("builtin" in spec):
+        raise world.error(("tables", name), "give either file or builtin")
+    if "builtin" in spec:
+        return read_countries()
     path = Path(world.file).parent / spec["file"]
     where = ("tables", name, "file")
     if not path.is_file():
@@ -609,6 +651,8 @@ def _check_references(world: World) -> None:
             )
         if story["population"] not in populations:
             raise world.error((*path, "population"), _unknown_name("population", story["population"], populations))
+        if "arrivals" in story:
+            _check_arrivals(world, story, path)
         for i, op in enumerate(story["operations"]):
             ((kind, args),) = op.items()
             where = (*path, "operations", i, kind)
@@ -701,6 +745,45 @@ def _check_models(world: World, populations: set[str]) -> dict[str, str]:
                 except (ImportError, AttributeError) as exc:
                     raise world.error((*where, "action"), f"cannot import {conf['action']!r}: {exc}") from None
     return kinds
+
+
+def _check_arrivals(world: World, story: dict[str, Any], path: tuple) -> None:
+    """An arrival story has no timer, activity or states, one daily rate, a segment attribute of
+    its population, and a segments table with the columns it names."""
+    conf = story["arrivals"]
+    where = (*path, "arrivals")
+    for key in ("timer", "activity", "states"):
+        if key in story:
+            raise world.error((*path, key), "an arrival story is driven by its arrivals: no timer, activity or states")
+    if ("per_day" in conf) == ("per_member_per_day" in conf):
+        raise world.error(where, "give either per_day or per_member_per_day")
+    attributes = set(world.data["populations"][story["population"]].get("attributes", {}))
+    table_pop = world.data["populations"][story["population"]].get("table")
+    if table_pop is not None:
+        attributes |= {str(c) for c in world.tables[table_pop].columns}
+    for key in ("segment_attribute", "weight_attribute"):
+        if key in conf and conf[key] not in attributes:
+            kind = f"attribute of population {story['population']!r}"
+            raise world.error((*where, key), _unknown_name(kind, conf[key], attributes))
+    segments = conf.get("segments", {})
+    if "table" in segments:
+        if segments["table"] not in world.tables:
+            raise world.error(
+                (*where, "segments", "table"), _unknown_name("table", segments["table"], set(world.tables))
+            )
+        have = [str(c) for c in world.tables[segments["table"]].columns]
+        for key, default in (
+            ("segment_column", "code"),
+            ("utc_offset_column", "utc_offset"),
+            ("weight_column", "potential_users"),
+        ):
+            column = segments.get(key, default)
+            if column not in have:
+                hint = did_you_mean(column, have)
+                raise world.error(
+                    (*where, "segments", key if key in segments else "table"),
+                    f"table {segments['table']!r} has no column {column!r}{hint} (columns: {have})",
+                )
 
 
 def _check_model_operation(

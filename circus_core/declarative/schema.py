@@ -78,8 +78,13 @@ TABLE = _object(
             "minLength": 1,
             "description": "a .csv or .parquet file, relative to the world file",
         },
+        "builtin": {
+            "type": "string",
+            "enum": ["countries"],
+            "description": "a table shipped with circus_core: countries (read_countries: code, name, population, "
+            "internet_penetration, utc_offset, utc_offset_seconds, potential_users)",
+        },
     },
-    required=("file",),
     description="a reference table read when the world is loaded (pandas.read_csv / read_parquet)",
 )
 
@@ -430,6 +435,41 @@ MODEL = _one_of(
     "a behaviour model: csv_flows or state_machine",
 )
 
+ARRIVALS = _object(
+    {
+        "per_day": {**NON_NEGATIVE, "description": "arrivals per day, all segments together"},
+        "per_member_per_day": {**NON_NEGATIVE, "description": "arrivals per day per member of the population"},
+        "segment_attribute": {**NAME, "description": "the member attribute holding each member's segment"},
+        "segments": _object(
+            {
+                "table": NAME,
+                "segment_column": {"type": "string", "minLength": 1},
+                "utc_offset_column": {"type": "string", "minLength": 1},
+                "weight_column": {"type": "string", "minLength": 1},
+            },
+            required=("table",),
+            description="the segments (default: the shipped country table: code, utc_offset, potential users)",
+        ),
+        "present_only": {
+            "type": "boolean",
+            "description": "segments without members get no traffic (default true)",
+        },
+        "curve": _one_of(
+            {
+                "cosine": _object({"peak_hour": NUMBER, "floor": {"type": "number", "minimum": 0, "maximum": 1}}),
+                "hourly": {"type": "array", "items": NON_NEGATIVE, "minItems": 1},
+            },
+            "the daily curve in local time: cosine (default: peak 16:00, floor 0.03) or hourly weights",
+        ),
+        "weight_attribute": {**NAME, "description": "members of a segment are drawn weighted by this attribute"},
+        "timestamp_field": FIELD,
+        "segment_field": FIELD,
+    },
+    required=("segment_attribute",),
+    description="create_arrival_story(...ArrivalProcess(segments, weights, utc_offsets, per_day, curve)...): "
+    "arrivals per segment, a non-homogeneous Poisson process following the local time of day",
+)
+
 STORY = _object(
     {
         "population": NAME,
@@ -437,6 +477,7 @@ STORY = _object(
         "timer": STORY_TIMER,
         "activity": ACTIVITY,
         "states": {"type": "object", "additionalProperties": STATE},
+        "arrivals": ARRIVALS,
         "operations": {"type": "array", "items": OPERATION, "minItems": 1},
     },
     required=("population", "member_id_field", "operations"),

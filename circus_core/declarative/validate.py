@@ -79,6 +79,9 @@ def _check(doc: Document, value: Any, schema: dict[str, Any], path: tuple) -> No
             for i, item in enumerate(value):
                 _check(doc, item, schema["items"], (*path, i))
     elif kind == "string":
+        if "enum" in schema and value not in schema["enum"]:
+            known = schema["enum"]
+            raise doc.error(path, f"{_show(value)} is not one of {', '.join(known)}{did_you_mean(value, known)}")
         if len(value) < schema.get("minLength", 0):
             raise doc.error(path, "must not be empty")
         if "pattern" in schema and not re.search(schema["pattern"], value):
