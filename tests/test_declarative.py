@@ -352,6 +352,30 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "pipelines" / "scenarios"
             "folder: no_such_folder",
             r"csv_flows\.folder: no folder '.*no_such_folder'",
         ),
+        (
+            "mobile_app",
+            "churn_per_day: 0.01",
+            "churn_per_day: -0.01",
+            r"models\.engagement\.engagement\.config: .*churn_per_day must be a finite number >= 0",
+        ),
+        (
+            "mobile_app",
+            "user_sd: 0.8",
+            "user_sd: 0.8\n        user_ds: 1",
+            r"config\.user_ds: unknown key 'user_ds'; did you mean 'user_sd'\?",
+        ),
+        (
+            "mobile_app",
+            "engagement: {model: engagement, per_day: 2.0}",
+            "engagement: {model: engagment, per_day: 2.0}",
+            r"stories\.session\.engagement\.model: no engagement model named 'engagment'; did you mean 'engagement'\?",
+        ),
+        (
+            "mobile_app",
+            "engagement: {model: engagement, drift_every: 1D}",
+            "engagement: {model: engagement, drift_every: 1D}\n    timer: {every: 1}",
+            r"stories\.engagement\.timer: the drift story runs every drift_every: no timer",
+        ),
     ],
 )
 def test_bad_models_and_generators_are_named_where_they_are_written(

@@ -52,6 +52,7 @@ from circus_core.generators import (
     bounded_sigmoid,
 )
 from circus_core.models.arrivals import ArrivalProcess, DailyCurve, create_arrival_story, read_countries
+from circus_core.models.engagement import Engagement, EngagementConfig, PurchaseConfig
 from circus_core.models.flows import CsvFlows
 from circus_core.models.flows_csv import FlowDefinition, load_flow_folder
 from circus_core.models.state_machine import StateMachine, TransitionLogger
@@ -91,7 +92,7 @@ class World:
         out: list[str] = []
         models = self.data.get("models", {})
         for story in self.data.get("stories", {}).values():
-            for op in story["operations"]:
+            for op in story.get("operations", []):
                 ((kind, args),) = op.items()
                 if kind == "log":
                     out.append(args["id"])
@@ -152,6 +153,11 @@ class World:
                 self._relationship(circus, spec, ("relationships", i))
         for name, spec in self.data.get("models", {}).items():
             ((kind, args),) = spec.items()
+            if (
+                kind == "engagement"
+                and bool(self.data["populations"][args["population"]].get("reference")) == reference
+            ):
+                self._engagement(circus, name, args).create_attributes(circus)
             if kind == "csv_flows" and bool(self.data["populations"][args["population"]].get("reference")) == reference:
                 model = CsvFlows(self.flow_definitions[name], circus.get_population(args["population"]))
                 model.init_members(circus.seed_for(args.get("stream", f"world/models.{name}")))
@@ -267,6 +273,9 @@ class World:
             if "arrivals" in spec:
                 self._arrival_story(circus, name, spec, (*path, "arrivals"))
                 continue
+            if "engagement" in spec:
+                self._engagement_story(circus, name, spec, models, path)
+                continue
             timer = self._timer(circus, spec.get("timer", {"default_daily": True}), (*path, "timer"))
             activity = self._activity(circus, timer, spec.get("activity"), (*path, "activity"))
             states = {
@@ -284,9 +293,32 @@ class World:
         for name, spec in stories.items():
             path = ("stories", name)
             ops = [
-                self._operation(circus, op, (*path, "operations", i), models) for i, op in enumerate(spec["operations"])
+                self._operation(circus, op, (*path, "operations", i), models)
+                for i, op in enumerate(spec.get("operations", []))
             ]
-            circus.get_story(name).set_operations(*ops)
+            story = circus.get_story(name)
+            if "drift_every" in spec.get("engagement", {}):
+                story.append_operations(*ops)  # after the drift itself
+            else:
+                story.set_operations(*ops)
+
+    def _engagement_story(
+        self, circus: Circus, name: str, spec: dict[str, Any], models: dict[str, Any], path: tuple
+    ) -> None:
+        """``model.create_drift_story(circus, name, id_field, every)`` or ``model.create_story(circus,
+        name, id_field, timer, per_day, elasticity)``."""
+        conf = spec["engagement"]
+        model = models[conf["model"]]
+        try:
+            if "drift_every" in conf:
+                model.create_drift_story(circus, name, spec["member_id_field"], every=conf["drift_every"])
+                return
+            timer = self._timer(circus, spec["timer"], (*path, "timer"))
+            model.create_story(
+                circus, name, spec["member_id_field"], timer, conf["per_day"], elasticity=conf.get("elasticity", 1.0)
+            )
+        except CircusError as exc:
+            raise self.error((*path, "engagement"), str(exc)) from None
 
     def _arrival_story(self, circus: Circus, name: str, spec: dict[str, Any], path: tuple) -> None:
         """``create_arrival_story`` with an `ArrivalProcess` over the segments' table: each
@@ -322,6 +354,21 @@ class World:
         except CircusError as exc:
             raise self.error(path, str(exc)) from None
 
+    def _engagement(self, circus: Circus, name: str, args: dict[str, Any]) -> Engagement:
+        """``Engagement(population, EngagementConfig(**config), PurchaseConfig(**purchases))``."""
+        try:
+            config = EngagementConfig(**args.get("config", {}))
+            purchases = None
+            if "purchases" in args:
+                conf = dict(args["purchases"])
+                for key in ("price_points", "price_weights"):
+                    if key in conf:
+                        conf[key] = tuple(conf[key])
+                purchases = PurchaseConfig(**conf)
+            return Engagement(circus.get_population(args["population"]), config, purchases)
+        except CircusError as exc:
+            raise self.error(("models", name, "engagement"), str(exc)) from None
+
     def _models(self, circus: Circus) -> dict[str, Any]:
         """The behaviour models, before the stories (a state machine creates its state attribute
         on a fresh circus, as in Python)."""
@@ -331,6 +378,9 @@ class World:
             population = circus.get_population(args["population"])
             if kind == "csv_flows":
                 models[name] = CsvFlows(self.flow_definitions[name], population)
+                continue
+            if kind == "engagement":
+                models[name] = self._engagement(circus, name, args)
                 continue
             path = ("models", name, kind)
             try:
@@ -403,6 +453,8 @@ class World:
             )
         if kind == "tick":
             return models[args["model"]].ops.tick(args.get("member_id_field"))
+        if kind in ("session", "event_times", "purchase", "arrivals"):
+            return self._engagement_operation(circus, kind, args, models[args["model"]].ops, path)
         if kind == "lookup":
             return circus.get_population(args["population"]).ops.lookup(args["id_field"], args["select"])
         if kind == "select_one":
@@ -459,7 +511,31 @@ class World:
             return circus.clock.ops.timestamp(args["named_as"], random=args.get("random", True))
         if kind == "apply":
             return Apply(args["inputs"], args["named_as"], import_function(args["function"]))
-        return FieldLogger(args["id"], cols=list(args["cols"]))
+        return FieldLogger(
+            args["id"],
+            cols=args.get("cols"),
+            exploded_cols=args.get("exploded_cols"),
+            condition_field=args.get("condition_field"),
+            time_field=args.get("time_field"),
+        )
+
+    def _engagement_operation(
+        self, circus: Circus, kind: str, args: dict[str, Any], ops: Any, path: tuple
+    ) -> Operation:
+        """``model.ops.session / event_times / purchase / arrivals`` with the file's arguments."""
+        params = {k: v for k, v in args.items() if k != "model"}
+        if kind == "arrivals":
+            if "profile" in params:
+                params["profile"] = self._timer(circus, {"profile": params["profile"]}, (*path, kind, "profile"))
+            if "attributes" in params:
+                params["attributes"] = {
+                    attribute: self._generator(circus, gen, (*path, kind, "attributes", attribute))
+                    for attribute, gen in params["attributes"].items()
+                }
+        try:
+            return getattr(ops, kind)(**params)
+        except CircusError as exc:
+            raise self.error((*path, kind), str(exc)) from None
 
 
 def _column(table: pd.DataFrame, name: str) -> Any:
@@ -651,9 +727,13 @@ def _check_references(world: World) -> None:
             )
         if story["population"] not in populations:
             raise world.error((*path, "population"), _unknown_name("population", story["population"], populations))
+        if "operations" not in story and "drift_every" not in story.get("engagement", {}):
+            raise world.error(path, "missing key 'operations'")
         if "arrivals" in story:
             _check_arrivals(world, story, path)
-        for i, op in enumerate(story["operations"]):
+        if "engagement" in story:
+            _check_engagement_story(world, story, path, models)
+        for i, op in enumerate(story.get("operations", [])):
             ((kind, args),) = op.items()
             where = (*path, "operations", i, kind)
             if "population" in args and args["population"] not in populations:
@@ -677,7 +757,7 @@ def _check_references(world: World) -> None:
                 raise world.error((*where, "dependent", "bulk"), _unknown_name("generator", name, generators))
             if kind == "add_edges" and ("item" in args) == ("items" in args):
                 raise world.error(where, "give either item (one edge per row) or items (a list field)")
-            if kind in ("run_flows", "tick"):
+            if kind in ("run_flows", "tick", "session", "event_times", "purchase", "arrivals"):
                 _check_model_operation(world, kind, args, where, models, story)
             if kind == "select_one":
                 if ("relationship" in args) == ("population" in args):
@@ -727,6 +807,14 @@ def _check_models(world: World, populations: set[str]) -> dict[str, str]:
                 world.flow_definitions[name] = load_flow_folder(folder)
             except CircusError as exc:
                 raise world.error((*path, "folder"), str(exc)) from None
+            continue
+        if kind == "engagement":
+            for key, cls in (("config", EngagementConfig), ("purchases", PurchaseConfig)):
+                conf = {k: tuple(v) if isinstance(v, list) else v for k, v in args.get(key, {}).items()}
+                try:
+                    cls(**conf)
+                except CircusError as exc:
+                    raise world.error((*path, key), str(exc)) from None
             continue
         states, loggers = set(args["states"]), set(args.get("loggers", {}))
         if args["initial_state"] not in states:
@@ -786,17 +874,38 @@ def _check_arrivals(world: World, story: dict[str, Any], path: tuple) -> None:
                 )
 
 
+def _check_engagement_story(world: World, story: dict[str, Any], path: tuple, models: dict[str, str]) -> None:
+    """The drift story of an engagement model (``drift_every``, nothing else drives it) or one of
+    its session stories (``per_day`` and a timer profile)."""
+    conf = story["engagement"]
+    where = (*path, "engagement")
+    if models.get(conf["model"]) != "engagement":
+        known = {m for m, k in models.items() if k == "engagement"}
+        raise world.error((*where, "model"), _unknown_name("engagement model", conf["model"], known))
+    if story["population"] != world.data["models"][conf["model"]]["engagement"]["population"]:
+        raise world.error((*where, "model"), f"model {conf['model']!r} is about another population")
+    if ("drift_every" in conf) == ("per_day" in conf):
+        raise world.error(where, "give drift_every (the drift story) or per_day (a session story)")
+    for key in ("activity", "states", "arrivals"):
+        if key in story:
+            raise world.error((*path, key), "an engagement story's activity comes from the model")
+    if "drift_every" in conf and "timer" in story:
+        raise world.error((*path, "timer"), "the drift story runs every drift_every: no timer")
+    if "per_day" in conf and not isinstance(story.get("timer"), dict):
+        raise world.error(where, "a session story needs a timer (its daily profile)")
+
+
 def _check_model_operation(
     world: World, kind: str, args: dict[str, Any], where: tuple, models: dict[str, str], story: dict[str, Any]
 ) -> None:
     """``run_flows`` names a csv_flows model, ``tick`` a state_machine, of the story's population."""
-    wanted = "csv_flows" if kind == "run_flows" else "state_machine"
+    wanted = {"run_flows": "csv_flows", "tick": "state_machine"}.get(kind, "engagement")
     name = args["model"]
     if models.get(name) != wanted:
         known = {m for m, k in models.items() if k == wanted}
         raise world.error((*where, "model"), _unknown_name(f"{wanted} model", name, known))
     population = world.data["models"][name][wanted]["population"]
-    if population != story["population"]:
+    if kind != "arrivals" and population != story["population"]:  # arrivals add members to the model's
         raise world.error(
             (*where, "model"),
             f"model {name!r} is about population {population!r}, the story's members are {story['population']!r}",

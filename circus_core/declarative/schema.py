@@ -10,7 +10,10 @@ calls they make (``lookup``, ``select_one``, ``generate``, ``timestamp``, ``appl
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
+
+from circus_core.models.engagement import EngagementConfig, PurchaseConfig
 
 __all__ = ["WORLD_SCHEMA", "world_schema_json"]
 
@@ -370,13 +373,62 @@ OPERATION = _one_of(
             description="machine.ops.tick(member_id_field): one tick of a state_machine model per row",
         ),
         "log": _object(
-            {"id": NAME, "cols": {"type": "array", "items": FIELD, "minItems": 1}},
-            required=("id", "cols"),
-            description="FieldLogger(id, cols): write these fields to the log",
+            {
+                "id": NAME,
+                "cols": {"type": "array", "items": FIELD, "minItems": 1},
+                "exploded_cols": {"type": "array", "items": FIELD, "minItems": 1},
+                "condition_field": FIELD,
+                "time_field": FIELD,
+            },
+            required=("id",),
+            description="FieldLogger(id, cols, exploded_cols, condition_field, time_field): write these fields to "
+            "the log (list fields exploded, one row per element)",
+        ),
+        "session": _object(
+            {
+                "model": NAME,
+                "member_id_field": FIELD,
+                "duration_field": FIELD,
+                "events_field": FIELD,
+                "start_field": FIELD,
+                "end_field": FIELD,
+            },
+            required=("model", "member_id_field"),
+            description="model.ops.session(...): each row's session length and number of events (engagement)",
+        ),
+        "event_times": _object(
+            {"model": NAME, "start_field": FIELD, "duration_field": FIELD, "events_field": FIELD, "named_as": FIELD},
+            required=("model", "start_field", "duration_field", "events_field", "named_as"),
+            description="model.ops.event_times(...): the sorted times of a session's events (engagement)",
+        ),
+        "purchase": _object(
+            {
+                "model": NAME,
+                "member_id_field": FIELD,
+                "named_as": FIELD,
+                "amount_field": FIELD,
+                "time_field": FIELD,
+                "start_field": FIELD,
+                "duration_field": FIELD,
+            },
+            required=("model", "member_id_field"),
+            description="model.ops.purchase(...): whether a session buys, and the amount (engagement)",
+        ),
+        "arrivals": _object(
+            {
+                "model": NAME,
+                "named_as": FIELD,
+                "per_day": {"oneOf": [NON_NEGATIVE, FIELD]},
+                "profile": {"$ref": "#/$defs/profile"},
+                "attributes": {"type": "object", "additionalProperties": GENERATOR},
+            },
+            required=("model", "named_as", "per_day"),
+            description="model.ops.arrivals(...): new members joining, Poisson(per_day x the part of the day), "
+            "with attributes drawn by generators (engagement)",
         ),
     },
     "an operation: lookup, select_one, select_many, neighbourhood_size, add_edges, generate, timestamp, apply, "
-    "drop_row, force_act_next, transit_to_state, run_flows, tick or log",
+    "drop_row, force_act_next, transit_to_state, run_flows, tick, session, event_times, purchase, arrivals or log",
 )
 
 LOGGER = _object(
@@ -405,8 +457,24 @@ TRANSITION = _object(
     description="machine.add_transition(name, from, to, probability, action, loggers)",
 )
 
+
+def _config(cls: type, description: str) -> dict[str, Any]:
+    """The fields of a configuration dataclass, numbers (tuples: lists of numbers)."""
+    properties = {f.name: {"type": "array", "items": NUMBER} if "tuple" in str(f.type) else NUMBER for f in fields(cls)}
+    return _object(properties, description=description)
+
+
 MODEL = _one_of(
     {
+        "engagement": _object(
+            {
+                "population": NAME,
+                "config": _config(EngagementConfig, "EngagementConfig(...): engagement, sessions and churn"),
+                "purchases": _config(PurchaseConfig, "PurchaseConfig(...): the purchase layer"),
+            },
+            required=("population",),
+            description="Engagement(population, config, purchases); create_attributes at build",
+        ),
         "csv_flows": _object(
             {
                 "population": NAME,
@@ -432,7 +500,7 @@ MODEL = _one_of(
             description="StateMachine(name, population, states, initial_state, state_attribute) and its transitions",
         ),
     },
-    "a behaviour model: csv_flows or state_machine",
+    "a behaviour model: engagement, csv_flows or state_machine",
 )
 
 ARRIVALS = _object(
@@ -478,9 +546,20 @@ STORY = _object(
         "activity": ACTIVITY,
         "states": {"type": "object", "additionalProperties": STATE},
         "arrivals": ARRIVALS,
+        "engagement": _object(
+            {
+                "model": NAME,
+                "drift_every": {"type": "string", "description": "the drift story: model.create_drift_story(every)"},
+                "per_day": {**NON_NEGATIVE, "description": "sessions a day at engagement 1: model.create_story"},
+                "elasticity": NUMBER,
+            },
+            required=("model",),
+            description="a story of an engagement model: its drift (drift_every) or its sessions (per_day, with "
+            "a timer profile)",
+        ),
         "operations": {"type": "array", "items": OPERATION, "minItems": 1},
     },
-    required=("population", "member_id_field", "operations"),
+    required=("population", "member_id_field"),
     description="Circus.create_story, then story.set_operations(*operations)",
 )
 
@@ -507,7 +586,7 @@ WORLD_SCHEMA: dict[str, Any] = {
         },
         required=("name", "start", "step", "seed", "populations"),
     ),
-    "$defs": {"generator": GENERATOR, "mapped": MAPPED},
+    "$defs": {"generator": GENERATOR, "mapped": MAPPED, "profile": TIMER["properties"]["profile"]},
 }
 
 
