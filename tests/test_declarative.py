@@ -607,3 +607,52 @@ def test_an_arrival_story_takes_no_timer_and_names_its_segment_attribute(tmp_pat
         load_world(_world(tmp_path, ARRIVALS.replace("segment_attribute: COUNTRY", "segment_attribute: COUNTRYY")))
     with pytest.raises(WorldFileError, match=r"tables\.countries\.builtin: 'country' is not one of countries"):
         load_world(_world(tmp_path, ARRIVALS.replace("builtin: countries", "builtin: country")))
+
+
+STATES_AND_DELAYS = """\
+name: moods
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 5
+populations:
+  users: {size: 2000}
+stories:
+  chatty:
+    population: users
+    member_id_field: USER
+    activity: {per_day: 1}
+    states: {excited: {activity: {per_day: 10}}}
+    default_state: calm                      # the default state's name: everybody starts calm, 1 a day
+    operations:
+      - get_state: {story: chatty, member_id_field: USER, named_as: MOOD}
+      - timestamp: {named_as: TIME}
+      - generate: {generator: {numpy: {method: random}}, named_as: U}
+      - apply: {function: "numpy:sqrt", inputs: [U], named_as: ROOT}
+      - log: {id: chats, cols: [TIME, USER, MOOD]}
+      - force_act_next:
+          {story: answer, member_id_field: USER, delay: {numpy: {method: uniform, low: 60, high: 120}}, delay_unit: 1s}
+  answer:
+    population: users
+    member_id_field: USER
+    timer: null
+    operations:
+      - timestamp: {named_as: TIME}
+      - log: {id: answers, cols: [TIME, USER]}
+"""
+
+
+def test_default_state_get_state_and_delays_drawn_by_a_generator(tmp_path: Path) -> None:
+    logs = scenario_from_file(_world(tmp_path, STATES_AND_DELAYS)).create(2000).run("1D")
+    chats, answers = logs["chats"].to_pandas(), logs["answers"].to_pandas()
+    # calm: 1 a day for 2,000 members, Poisson(2,000): 5 sd = 224
+    assert abs(len(chats) - 2000) < 5 * math.sqrt(2000)
+    assert set(chats["MOOD"]) == {"calm"}
+    # each chat is answered once, 60 to 120 s later (a uniform delay in seconds); the last ones spill over
+    delays = []
+    for user, group in chats.groupby("USER"):
+        replies = answers[answers["USER"] == user]["TIME"].sort_values().to_numpy()
+        causes = group["TIME"].sort_values().to_numpy()[: len(replies)]
+        delays += list((replies - causes) / np.timedelta64(1, "s"))
+    assert len(answers) >= len(chats) - 10
+    assert min(delays) >= 60 and max(delays) <= 120
+    assert abs(np.mean(delays) - 90) < 5 * (60 / math.sqrt(12)) / math.sqrt(len(delays))

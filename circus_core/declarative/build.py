@@ -289,6 +289,8 @@ class World:
                 timer_gen=timer,
                 activity_gen=activity,
                 states=states or None,
+                auto_reset_timer=spec.get("auto_reset_timer", True),
+                default_state=spec.get("default_state", "default"),
             )
         for name, spec in stories.items():
             path = ("stories", name)
@@ -425,7 +427,7 @@ class World:
             if kind == "work_hours":
                 return WorkHoursTimerGenerator(circus.clock, **args)
             if kind == "profile":
-                profile = CyclicTimerProfile(args["weights"], args["slot"], args["start"])
+                profile = CyclicTimerProfile(args["weights"], args["slot"], args["start"], args.get("period"))
                 return CyclicTimerGenerator(circus.clock, profile)
             return DefaultDailyTimerGenerator(circus.clock)
         except CircusError as exc:
@@ -492,9 +494,21 @@ class World:
             return DropRow(args["condition_field"])
         if kind == "force_act_next":
             story_ops = circus.get_story(args["story"]).ops
+            delay = args.get("delay")
+            if isinstance(delay, dict):
+                delay = self._generator(circus, delay, (*path, kind, "delay"))
             return story_ops.force_act_next(
-                args["member_id_field"], condition_field=args.get("condition_field"), delay=args.get("delay")
+                args["member_id_field"],
+                condition_field=args.get("condition_field"),
+                delay=delay,
+                delay_field=args.get("delay_field"),
+                delay_unit=args.get("delay_unit", "1s"),
+                merge=args.get("merge"),
             )
+        if kind == "reset_timers":
+            return circus.get_story(args["story"]).ops.reset_timers(args.get("member_id_field"))
+        if kind == "get_state":
+            return circus.get_story(args["story"]).ops.get_state(args["member_id_field"], args["named_as"])
         if kind == "transit_to_state":
             return circus.get_story(args["story"]).ops.transit_to_state(
                 args["member_id_field"],
@@ -727,6 +741,12 @@ def _check_references(world: World) -> None:
             )
         if story["population"] not in populations:
             raise world.error((*path, "population"), _unknown_name("population", story["population"], populations))
+        if story.get("default_state") in story.get("states", {}):
+            raise world.error(
+                (*path, "default_state"),
+                f"{story['default_state']!r} names the default state (the story's own activity): do not declare it "
+                "in states too",
+            )
         if "operations" not in story and "drift_every" not in story.get("engagement", {}):
             raise world.error(path, "missing key 'operations'")
         if "arrivals" in story:
@@ -742,7 +762,7 @@ def _check_references(world: World) -> None:
                 raise world.error(
                     (*where, "relationship"), _unknown_name("relationship", args["relationship"], relationships)
                 )
-            if kind in ("force_act_next", "transit_to_state"):
+            if kind in ("force_act_next", "transit_to_state", "reset_timers", "get_state"):
                 _check_story_reference(world, args, where)
             if kind == "generate" and ("generator" in args) == ("dependent" in args):
                 raise world.error(where, "give either generator or dependent (with observed_field)")
@@ -924,7 +944,8 @@ def _check_story_reference(world: World, args: dict[str, Any], where: tuple) -> 
     if "state" in args or "state_field" in args:
         if ("state" in args) == ("state_field" in args):
             raise world.error(where, "give either state or state_field")
-        states = {"default", *stories[args["story"]].get("states", {})}
+        target = stories[args["story"]]
+        states = {target.get("default_state", "default"), *target.get("states", {})}
         if "state" in args and args["state"] not in states:
             kind = f"state of story {args['story']!r}"
             raise world.error((*where, "state"), _unknown_name(kind, args["state"], states))

@@ -222,6 +222,7 @@ TIMER = _one_of(
                 "weights": {"type": "array", "minItems": 1, "items": NON_NEGATIVE},
                 "slot": {"type": "string", "description": "the duration of each weight, e.g. 1h"},
                 "start": {"type": "string", "description": "when the first slot starts (tz-aware)"},
+                "period": {"type": "string", "description": "the profile's period (default: weights x slot)"},
             },
             required=("weights", "slot", "start"),
             description="CyclicTimerGenerator(CyclicTimerProfile(weights, slot, start))",
@@ -351,10 +352,26 @@ OPERATION = _one_of(
                 "story": NAME,
                 "member_id_field": FIELD,
                 "condition_field": FIELD,
-                "delay": {"type": "string", "description": "a duration, e.g. 30min"},
+                "delay": {
+                    "description": "a duration (e.g. 30min), or a generator of numbers in delay_unit",
+                    "oneOf": [{"type": "string"}, GENERATOR],
+                },
+                "delay_field": {**FIELD, "description": "each row's delay: numbers in delay_unit, or durations"},
+                "delay_unit": {"type": "string", "description": "the unit of numeric delays (default 1s)"},
+                "merge": {"type": "boolean", "description": "a member's reactions due in one step run once"},
             },
             required=("story", "member_id_field"),
             description="story.ops.force_act_next(member_id_field, condition_field, delay): a reaction",
+        ),
+        "reset_timers": _object(
+            {"story": NAME, "member_id_field": FIELD},
+            required=("story",),
+            description="story.ops.reset_timers(member_id_field): redraw the members' next events",
+        ),
+        "get_state": _object(
+            {"story": NAME, "member_id_field": FIELD, "named_as": FIELD},
+            required=("story", "member_id_field", "named_as"),
+            description="story.ops.get_state(member_id_field, named_as): each member's current state name",
         ),
         "transit_to_state": _object(
             {"story": NAME, "member_id_field": FIELD, "state": NAME, "state_field": FIELD, "condition_field": FIELD},
@@ -428,7 +445,8 @@ OPERATION = _one_of(
         ),
     },
     "an operation: lookup, select_one, select_many, neighbourhood_size, add_edges, generate, timestamp, apply, "
-    "drop_row, force_act_next, transit_to_state, run_flows, tick, session, event_times, purchase, arrivals or log",
+    "drop_row, force_act_next, reset_timers, transit_to_state, get_state, run_flows, tick, session, event_times, "
+    "purchase, arrivals or log",
 )
 
 LOGGER = _object(
@@ -545,6 +563,12 @@ STORY = _object(
         "timer": STORY_TIMER,
         "activity": ACTIVITY,
         "states": {"type": "object", "additionalProperties": STATE},
+        "default_state": {
+            **NAME,
+            "description": "the name of the default state: the one every member starts in, with the story's own "
+            "activity (default: default)",
+        },
+        "auto_reset_timer": {"type": "boolean", "description": "redraw a member's timer after it acts (default true)"},
         "arrivals": ARRIVALS,
         "engagement": _object(
             {
