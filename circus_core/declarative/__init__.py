@@ -2,7 +2,8 @@
 whose ``build``/``add_stories`` make the engine calls its keys name.  The schema is
 `WORLD_SCHEMA` (published as ``circus_core/data/world.schema.json``)."""
 
-from circus_core.declarative.build import World, load_world
+from circus_core.declarative.build import World
+from circus_core.declarative.load import load_world
 from circus_core.declarative.schema import WORLD_SCHEMA, world_schema_json
 from circus_core.declarative.source import WorldFileError
 
