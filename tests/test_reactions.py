@@ -433,10 +433,10 @@ def test_every_story_array_survives_a_checkpoint(tmp_path: Path) -> None:
 
 def test_engagement_uses_the_public_story_api_only() -> None:
     """Models change stories through `set_activity` / `stop`, never by writing their arrays."""
-    source = (Path(__file__).resolve().parents[1] / "circus_core" / "engagement.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "circus_core" / "models" / "engagement.py").read_text()
     for attribute in ("activity", "timer", "next_mass", "state", "reaction_due"):
         assert f"story.{attribute}[" not in source and f"story.{attribute} =" not in source, attribute
-    checkpoint = (Path(__file__).resolve().parents[1] / "circus_core" / "checkpoint.py").read_text()
+    checkpoint = (Path(__file__).resolve().parents[1] / "circus_core" / "io" / "checkpoint.py").read_text()
     assert "story.timer" not in checkpoint and "story._" not in checkpoint
 
 

@@ -166,7 +166,7 @@ def test_simulation_is_byte_identical_on_gcs_and_local(
     on_disk = _local_files(tmp_path / "local")
     assert sorted(on_gcs) == sorted(on_disk)
     for day in days:  # the comparison is about real content: logs and checkpoints of both days
-        for log_id in get_scenario("telecom").logs:
+        for log_id in get_scenario("telecom").log_ids:
             assert f"telecom/logs/{log_id}/date={day}/part-00000.parquet" in on_gcs
         assert f"telecom/checkpoints/{day}/circus.json" in on_gcs
     markers = [k for k in on_gcs if k.endswith("/_COMMITTED.json")]
