@@ -45,53 +45,71 @@ def run(
 ) -> list[Path]:
     """Simulate up to ``days`` days after the start, resuming from the last checkpoint under
     ``out``; the files written.  ``progress(done, total, rows, day)`` after each step (default: a
-    line on stderr)."""
+    line on stderr).
+
+    A sharded scenario (``shards`` > 1) runs its shards one after the other on this machine:
+    ``logs/<log>/date=D/part-<k>`` and ``checkpoints/shard-<k>/D`` per shard, the same bytes as
+    the Dagster assets running them on a cluster."""
     use_jemalloc()
     scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
     root = out / scenario.name
-    checkpoint = latest_checkpoint(root / "checkpoints")
-    if checkpoint is not None:
-        circus: Circus = scenario.restore(checkpoint)
-        if seed is not None and seed != circus.root_seed:
-            raise CircusError(
-                f"{root} holds a run of {scenario.name} with seed {circus.root_seed}, not {seed}: another seed is "
-                "another world; choose another --out (or delete that folder)"
-            )
-        note = " (--size applies to new runs only)" if size is not None else ""
-        print(f"resuming {scenario.name} from checkpoint {checkpoint}{note}", file=sys.stderr)
-    else:
-        circus = scenario.create(size, seed)
+    shards = scenario.shards
+    circuses = [_start(scenario, root, shard, size, seed) for shard in range(shards)]
     start_day = pd.Timestamp(scenario.start).normalize()
     target_end = start_day + pd.Timedelta(days=days)
-    remaining_days = max(0, int((target_end - circus.clock.now) // pd.Timedelta(days=1)))
-    steps_per_day = circus.clock.steps_in("1D")
-    total = remaining_days * steps_per_day
+    remaining = [max(0, int((target_end - c.clock.now) // pd.Timedelta(days=1))) for c in circuses]
+    steps_per_day = circuses[0].clock.steps_in("1D")
+    total = sum(remaining) * steps_per_day
     written: list[Path] = []
     rows, done, t0 = 0, 0, time.perf_counter()
-    for _ in range(remaining_days):
-        date = circus.clock.now.date().isoformat()
-        collected: dict = {}
-        for _ in range(steps_per_day):
-            for log_id, table in circus.step().items():
-                collected.setdefault(log_id, []).append(table)
-                rows += table.num_rows
-            done += 1
-            if progress is not None:
-                progress(done, total, rows, date)
-                continue
-            elapsed = time.perf_counter() - t0
-            left = elapsed / done * (total - done)
-            print(
-                f"\r{scenario.name} {date}: step {done}/{total}, {rows:,} rows, "
-                f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left",
-                end="",
-                file=sys.stderr,
-            )
-        written += write_day({k: concat_tables(v) for k, v in collected.items()}, root / "logs", date, fmt).values()
-        circus.save(root / "checkpoints" / date)
+    for shard, circus in enumerate(circuses):
+        for _ in range(remaining[shard]):
+            date = circus.clock.now.date().isoformat()
+            collected: dict = {}
+            for _ in range(steps_per_day):
+                for log_id, table in circus.step().items():
+                    collected.setdefault(log_id, []).append(table)
+                    rows += table.num_rows
+                done += 1
+                if progress is not None:
+                    progress(done, total, rows, date)
+                    continue
+                elapsed = time.perf_counter() - t0
+                left = elapsed / done * (total - done)
+                print(
+                    f"\r{scenario.name} {date}: step {done}/{total}, {rows:,} rows, "
+                    f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left",
+                    end="",
+                    file=sys.stderr,
+                )
+            day_logs = {k: concat_tables(v) for k, v in collected.items()}
+            written += write_day(day_logs, root / "logs", date, fmt, part=shard).values()
+            circus.save(_checkpoints(root, shard, shards) / date)
     if progress is None:
         print(file=sys.stderr)
     return written
+
+
+def _checkpoints(root: Path, shard: int, shards: int) -> Path:
+    """Where a shard's day checkpoints go (unsharded: ``checkpoints/D``, as ever)."""
+    return root / "checkpoints" if shards == 1 else root / "checkpoints" / f"shard-{shard}"
+
+
+def _start(scenario: Scenario, root: Path, shard: int, size: int | None, seed: int | None) -> Circus:
+    """Shard ``shard`` of the scenario: from its last checkpoint under ``root``, or new."""
+    checkpoint = latest_checkpoint(_checkpoints(root, shard, scenario.shards))
+    if checkpoint is None:
+        return scenario.create(size, seed, shard=shard)
+    circus: Circus = scenario.restore(checkpoint)
+    if seed is not None and seed != circus.root_seed:
+        raise CircusError(
+            f"{root} holds a run of {scenario.name} with seed {circus.root_seed}, not {seed}: another seed is "
+            "another world; choose another --out (or delete that folder)"
+        )
+    if shard == 0:
+        note = " (--size applies to new runs only)" if size is not None else ""
+        print(f"resuming {scenario.name} from checkpoint {checkpoint}{note}", file=sys.stderr)
+    return circus
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -190,3 +190,35 @@ def test_the_music_catalogue_is_shared_by_the_shards() -> None:
     assert a.reference == ["music_repository", "songs"]
     assert a.get_population("songs").to_dataframe().equals(b.get_population("songs").to_dataframe())
     assert a.get_population("songs").size == music.create(400).get_population("songs").size
+
+
+def test_circus_run_runs_every_shard_with_the_bytes_of_the_pipeline(tmp_path: Path) -> None:
+    """``circus run`` (pipelines.run_local) on a 2-shard world simulates both shards, part by
+    part, restartable per shard: the log files are those of the Dagster assets' shard tasks."""
+    import dataclasses
+    import hashlib
+
+    from pipelines.daystore import INITIAL, DayStore
+    from pipelines.run_local import run
+    from pipelines.scenarios import get_scenario
+    from pipelines.shards import run_sharded
+    from resources.runners import InProcessRunner
+    from resources.storage import LocalBackend
+
+    scenario = dataclasses.replace(get_scenario("telecom"), shards=2)
+    days = ("2026-01-05", "2026-01-06")
+    run(scenario, 1, tmp_path / "run", 600, "parquet", progress=lambda *_: None)
+    run(scenario, 2, tmp_path / "run", 600, "parquet", progress=lambda *_: None)  # resumes both shards
+    store = DayStore(LocalBackend(tmp_path / "dagster"), scenario)
+    run_sharded(store, INITIAL, 2, InProcessRunner(), build=(600, None), log=lambda _: None)
+    for day in days:
+        run_sharded(store, day, 2, InProcessRunner(), log=lambda _: None)
+
+    def digests(root: Path) -> dict[str, str]:
+        logs = root / "telecom" / "logs"
+        return {str(p.relative_to(logs)): hashlib.sha256(p.read_bytes()).hexdigest() for p in logs.rglob("*.parquet")}
+
+    expected = digests(tmp_path / "dagster")
+    assert {f"voice_cdr/date={d}/part-0000{k}.parquet" for d in days for k in (0, 1)} <= set(expected)
+    assert digests(tmp_path / "run") == expected
+    assert sorted(p.name for p in (tmp_path / "run" / "telecom" / "checkpoints").iterdir()) == ["shard-0", "shard-1"]

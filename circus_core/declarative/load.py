@@ -134,7 +134,7 @@ def _check_references(world: World) -> None:
                     )
                     if "to" not in rel:
                         raise world.error((*where, "weight"), "weight needs a relationship to a population")
-                    attributes = set(data["populations"][rel["to"]].get("attributes", {}))
+                    attributes = _attributes_of(world, rel["to"])
                     if args["weight"] not in attributes:
                         kind = f"attribute of population {rel['to']!r}"
                         raise world.error((*where, "weight"), _unknown_name(kind, args["weight"], attributes))
@@ -201,10 +201,7 @@ def _check_arrivals(world: World, story: dict[str, Any], path: tuple) -> None:
             raise world.error((*path, key), "an arrival story is driven by its arrivals: no timer, activity or states")
     if ("per_day" in conf) == ("per_member_per_day" in conf):
         raise world.error(where, "give either per_day or per_member_per_day")
-    attributes = set(world.data["populations"][story["population"]].get("attributes", {}))
-    table_pop = world.data["populations"][story["population"]].get("table")
-    if table_pop is not None:
-        attributes |= {str(c) for c in world.tables[table_pop].columns}
+    attributes = _attributes_of(world, story["population"])
     for key in ("segment_attribute", "weight_attribute"):
         if key in conf and conf[key] not in attributes:
             kind = f"attribute of population {story['population']!r}"
@@ -228,6 +225,17 @@ def _check_arrivals(world: World, story: dict[str, Any], path: tuple) -> None:
                     (*where, "segments", key if key in segments else "table"),
                     f"table {segments['table']!r} has no column {column!r}{hint} (columns: {have})",
                 )
+
+
+def _attributes_of(world: World, population: str) -> set[str]:
+    """The attributes a population will have: those it declares, its table's columns (all but the
+    id column, or those it lists) and those its models create."""
+    spec = world.data["populations"][population]
+    attributes = set(spec.get("attributes", {}))
+    if "table" in spec:
+        columns = [str(c) for c in world.tables[spec["table"]].columns if str(c) != spec.get("id_column")]
+        attributes |= set(spec.get("columns", columns))
+    return attributes
 
 
 def _check_engagement_story(world: World, story: dict[str, Any], path: tuple, models: dict[str, str]) -> None:
