@@ -656,3 +656,32 @@ def test_default_state_get_state_and_delays_drawn_by_a_generator(tmp_path: Path)
     assert len(answers) >= len(chats) - 10
     assert min(delays) >= 60 and max(delays) <= 120
     assert abs(np.mean(delays) - 90) < 5 * (60 / math.sqrt(12)) / math.sqrt(len(delays))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "method: gamma",
+            "method: gama",
+            r"activity\.per_day\.numpy\.method: .*no method 'gama'; did you mean 'gamma'\?",
+        ),
+        (
+            "shape: 2.0, scale: 0.75",
+            "shap: 2.0, scale: 0.75",
+            r"activity\.per_day\.numpy: .*unexpected keyword argument 'shap'",
+        ),
+        (
+            "method: first_name, pool_size: 500",
+            "method: frist_name, pool_size: 500",
+            r"NAME\.faker\.method: .*no method 'frist_name' .*; did you mean 'first_name'\?",
+        ),
+    ],
+)
+def test_numpy_and_faker_mistakes_are_found_before_the_world_runs(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = COFFEE.read_text()
+    assert old in text
+    with pytest.raises(WorldFileError, match=r"coffee\.yaml:\d+:\d+: .*" + message):
+        load_world(_world(tmp_path, text.replace(old, new), "coffee.yaml"))

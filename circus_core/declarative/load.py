@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from circus_core.clock import as_timedelta, as_utc
@@ -14,6 +15,7 @@ from circus_core.declarative.build import World, import_function
 from circus_core.declarative.source import did_you_mean, read_document
 from circus_core.declarative.validate import validate_document
 from circus_core.errors import CircusError
+from circus_core.generators import FakerGenerator, NumpyRandomGenerator
 from circus_core.models.arrivals import read_countries
 from circus_core.models.engagement import EngagementConfig, PurchaseConfig
 from circus_core.models.flows_csv import load_flow_folder
@@ -40,6 +42,7 @@ def _check_references(world: World) -> None:
         except CircusError as exc:
             raise world.error((key,), str(exc)) from None
     _check_generators(world, data, generators)
+    _check_generator_arguments(world, data)
     _check_tables(world)
     for name, spec in data["populations"].items():
         size = spec.get("size")
@@ -307,6 +310,39 @@ def _check_generators(world: World, data: Any, generators: set[str], path: tuple
     elif isinstance(data, list):
         for i, value in enumerate(data):
             _check_generators(world, value, generators, (*path, i))
+
+
+def _check_generator_arguments(world: World, node: Any, path: tuple = ()) -> None:
+    """Every ``numpy`` and ``faker`` generator is made once, so that a method or parameter numpy or
+    Faker does not have is reported now, where it is written, not when the world runs."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = (*path, key)
+            if key in ("numpy", "faker") and isinstance(value, dict) and isinstance(value.get("method"), str):
+                params = {k: v for k, v in value.items() if k not in ("method", "stream", "locale", "pool_size")}
+                try:
+                    if key == "numpy":
+                        NumpyRandomGenerator(value["method"], seed=0, **params)
+                    else:
+                        FakerGenerator(value["method"], value.get("locale", "en_US"), 0, 1)
+                except CircusError as exc:
+                    method, known = value["method"], _methods(key, value.get("locale", "en_US"))
+                    if method in known:  # the method exists: its parameters are wrong
+                        raise world.error(where, str(exc)) from None
+                    raise world.error((*where, "method"), f"{exc}{did_you_mean(method, known)}") from None
+            _check_generator_arguments(world, value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_generator_arguments(world, value, (*path, i))
+
+
+def _methods(kind: str, locale: str) -> list[str]:
+    """The public methods of numpy's Generator or of a Faker for ``locale`` (for a did-you-mean)."""
+    if kind == "numpy":
+        return [m for m in dir(np.random.Generator) if not m.startswith("_")]
+    import faker
+
+    return [m for m in dir(faker.Faker(locale)) if not m.startswith("_")]
 
 
 def _unknown_name(kind: str, name: str, known: set[str]) -> str:
