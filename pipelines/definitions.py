@@ -35,7 +35,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines.factory import build_scenario_definitions
-from pipelines.scenarios import discover
+from pipelines.scenarios import Discovery, discover
 from pipelines.settings import delivery_resources, simulation_resources
 
 __all__ = ["defs"]
@@ -75,10 +75,22 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
     return dg.Definitions(assets=[scenario_load_errors])
 
 
+def _scenario_definitions(found: Discovery) -> list[dg.Definitions]:
+    """Each scenario's asset group; one whose assets cannot be built becomes a load problem."""
+    built = []
+    for name, scenario in list(found.scenarios.items()):
+        try:
+            built.append(build_scenario_definitions(scenario))
+        except Exception as exc:
+            found.problems.append((found.origins.pop(name), f"{type(exc).__name__}: {exc}"))
+            del found.scenarios[name]
+    return built
+
+
 _found = discover().find_logs()
 # (one Definitions object at module scope: Dagster refuses a module with two)
 defs = dg.Definitions.merge(
-    *(build_scenario_definitions(s) for s in _found.scenarios.values()),
+    *_scenario_definitions(_found),
     _delivery(list(_found.scenarios.values()), _found.problems),
     _load_errors(_found.problems),
     dg.Definitions(resources=simulation_resources()),

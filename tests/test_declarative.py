@@ -685,3 +685,18 @@ def test_numpy_and_faker_mistakes_are_found_before_the_world_runs(
     assert old in text
     with pytest.raises(WorldFileError, match=r"coffee\.yaml:\d+:\d+: .*" + message):
         load_world(_world(tmp_path, text.replace(old, new), "coffee.yaml"))
+
+
+def test_a_world_starts_at_a_midnight_utc(tmp_path: Path) -> None:
+    """Days are UTC days (one Dagster partition each): a local midnight elsewhere is refused at
+    load, in a world file and in a Python scenario, before it can break the code location."""
+    from circus_core import CircusError
+    from pipelines.scenarios.base import Scenario
+
+    text = BASE.replace('start: "2026-01-05T00:00:00+00:00"', 'start: "2026-01-05T00:00:00+01:00"')
+    with pytest.raises(
+        WorldFileError, match=r"w\.yaml:2:8: start: .* a world starts at a midnight UTC .*'2026-01-04T00"
+    ):
+        load_world(_world(tmp_path, text))
+    with pytest.raises(CircusError, match=r"scenario 'x': start '2026-01-05T00:00:00\+01:00' is 2026-01-04T23:00:00"):
+        Scenario("x", "d", "2026-01-05T00:00:00+01:00", "1h", 1, 10, lambda c, n: None, lambda c: None)

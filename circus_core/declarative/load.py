@@ -41,6 +41,13 @@ def _check_references(world: World) -> None:
             (as_utc if key == "start" else as_timedelta)(data[key], key)
         except CircusError as exc:
             raise world.error((key,), str(exc)) from None
+    start = pd.Timestamp(as_utc(data["start"], "start"))
+    if start != start.normalize():
+        raise world.error(
+            ("start",),
+            f"{data['start']!r} is {start.isoformat()} in UTC: a world starts at a midnight UTC (its days are UTC "
+            f"days, one Dagster partition each), e.g. {start.normalize().strftime('%Y-%m-%dT00:00:00+00:00')!r}",
+        )
     _check_generators(world, data, generators)
     _check_generator_arguments(world, data)
     _check_tables(world)

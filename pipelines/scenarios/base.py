@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import pandas as pd
+
 from circus_core import Circus, CircusError
 from circus_core.checks import check_path_name
 from circus_core.clock import as_timedelta, as_utc
@@ -53,7 +55,12 @@ class Scenario:
         """Check start, step, seed and log ids now: they also define the Dagster partitions and
         folders, built when the code location loads, long before a circus is created."""
         where = f"scenario {self.name!r}"
-        as_utc(self.start, f"{where}: start")
+        start = pd.Timestamp(as_utc(self.start, f"{where}: start"))
+        if start != start.normalize():
+            raise CircusError(
+                f"{where}: start {self.start!r} is {start.isoformat()} in UTC; a scenario starts at a midnight UTC "
+                "(its days are UTC days, one Dagster partition each)"
+            )
         as_timedelta(self.step, f"{where}: step")
         check_seed(self.seed, where)
         for log_id in self.logs or ():
