@@ -5,6 +5,9 @@ bad file is refused before anything runs, naming file, line, column, key and val
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -700,3 +703,59 @@ def test_a_world_starts_at_a_midnight_utc(tmp_path: Path) -> None:
         load_world(_world(tmp_path, text))
     with pytest.raises(CircusError, match=r"scenario 'x': start '2026-01-05T00:00:00\+01:00' is 2026-01-04T23:00:00"):
         Scenario("x", "d", "2026-01-05T00:00:00+01:00", "1h", 1, 10, lambda c, n: None, lambda c: None)
+
+
+HELPERS = """\
+import numpy as np
+
+
+def double(values):
+    return values * 2
+
+
+def shout(values):
+    return np.char.upper(np.asarray(values, dtype=str))
+"""
+
+
+def test_functions_from_a_module_next_to_the_world_travel_with_it(tmp_path: Path) -> None:
+    """``apply: {function: helpers:double}`` with helpers.py beside the world file: found at load,
+    kept in the world, so a process without the file (a Dask worker) runs it the same."""
+    import pickle
+
+    (tmp_path / "helpers.py").write_text(HELPERS)
+    text = BASE.replace(
+        "    size: 100\n",
+        "    size: 100\n    attributes:\n"
+        "      LOUD: {mapped: {generator: {choice: {values: [a, b]}}, function: 'helpers:shout'}}\n",
+    ).replace(
+        "      - log: {id: visits, cols: [TIME, USER]}",
+        "      - generate: {generator: {numpy: {method: integers, low: 0, high: 10}}, named_as: N}\n"
+        "      - apply: {function: 'helpers:double', inputs: [N], named_as: N2}\n"
+        "      - lookup: {population: users, id_field: USER, select: {LOUD: LOUD}}\n"
+        "      - log: {id: visits, cols: [TIME, USER, N, N2, LOUD]}",
+    )
+    (tmp_path / "world.pickle").write_bytes(pickle.dumps(scenario_from_file(_world(tmp_path, text))))
+    (tmp_path / "helpers.py").unlink()
+    probe = (
+        "import pickle, sys\n"
+        "scenario = pickle.load(open('world.pickle', 'rb'))\n"
+        "scenario.create(100).run('1D')['visits'].to_pandas().to_parquet('visits.parquet')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    visits = pd.read_parquet(tmp_path / "visits.parquet")
+    assert len(visits) > 100 and (visits["N2"] == 2 * visits["N"]).all()
+    assert set(visits["LOUD"]) == {"A", "B"}
+
+
+def test_a_helper_module_that_fails_is_named_where_it_is_used(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("def double(:\n")
+    text = BASE.replace(
+        "      - log: {id: visits, cols: [TIME, USER]}",
+        "      - apply: {function: 'helpers:double', inputs: [USER], named_as: X}\n"
+        "      - log: {id: visits, cols: [TIME, USER]}",
+    )
+    with pytest.raises(WorldFileError, match=r"w\.yaml:\d+:\d+: .*apply\.function: importing 'helpers:double' failed"):
+        load_world(_world(tmp_path, text))

@@ -25,8 +25,11 @@ file, as for a Python scenario.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -79,6 +82,9 @@ class World:
     flow_definitions: dict[str, FlowDefinition] = field(default_factory=dict)
     #: the ``tables``, read when the world is loaded (same reason)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the Python modules next to the world file that its functions name (``module:function``),
+    #: as source text (same reason)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -230,7 +236,7 @@ class World:
                 return SequencialGenerator(**args)
             if kind == "mapped":
                 upstream = self._generator(circus, args["generator"], (*path, kind, "generator"), seed, base)
-                return upstream.map(vectorized_f=_Mapping(args, self.place((*path, kind))))
+                return upstream.map(vectorized_f=_Mapping(args, self.place((*path, kind)), self.sources))
             if kind == "numpy":
                 params = {k: v for k, v in args.items() if k not in ("method", "stream")}
                 return NumpyRandomGenerator(args["method"], seed=own, **params)
@@ -256,7 +262,7 @@ class World:
             if how == "bounded_sigmoid":
                 f = bounded_sigmoid(conf["x_min"], conf["x_max"], conf["shape"], conf.get("incrementing", True))
             else:
-                f = import_function(conf)
+                f = import_function(conf, self.sources)
             return DependentTriggerGenerator(f)
         except CircusError as exc:
             raise self.error((*path, kind, how), str(exc)) from None
@@ -401,7 +407,7 @@ class World:
                         conf["from"],
                         conf["to"],
                         conf["probability"],
-                        action=None if action is None else import_function(action),
+                        action=None if action is None else import_function(action, self.sources),
                         loggers=[loggers[log] for log in conf.get("loggers", [])],
                     )
                 except CircusError as exc:
@@ -522,7 +528,7 @@ class World:
         if kind == "timestamp":
             return circus.clock.ops.timestamp(args["named_as"], random=args.get("random", True))
         if kind == "apply":
-            return Apply(args["inputs"], args["named_as"], import_function(args["function"]))
+            return Apply(args["inputs"], args["named_as"], import_function(args["function"], self.sources))
         return FieldLogger(
             args["id"],
             cols=args.get("cols"),
@@ -562,8 +568,8 @@ class _Mapping:
     """The function of a ``mapped`` generator: mapping, function, multiply, add, clip, round, in
     that order (a class, not a closure: worlds are pickled for Dask workers)."""
 
-    def __init__(self, args: dict[str, Any], where: str) -> None:
-        self.args, self.where = args, where
+    def __init__(self, args: dict[str, Any], where: str, sources: dict[str, str]) -> None:
+        self.args, self.where, self.sources = args, where, sources
 
     def __call__(self, values: Any) -> Any:
         args = self.args
@@ -576,7 +582,7 @@ class _Mapping:
                 raise CircusError(f"{self.where}: values {unmapped} are not in mapping (keys: {list(table)[:10]})")
             values = as_column(out.to_numpy())
         if "function" in args:
-            values = import_function(args["function"])(values)
+            values = import_function(args["function"], self.sources)(values)
         if "multiply" in args:
             values = np.asarray(values, dtype=float) * args["multiply"]
         if "add" in args:
@@ -589,8 +595,31 @@ class _Mapping:
         return values
 
 
-def import_function(path: str) -> Any:
+def import_function(path: str, sources: dict[str, str] | None = None) -> Any:
     """The function ``module:function`` names (``apply``, actions, mapped generators): what YAML
-    cannot say is said in Python, importable where the world runs."""
+    cannot say is said in Python.  ``module`` is importable, or one of ``sources`` (a world's
+    ``module.py`` files next to it, read when it was loaded, so a Dask worker needs no copy)."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError:
+        if not sources or module not in sources:
+            raise
+        loaded = _module_from_source(module, sources[module])
+    return getattr(loaded, name)
+
+
+def _module_from_source(module: str, source: str) -> ModuleType:
+    """A module made from ``source`` once per process (keyed by its text: two worlds may each
+    have a ``helpers.py``)."""
+    key = f"circus_world_modules.{module}_{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    if key not in sys.modules:
+        made = ModuleType(key)
+        made.__file__ = f"<world file's {module}.py>"
+        sys.modules[key] = made
+        try:
+            exec(compile(source, f"{module}.py", "exec"), made.__dict__)
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return sys.modules[key]

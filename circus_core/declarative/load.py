@@ -50,6 +50,7 @@ def _check_references(world: World) -> None:
         )
     _check_generators(world, data, generators)
     _check_generator_arguments(world, data)
+    _check_functions(world, data)
     _check_tables(world)
     for name, spec in data["populations"].items():
         size = spec.get("size")
@@ -149,10 +150,7 @@ def _check_references(world: World) -> None:
                         kind = f"attribute of population {rel['to']!r}"
                         raise world.error((*where, "weight"), _unknown_name(kind, args["weight"], attributes))
             if kind == "apply":
-                try:
-                    import_function(args["function"])
-                except (ImportError, AttributeError) as exc:
-                    raise world.error((*where, "function"), f"cannot import {args['function']!r}: {exc}") from None
+                _check_function(world, args["function"], (*where, "function"))
 
 
 def _check_models(world: World, populations: set[str]) -> dict[str, str]:
@@ -194,10 +192,7 @@ def _check_models(world: World, populations: set[str]) -> dict[str, str]:
                 if log not in loggers:
                     raise world.error((*where, "loggers", i), _unknown_name("logger", log, loggers))
             if "action" in conf:
-                try:
-                    import_function(conf["action"])
-                except (ImportError, AttributeError) as exc:
-                    raise world.error((*where, "action"), f"cannot import {conf['action']!r}: {exc}") from None
+                _check_function(world, conf["action"], (*where, "action"))
     return kinds
 
 
@@ -341,6 +336,38 @@ def _check_generator_arguments(world: World, node: Any, path: tuple = ()) -> Non
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _check_generator_arguments(world, value, (*path, i))
+
+
+def _check_function(world: World, path: str, where: tuple) -> None:
+    """``module:function`` imports: from the environment, or from ``module.py`` next to the world
+    file (its text kept in the world, `World.sources`)."""
+    module = path.partition(":")[0]
+    local = Path(world.file).parent / f"{module.replace('.', '/')}.py"
+    try:
+        try:
+            import_function(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != module.split(".")[0] or not local.is_file():
+                raise
+            world.sources[module] = local.read_text()
+            import_function(path, world.sources)
+    except (ImportError, AttributeError) as exc:
+        raise world.error(where, f"cannot import {path!r}: {exc}") from None
+    except Exception as exc:  # the module itself fails when imported
+        raise world.error(where, f"importing {path!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _check_functions(world: World, node: Any, path: tuple = ()) -> None:
+    """The functions of mapped generators and of triggers import (``apply`` and actions are
+    checked where they are)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("mapped", "trigger") and isinstance(value, dict) and isinstance(value.get("function"), str):
+                _check_function(world, value["function"], (*path, key, "function"))
+            _check_functions(world, value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_functions(world, value, (*path, i))
 
 
 def _methods(kind: str, locale: str) -> list[str]:
