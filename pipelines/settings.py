@@ -53,12 +53,17 @@ def _pubsub_settings() -> dict[str, Any]:
     return values
 
 
-@cache
 def simulation_resources() -> dict[str, Any]:
     """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*) and ``dask`` (CIRCUS_DASK_ADDRESS).
 
-    The same objects on every call: several components in one project share them (Dagster
-    refuses two different resources under one key)."""
+    The same objects on every call with the same settings: several components in one project
+    share them (Dagster refuses two different resources under one key)."""
+    return _simulation_resources(_settings())
+
+
+@cache
+def _simulation_resources(settings: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Made once per ``settings`` (the cache key: the values are read from the environment)."""
     return {
         "storage": StorageResource(
             kind=_setting("CIRCUS_STORAGE", "local"),
@@ -71,10 +76,16 @@ def simulation_resources() -> dict[str, Any]:
     }
 
 
-@cache
 def delivery_resources() -> dict[str, Any]:
     """``export``, ``gcs`` and ``pubsub`` (CIRCUS_EXPORT_*, CIRCUS_GCP_PROJECT, CIRCUS_PUBSUB_*),
-    the same objects on every call; imports the Google clients (the ``gcp`` extra)."""
+    the same objects on every call with the same settings; imports the Google clients (the ``gcp``
+    extra)."""
+    return _delivery_resources(_settings())
+
+
+@cache
+def _delivery_resources(settings: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Made once per ``settings`` (as `_simulation_resources`)."""
     from resources.export import ExportResource, LazyGCSResource
 
     project = dg.EnvVar("CIRCUS_GCP_PROJECT") if os.environ.get("CIRCUS_GCP_PROJECT") else None
@@ -87,3 +98,10 @@ def delivery_resources() -> dict[str, Any]:
         "gcs": LazyGCSResource(project=project),
         "pubsub": PubSubResource(**_pubsub_settings()),
     }
+
+
+def _settings() -> tuple[tuple[str, str], ...]:
+    """The environment the resources are configured from (a new value: new resources)."""
+    return tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith("CIRCUS_") or k == "PUBSUB_EMULATOR_HOST")
+    )

@@ -96,7 +96,9 @@ class Scenario:
         """The log streams of this scenario (one Dagster asset each): ``logs`` when given, else
         the logs its stories write (`Circus.log_ids`), found by building a tiny world once.
 
-        A custom operation that emits logs declares them by overriding `Operation.log_ids`."""
+        A custom operation that emits logs declares them by overriding `Operation.log_ids`.  A
+        scenario whose ``build`` has side effects (writes files, calls a service) says its logs:
+        finding them would run it when the code location loads."""
         if self.logs is not None:
             return tuple(self.logs)
         size = min(self.default_size, DISCOVERY_MEMBERS * self.shards)

@@ -137,4 +137,7 @@ SCENARIO = Scenario(
     build=music.build_listeners,
     add_stories=music.add_stories,
     build_reference=build_library,
+    # said rather than found: finding them builds a world, and this one writes its DB library
+    # (loading the code location must not write files); the stories are music's
+    logs=music.SCENARIO.log_ids,
 )
