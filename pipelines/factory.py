@@ -16,7 +16,6 @@ works from the CLI; daemon backfills follow the self-dependency one day at a tim
 """
 
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -174,42 +173,29 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
     def simulation(
         context: dg.AssetExecutionContext, storage: StorageResource, dask: DaskResource
     ) -> dg.MaterializeResult:
+        """Each day is reported as its own partition's materialization the moment it commits (a
+        killed backfill shows exactly the committed days), with that day's metadata; the run's
+        closing events carry the same per-partition metadata (`add_asset_metadata`), no totals."""
         store = DayStore(storage.backend(), scenario)
-        results: list[DayResult | ShardedResult] = []
-        t0 = time.perf_counter()
         count = store.shards(INITIAL) if store.is_committed(INITIAL) else 1
+        days = sorted(context.partition_keys)
+
+        def commit(result: DayResult | ShardedResult) -> None:
+            metadata = _day_metadata(store, result, count)
+            context.add_asset_metadata(metadata, partition_key=result.day)
+            context.log_event(dg.AssetMaterialization(asset_key=sim_key, partition=result.day, metadata=metadata))
+
         try:
             if count == 1 and not dask.address:
-                for day in sorted(context.partition_keys):
-                    results.append(simulate_day(store, day, log=context.log.info))
+                for day in days:
+                    commit(simulate_day(store, day, log=context.log.info))
             else:
                 with dask.runner(count) as runner:
-                    for day in sorted(context.partition_keys):
-                        results.append(run_sharded(store, day, count, runner, log=context.log.info))
+                    for day in days:
+                        commit(run_sharded(store, day, count, runner, log=context.log.info))
         except CircusError as exc:
             raise _fail(exc) from exc
-        seconds = time.perf_counter() - t0
-        rows: dict[str, int] = {}
-        per_hour = [0] * 24
-        for r in results:
-            for log_id, n in r.rows.items():
-                rows[log_id] = rows.get(log_id, 0) + n
-            per_hour = [a + b for a, b in zip(per_hour, r.rows_per_hour, strict=True)]
-        total = sum(rows.values())
-        metadata: dict[str, object] = {f"rows {k}": v for k, v in sorted(rows.items())}
-        if count > 1:
-            metadata["shards"] = count
-            metadata["per shard"] = _shard_table(results)
-        metadata.update(
-            {
-                "days": ", ".join(r.day for r in results),
-                "rows": total,
-                "wall time (s)": round(seconds, 2),
-                "rows/s": round(total / seconds) if seconds else 0,
-                "events per hour of day": _hour_chart(per_hour),
-            }
-        )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult()
 
     log_assets = [_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.log_ids]
     job = dg.define_asset_job(
@@ -241,6 +227,32 @@ def _sharded_initial(
     metadata["per shard"] = _shard_table([result])
     context.log.info(f"{store.scenario.name}: initial state saved in {count} shards")
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _day_metadata(store: DayStore, result: DayResult | ShardedResult, shards: int) -> dict[str, object]:
+    """One committed day, as its partition shows it: rows per log (one line per log in the Plots
+    tab), ``dagster/row_count``, events per hour, wall time, rows/s, and where its files are."""
+    total = sum(result.rows.values())
+    metadata: dict[str, object] = {f"rows {k}": v for k, v in sorted(result.rows.items())}
+    metadata.update(
+        {
+            "dagster/row_count": total,
+            "wall time (s)": round(result.seconds, 2),
+            "rows/s": round(total / result.seconds) if result.seconds else 0,
+            "events per hour of day": _hour_chart(result.rows_per_hour),
+            "checkpoint": dg.MetadataValue.path(store.backend.url(store.checkpoint_key(result.day))),
+            "files": dg.MetadataValue.md(
+                "\n".join(
+                    f"- {log_id}: `{store.backend.url(store.log_key(log_id, result.day))}`"
+                    for log_id in sorted(result.rows)
+                )
+            ),
+        }
+    )
+    if shards > 1:
+        metadata["shards"] = shards
+        metadata["per shard"] = _shard_table([result])
+    return metadata
 
 
 def _shard_table(results: Sequence[object]) -> dg.MetadataValue:
@@ -296,7 +308,6 @@ def _log_asset(
         row_problems: list[str] = []
         bad_times: list[str] = []
         rows: dict[str, int] = {}
-        urls: list[str] = []
         for day in sorted(context.partition_keys):
             try:
                 marker = store.marker(day)
@@ -305,8 +316,11 @@ def _log_asset(
             entry = marker["logs"].get(log_id)
             if entry is None:  # no event of this kind that day
                 rows[day] = 0
+                context.add_asset_metadata({"dagster/row_count": 0}, partition_key=day)
                 continue
             rows[day] = 0
+            day_files: list[str] = []
+            first_part: _Day | None = None
             for part in log_parts(entry):  # one file per shard
                 name = f"{day}" + (f" shard {part['shard']}" if "shard" in part else "")
                 day_file = _read(store, part["key"])
@@ -319,8 +333,19 @@ def _log_asset(
                 rows[day] += day_file.num_rows
                 if day_file.num_rows != part["rows"]:
                     row_problems.append(f"{name}: {day_file.num_rows} rows, its commit marker says {part['rows']}")
-                urls.append(part["url"])
+                day_files.append(part["url"])
+                first_part = first_part or day_file
                 bad_times += _outside_day(day_file.times, day)
+            if first_part is not None:
+                context.add_asset_metadata(
+                    {
+                        "dagster/row_count": rows[day],
+                        "dagster/column_schema": _column_schema(first_part.schema),
+                        "sample": _preview(first_part.sample.to_pandas()),
+                        "files": "\n".join(day_files),
+                    },
+                    partition_key=day,
+                )
         yield dg.AssetCheckResult(
             check_name="schema_as_declared",
             passed=not schema_problems,
@@ -335,7 +360,7 @@ def _log_asset(
         yield dg.AssetCheckResult(
             check_name="row_count", passed=not row_problems, metadata={**rows, "problems": "; ".join(row_problems[:10])}
         )
-        yield dg.MaterializeResult(metadata={"rows": sum(rows.values()), "files": "\n".join(urls)})
+        yield dg.MaterializeResult()  # each day's metadata is its own (add_asset_metadata above)
 
     return log_stream
 
@@ -350,14 +375,25 @@ def _read(store: DayStore, key: str) -> "_Day":
         times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
         table = pq.read_table(local, columns=times)
         rows = pq.read_metadata(local).num_rows
-    return _Day(schema, table, rows)
+        first = next(pq.ParquetFile(local).iter_batches(batch_size=SAMPLE_ROWS), None)
+        sample = pa.Table.from_batches([first]) if first is not None else schema.empty_table()
+    return _Day(schema, table, rows, sample)
+
+
+#: rows of a day shown with its log asset's materialization
+SAMPLE_ROWS = 5
 
 
 class _Day:
-    """A day's schema, its timestamp columns and its row count."""
+    """A day's schema, its timestamp columns, its row count and its first rows."""
 
-    def __init__(self, schema: pa.Schema, times: pa.Table, num_rows: int) -> None:
-        self.schema, self.times, self.num_rows = schema, times, num_rows
+    def __init__(self, schema: pa.Schema, times: pa.Table, num_rows: int, sample: pa.Table) -> None:
+        self.schema, self.times, self.num_rows, self.sample = schema, times, num_rows, sample
+
+
+def _column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The Arrow schema as Dagster shows it (``dagster/column_schema``)."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema.remove_metadata()])
 
 
 def _outside_day(table: pa.Table, day: str) -> list[str]:

@@ -281,3 +281,72 @@ def test_every_scenario_has_a_daily_schedule(dagster_dev: DevServer, workspace: 
         schedule = schedules[f"{name}_daily"]
         assert schedule["executionTimezone"] == "UTC"
         assert schedule["cronSchedule"].split()[2:] == ["*", "*", "*"], schedule  # every day of every month
+
+
+DAY_MATERIALIZATIONS_QUERY = """{
+  assetOrError(assetKey: {path: ["telecom", "ASSET"]}) {
+    ... on Asset {
+      assetMaterializations(partitions: ["2026-01-05", "2026-01-06"]) {
+        partition
+        runId
+        metadataEntries {
+          label
+          __typename
+          ... on IntMetadataEntry { intValue }
+          ... on FloatMetadataEntry { floatValue }
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+        }
+      }
+    }
+  }
+}"""
+
+
+def test_each_committed_day_is_its_own_partition_materialization(
+    dagster_dev: DevServer, workspace: dict[str, Any]
+) -> None:
+    """Issue 13.1: a two-day backfill in one run shows each day with its own rows (the two days
+    differ), ``dagster/row_count`` and rows/s, as the UI reads them over GraphQL; no run totals."""
+    from pipelines.daystore import DayStore
+    from pipelines.scenarios import get_scenario
+    from resources.storage import LocalBackend
+
+    tmp = dagster_dev.log.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCUS_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": str(tmp / "dagster_home"), "CIRCUS_ROOT": str(tmp / "store")})
+    cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions"]
+    config = '{"ops": {"telecom__initial_state": {"config": {"size": 400}}}}'
+    for args in (
+        ["--select", "telecom/initial_state", "--config-json", config],
+        ["--select", "telecom/simulation,telecom/voice_cdr", "--partition-range", "2026-01-05...2026-01-06"],
+    ):
+        done = subprocess.run([*cli, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    events = dagster_dev.query(DAY_MATERIALIZATIONS_QUERY.replace("ASSET", "simulation"))["assetOrError"][
+        "assetMaterializations"
+    ]
+    store = DayStore(LocalBackend(tmp / "store"), get_scenario("telecom"))
+    seen = {}
+    for event in events:
+        values = {e["label"]: e.get("intValue", e.get("floatValue")) for e in event["metadataEntries"]}
+        assert "days" not in values and "rows" not in values  # nothing of the run as a whole
+        marker = store.marker(event["partition"])["logs"]
+        assert values["rows voice_cdr"] == marker["voice_cdr"]["rows"] > 0
+        assert values["dagster/row_count"] == sum(entry["rows"] for entry in marker.values())
+        assert values["rows/s"] > 0
+        seen.setdefault(event["partition"], []).append(values["dagster/row_count"])
+    assert set(seen) == {"2026-01-05", "2026-01-06"}
+    assert seen["2026-01-05"][0] != seen["2026-01-06"][0]  # each day its own numbers
+    assert all(len(set(counts)) == 1 for counts in seen.values())  # its events agree with each other
+    # the log asset: each day's row count, column schema and first rows
+    logs = dagster_dev.query(DAY_MATERIALIZATIONS_QUERY.replace("ASSET", "voice_cdr"))["assetOrError"]
+    by_day = {}
+    for event in logs["assetMaterializations"]:
+        by_day.setdefault(event["partition"], {e["label"]: e for e in event["metadataEntries"]})
+    assert set(by_day) == {"2026-01-05", "2026-01-06"}
+    for day, entries in by_day.items():
+        assert entries["dagster/row_count"]["intValue"] == store.marker(day)["logs"]["voice_cdr"]["rows"]
+        columns = [c["name"] for c in entries["dagster/column_schema"]["schema"]["columns"]]
+        assert "TIMESTAMP" in columns and len(columns) > 3
+        assert entries["sample"]["mdStr"].count("\n") >= 5  # a header, a rule and rows
