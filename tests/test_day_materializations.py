@@ -1,0 +1,79 @@
+"""Issue 13.1: a backfill that stops on day 3 leaves days 1 and 2 materialised in Dagster, with
+their own metadata -- the UI shows exactly the committed days, not nothing until the range ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.daystore import DayStore
+from pipelines.scenarios.worlds import scenario_from_file
+from resources.storage import LocalBackend
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD = """\
+name: stops
+start: "2026-01-05T00:00:00+00:00"
+step: 1h
+seed: 3
+populations:
+  people: {size: 300}
+stories:
+  act:
+    population: people
+    member_id_field: P
+    activity: {per_day: 2}
+    operations:
+      - timestamp: {named_as: TIME}
+      - apply: {function: "stopper:before_day_3", inputs: [TIME], named_as: OK}
+      - log: {id: acts, cols: [TIME, P]}
+"""
+STOPPER = """\
+import pandas as pd
+
+
+def before_day_3(times):
+    if (pd.Series(times) >= pd.Timestamp("2026-01-07", tz="UTC")).any():
+        raise RuntimeError("this world cannot live a third day")
+    return pd.Series(True, index=pd.Series(times).index)
+"""
+
+
+def test_a_backfill_that_fails_on_day_3_shows_days_1_and_2(tmp_path: Path) -> None:
+    worlds = tmp_path / "worlds"
+    worlds.mkdir()
+    (worlds / "stops.yaml").write_text(WORLD)
+    (worlds / "stopper.py").write_text(textwrap.dedent(STOPPER))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCUS_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": str(home), "CIRCUS_ROOT": str(tmp_path / "store"), "CIRCUS_SCENARIOS": str(worlds)})
+    cli = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions"]
+
+    def materialize(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    assert materialize("--select", "stops/initial_state").returncode == 0
+    failed = materialize("--select", "stops/simulation", "--partition-range", "2026-01-05...2026-01-07")
+    assert failed.returncode != 0
+    assert "cannot live a third day" in failed.stdout + failed.stderr
+
+    store = DayStore(LocalBackend(tmp_path / "store"), scenario_from_file(worlds / "stops.yaml"))
+    committed = [d for d in ("2026-01-05", "2026-01-06", "2026-01-07") if store.is_committed(d)]
+    assert committed == ["2026-01-05", "2026-01-06"]
+    with dg.DagsterInstance.local_temp(str(home)) as instance:  # the CLI's instance, on its folder
+        key = dg.AssetKey(["stops", "simulation"])
+        assert sorted(instance.get_materialized_partitions(key)) == committed
+        for day in committed:
+            (event,) = [
+                r.asset_materialization
+                for r in instance.fetch_materializations(key, limit=10).records
+                if r.asset_materialization.partition == day
+            ]
+            assert event.metadata["rows acts"].value == store.marker(day)["logs"]["acts"]["rows"] > 0
