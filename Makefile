@@ -48,5 +48,4 @@ demo: env
 
 # The Dagster UI on http://127.0.0.1:3000 (same instance and files as make run).
 ui: env
-	mkdir -p .dagster_home
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(VENV)/bin/circus ui --host 127.0.0.1 --port 3000

@@ -161,8 +161,9 @@ def _day(text: str, option: str) -> pd.Timestamp:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     require("dagster", "dagster", "dagster_webserver")
-    home = Path(os.environ.get("DAGSTER_HOME", ".dagster_home")).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    from pipelines.materialize import dagster_home
+
+    home = dagster_home()
     dagster = str(Path(sys.executable).with_name("dagster"))
     cmd = [dagster, "dev", "-m", "pipelines.definitions", "-h", args.host, "-p", str(args.port)]
     return subprocess.call(cmd, env={**os.environ, "DAGSTER_HOME": str(home)})

@@ -93,5 +93,7 @@ defs = dg.Definitions.merge(
     *_scenario_definitions(_found),
     _delivery(list(_found.scenarios.values()), _found.problems),
     _load_errors(_found.problems),
-    dg.Definitions(resources=simulation_resources()),
+    # one process per run: a run's steps are a few, and heavy work goes to Dask (shards) -- starting
+    # a process per step cost more than the steps of a small day (issue 13: make demo)
+    dg.Definitions(resources=simulation_resources(), executor=dg.in_process_executor),
 )

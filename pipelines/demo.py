@@ -13,7 +13,6 @@ instance (``out/demo/dagster_home``) and the local files (``out/demo/store``) st
 """
 
 import argparse
-import json
 import os
 import shutil
 from collections import Counter
@@ -25,7 +24,7 @@ from google.cloud import storage as gcs
 
 from circus_core import CircusError
 from pipelines.emulators import gcs_emulator, pubsub_emulator, pull_all
-from pipelines.materialize import dagster
+from pipelines.materialize import dagster, dagster_home
 from pipelines.scenarios import all_scenarios, get_scenario
 
 __all__ = ["main"]
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"GCS emulator at {gcs_host}: bucket gs://{BUCKET}\n", flush=True)
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(out / "dagster_home"),
+            "DAGSTER_HOME": str(dagster_home(out / "dagster_home")),
             "CIRCUS_ROOT": str(out / "store"),
             "CIRCUS_EXPORT_BUCKET": BUCKET,
             "CIRCUS_EXPORT_PREFIX": "circus",
@@ -73,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
             "CIRCUS_PUBSUB_TOPIC": topic,
         }
         config = {"ops": {f"{name}__initial_state": {"config": {"size": args.size}}}}
-        dagster("--select", f"{name}/initial_state", "--config-json", json.dumps(config), env=env)
+        dagster(f"{name}/initial_state", config=config, env=env)
         selection = [f"{name}/simulation", *(f"{name}/{log}" for log in scenario.log_ids)]
         selection += [f"{name}/gcs_export", f"{name}/pubsub_publish"]
-        dagster("--select", ",".join(selection), "--partition-range", f"{first.date()}...{last.date()}", env=env)
+        dagster(",".join(selection), partition_range=f"{first.date()}...{last.date()}", env=env)
 
         print(f"\nObjects in gs://{BUCKET} (GCS emulator):")
         for blob in gcs.Client(project=PROJECT).list_blobs(BUCKET):

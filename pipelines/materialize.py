@@ -2,7 +2,7 @@
 
     python -m pipelines.materialize --scenario telecom --days 7
 
-Runs exactly what a user would type (``dagster asset materialize``): the initial state (unless
+Runs exactly what a user would type (``dg launch --assets``): the initial state (unless
 already committed), then one single-run backfill of the simulation and log assets over the
 partition range, which runs the days in order.  The Dagster instance lives in ``DAGSTER_HOME``
 (default ``.dagster_home``), so ``dagster dev`` shows these runs afterwards; files go to
@@ -12,6 +12,7 @@ partition range, which runs the days in order.  The Dagster instance lives in ``
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +24,34 @@ from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 from resources.storage import LocalBackend
 
-__all__ = ["backfill", "dagster", "main", "missing_days"]
+__all__ = ["backfill", "dagster", "dagster_home", "main", "missing_days"]
 
 
-def dagster(*args: str, env: dict[str, str] | None = None) -> None:
-    """``dagster asset materialize -m pipelines.definitions <args>``, echoed; exits on failure."""
-    cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "pipelines.definitions", *args]
+#: the instance settings every local run's DAGSTER_HOME gets (run monitoring, no telemetry)
+INSTANCE_SETTINGS = Path(__file__).with_name("dagster.yaml")
+#: run config of every launched run: the console log at INFO (DEBUG shows ~70 engine lines a run)
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def dagster_home(path: str | Path | None = None) -> Path:
+    """``DAGSTER_HOME`` (default ``.dagster_home``), created with Circus's ``dagster.yaml`` if it
+    has none; also set in this process's environment."""
+    home = Path(path or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(INSTANCE_SETTINGS, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def dagster(assets: str, *, partition_range: str | None = None, config: dict | None = None, env=None) -> None:
+    """``dg launch -m pipelines.definitions --assets <assets>`` (Dagster's current command for a
+    run), echoed, its log at INFO; exits on failure."""
+    run_config = {**QUIET, **(config or {})}
+    cmd = [str(Path(sys.executable).with_name("dg")), "launch", "-m", "pipelines.definitions", "--assets", assets]
+    if partition_range is not None:
+        cmd += ["--partition-range", partition_range]
+    cmd += ["--config-json", json.dumps(run_config)]
     print("$", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, env=env, check=False)
     if done.returncode != 0:
@@ -36,8 +59,7 @@ def dagster(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def _store(scenario: Scenario) -> tuple[DayStore, Path]:
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home()
     root = Path(os.environ.setdefault("CIRCUS_ROOT", "out/dagster"))
     if os.environ.get("CIRCUS_STORAGE", "local") != "local":
         raise CircusError("local backfills use local storage; unset CIRCUS_STORAGE")
@@ -57,9 +79,9 @@ def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: 
     store, root = _store(scenario)
     if not store.is_committed(INITIAL):
         config = {"ops": {f"{scenario.name}__initial_state": {"config": {"size": size}}}}
-        dagster("--select", f"{scenario.name}/initial_state", "--config-json", json.dumps(config))
+        dagster(f"{scenario.name}/initial_state", config=config)
     selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.log_ids)])
-    dagster("--select", selection, "--partition-range", f"{first.date()}...{last.date()}")
+    dagster(selection, partition_range=f"{first.date()}...{last.date()}")
     print(f"\nParquet logs of {scenario.name} under {(root / scenario.name / 'logs').resolve()}:")
     for path in sorted((root / scenario.name / "logs").rglob("*.parquet")):
         print(f"  {path}")

@@ -282,13 +282,8 @@ def test_a_cli_backfill_writes_the_files_of_day_by_day_runs(
     # ``'telecom/*'`` is not a usable selection in Dagster 1.13 (it parses as key "telecom/" and
     # its downstream); the simulation and its log assets are the scenario's days (``simulation*``
     # would also take the GCS export, which needs a bucket).
-    # The steps run in the CLI's own process (the multiprocess default only adds start-up time).
-    cmd, env = cli(
-        backfilled,
-        home,
-        *("--select", ",".join([SIM, *LOGS]), "--partition-range", f"{DAY1}...{DAY3}"),
-        *("--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})),
-    )
+    # The steps run in the CLI's own process (the code location's executor is in-process).
+    cmd, env = cli(backfilled, home, *("--select", ",".join([SIM, *LOGS]), "--partition-range", f"{DAY1}...{DAY3}"))
     with (tmp_path / "backfill.log").open("w+") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
