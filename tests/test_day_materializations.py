@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.daystore import DayStore
 from pipelines.scenarios.worlds import scenario_from_file
@@ -77,3 +78,21 @@ def test_a_backfill_that_fails_on_day_3_shows_days_1_and_2(tmp_path: Path) -> No
                 if r.asset_materialization.partition == day
             ]
             assert event.metadata["rows acts"].value == store.marker(day)["logs"]["acts"]["rows"] > 0
+
+
+def test_local_dagster_homes_get_circus_instance_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dagster_home`` gives a DAGSTER_HOME without settings Circus's dagster.yaml (run
+    monitoring on, no telemetry), as Dagster reads it; an existing file is left alone."""
+    from pipelines.materialize import dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused"))  # restored after the test
+    home = dagster_home(tmp_path / "home")
+    assert os.environ["DAGSTER_HOME"] == str(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled
+        assert not instance.telemetry_enabled
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagster_home(mine)
+    assert (mine / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
