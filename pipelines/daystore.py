@@ -24,16 +24,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from circus_core import CheckpointError, Circus, CircusError
+from circus_core.checks import check_day
 from circus_core.io.logs import write_day
 from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
 from resources.storage import StorageBackend
 
-__all__ = ["INITIAL", "MARKER", "DayNotReadyError", "DayStore", "log_parts"]
+__all__ = ["INITIAL", "MARKER", "DayNotReadyError", "DayStore", "describe_world", "log_parts", "previous_day"]
 
 INITIAL = "initial"
 MARKER = "_COMMITTED.json"
@@ -63,6 +65,27 @@ class DayStore:
         if not self.is_committed(day):
             raise DayNotReadyError(f"{self.scenario.name}: day {day} is not committed")
         return json.loads(self.backend.get_bytes(f"{self.checkpoint_key(day)}/{MARKER}"))
+
+    def world(self, day: str) -> dict[str, Any] | None:
+        """The fingerprint of the world the committed ``day`` (or initial state) belongs to."""
+        return self.marker(day).get("world")
+
+    def committed_days(self) -> list[str]:
+        """Every committed day (not the initial state), in order."""
+        prefix = f"{self.scenario.name}/checkpoints"
+        keys = self.backend.list(prefix)
+        days = {key[len(prefix) + 1 :].split("/", 1)[0] for key in keys if key.endswith(f"/{MARKER}")}
+        return sorted(d for d in days if d != INITIAL)
+
+    def remove_days(self, days: list[str]) -> None:
+        """Delete ``days`` (markers first, then checkpoints and every log file of those days)."""
+        for day in days:
+            self.retract(day)
+        logs_prefix = f"{self.scenario.name}/logs"
+        wanted = {f"/date={day}/" for day in days}
+        for key in self.backend.list(logs_prefix):
+            if any(w in key for w in wanted):
+                self.backend.delete(key)
 
     def shards(self, day: str) -> int:
         """How many shards the committed ``day`` (or initial state) was made of."""
@@ -97,8 +120,8 @@ class DayStore:
         except CheckpointError as exc:  # name the stored file, not the temporary copy
             raise type(exc)(str(exc).replace(str(local), self.backend.url(key))) from exc
 
-    def save_initial(self, circus: Circus) -> dict[str, Any]:
-        return self._commit(INITIAL, circus, {})
+    def save_initial(self, circus: Circus, world: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._commit(INITIAL, circus, {}, world=world)
 
     def commit_day(
         self,
@@ -112,11 +135,16 @@ class DayStore:
         return self._commit(day, circus, logs or {}, files)
 
     def _commit(
-        self, day: str, circus: Circus, logs: Mapping[str, pa.Table], files_written: Mapping[str, Path] | None = None
+        self,
+        day: str,
+        circus: Circus,
+        logs: Mapping[str, pa.Table],
+        files_written: Mapping[str, Path] | None = None,
+        world: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         self.retract(day)
         staged = self.stage(day, circus, logs, files_written)
-        return self.publish(day, [staged], circus.clock.now.isoformat())
+        return self.publish(day, [staged], circus.clock.now.isoformat(), world=world)
 
     def retract(self, day: str) -> None:
         """Un-commit ``day`` before it is written again: the marker goes first, so that a
@@ -159,10 +187,16 @@ class DayStore:
         return {"shard": circus.shard.index, "shards": circus.shard.count, "pending": pending, "logs": files}
 
     def publish(
-        self, day: str, staged: list[dict[str, Any]], clock: str, extra: Mapping[str, Any] | None = None
+        self,
+        day: str,
+        staged: list[dict[str, Any]],
+        clock: str,
+        extra: Mapping[str, Any] | None = None,
+        world: Mapping[str, Any] | None = None,
     ) -> dict:
         """Make the staged logs of every shard visible, then write the day's marker: the day is
-        committed only when every shard is."""
+        committed only when every shard is.  The marker records the world (``world``, the
+        fingerprint of the initial state; a day inherits the one of the day it continues)."""
         count = len(staged)
         for part in staged:
             for hidden, key in part["pending"]:  # everything is uploaded: the logs appear, then the marker
@@ -178,12 +212,37 @@ class DayStore:
                     merged["bytes"] += entry["bytes"]
                     merged["parts"].append({k: v for k, v in entry.items() if k != "schema"} | {"shard": part["shard"]})
         meta = {"scenario": self.scenario.name, "day": day, "clock": clock, "logs": logs}
+        if day == INITIAL:
+            meta["world"] = dict(world) if world is not None else None
+        else:  # a day belongs to the world of the checkpoint it continues
+            before = previous_day(self.scenario.start, day)
+            meta |= {"world": self.world(before), "continues": before}
         if count > 1:
             meta |= {"shards": count, **dict(extra or {})}
         self.backend.put_bytes(
             f"{self.checkpoint_key(day)}/{MARKER}", json.dumps(meta, indent=1, sort_keys=True).encode()
         )
         return meta
+
+
+def previous_day(scenario_start: str, day: str) -> str:
+    """The checkpoint ``day`` starts from: the day before, or the initial state."""
+    check_day(day, "simulated day")  # "2026-1-5" would name folders beside the real days
+    start = pd.Timestamp(scenario_start).tz_convert("UTC").normalize()
+    current = pd.Timestamp(day, tz="UTC")
+    if current < start:
+        raise DayNotReadyError(f"day {day} is before the scenario's start {start.date()}")
+    return INITIAL if current == start else (current - pd.Timedelta(days=1)).date().isoformat()
+
+
+def describe_world(world: Mapping[str, Any] | None) -> str:
+    """A world fingerprint as a person reads it."""
+    if not world:
+        return "a world of unknown size and seed (committed before worlds had fingerprints)"
+    return (
+        f"world {world['id']} (size {world['size']}, seed {world['seed']}, {world['shards']} shard(s), "
+        f"definition {world['definition']})"
+    )
 
 
 def log_parts(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from circus_core import CircusError
-from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, log_parts
+from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, log_parts
 from pipelines.scenarios import Scenario
 from pipelines.shards import ShardedResult, run_sharded
 from pipelines.simulate import DayResult, simulate_day
@@ -50,6 +50,11 @@ class InitialStateConfig(dg.Config):
         default=False,
         description="allow a shard count other than the one the stored world was built with "
         "(a different world: every day must be simulated again)",
+    )
+    reset: bool = Field(
+        default=False,
+        description="build a world other than the stored one (another size, seed, shard count or definition) "
+        "although days of the stored one are committed: those days are removed",
     )
 
     @field_validator("shards")
@@ -134,14 +139,16 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
                 "other events). Set initial_state config reshard: true to replace it, then simulate every day again.",
                 allow_retries=False,
             )
+        world = scenario.world_fingerprint(size, seed, count)
+        _replace_world(context, store, world, config.reset)
         if count > 1 or dask.address:
             return _sharded_initial(context, store, dask, count, size, seed)
         try:
             circus = scenario.create(size, seed)
-            marker = store.save_initial(circus)
+            marker = store.save_initial(circus, world)
         except CircusError as exc:
             raise _fail(exc) from exc
-        metadata: dict[str, object] = {"checkpoint": marker["clock"], "seed": circus.master_seed}
+        metadata: dict[str, object] = {"checkpoint": marker["clock"], "seed": circus.master_seed, "world": world["id"]}
         for pop in circus.populations.values():
             metadata[f"population {pop.name}"] = pop.size
             metadata[f"preview {pop.name}"] = _preview(pop.to_dataframe())
@@ -227,6 +234,28 @@ def _sharded_initial(
     metadata["per shard"] = _shard_table([result])
     context.log.info(f"{store.scenario.name}: initial state saved in {count} shards")
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _replace_world(context: dg.AssetExecutionContext, store: DayStore, world: dict[str, object], reset: bool) -> None:
+    """A new initial state of *another* world may not silently sit under days of the stored one:
+    refused while such days are committed, unless ``reset`` removes them (counted in the log)."""
+    if not store.is_committed(INITIAL) or (store.world(INITIAL) or {}).get("id") == world["id"]:
+        return  # nothing stored, or the same world again (the same bytes)
+    days = store.committed_days()
+    if not days:
+        return
+    stored = describe_world(store.world(INITIAL))
+    if not reset:
+        raise dg.Failure(
+            description=f"{store.scenario.name}: {len(days)} committed day(s) ({days[0]} to {days[-1]}) belong to "
+            f"{stored}; this run would build {describe_world(world)}. Set initial_state config reset: true to "
+            "remove those days and start over, or build the stored world again.",
+            allow_retries=False,
+        )
+    store.remove_days(days)
+    context.log.warning(
+        f"{store.scenario.name}: reset: removed {len(days)} day(s) of {stored} ({days[0]} to {days[-1]})"
+    )
 
 
 def _day_metadata(store: DayStore, result: DayResult | ShardedResult, shards: int) -> dict[str, object]:

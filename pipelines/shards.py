@@ -160,7 +160,12 @@ def run_sharded(
     stats = [
         {k: part[k] for k in ("shard", "worker", "seconds", "rows") if k in part} | _members(part) for part in staged
     ]
-    marker = store.publish(day, staged, clock, {"shard_stats": stats})
+    world = None
+    if build is not None:
+        scenario = store.scenario
+        size = build[0] or scenario.default_size
+        world = scenario.world_fingerprint(size, scenario.seed if build[1] is None else build[1], count)
+    marker = store.publish(day, staged, clock, {"shard_stats": stats}, world=world)
     return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
 
 

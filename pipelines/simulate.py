@@ -13,12 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from circus_core import Circus, CircusError
-from circus_core.checks import check_day
 from circus_core.io.logs import DayWriter
 from circus_core.shards import Shard
-from pipelines.daystore import INITIAL, DayNotReadyError, DayStore
+from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, previous_day
 
-__all__ = ["DayResult", "load_day_start", "previous_day", "run_day", "simulate_day"]
+__all__ = ["DayResult", "WorldMismatchError", "load_day_start", "previous_day", "run_day", "simulate_day"]
 
 
 @dataclass
@@ -34,16 +33,6 @@ class DayResult:
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
-
-
-def previous_day(scenario_start: str, day: str) -> str:
-    """The checkpoint ``day`` starts from: the day before, or the initial state."""
-    check_day(day, "simulated day")  # "2026-1-5" would name folders beside the real days
-    start = pd.Timestamp(scenario_start).tz_convert("UTC").normalize()
-    current = pd.Timestamp(day, tz="UTC")
-    if current < start:
-        raise DayNotReadyError(f"day {day} is before the scenario's start {start.date()}")
-    return INITIAL if current == start else (current - pd.Timedelta(days=1)).date().isoformat()
 
 
 def simulate_day(
@@ -72,6 +61,14 @@ def simulate_day(
 def load_day_start(store: DayStore, day: str, shard: Shard | None = None) -> Circus:
     """The circus (or ``shard``) at the start of ``day``: the previous day's checkpoint, checked."""
     before = previous_day(store.scenario.start, day)
+    if before != INITIAL and store.is_committed(before) and store.is_committed(INITIAL):
+        theirs, ours = store.world(before), store.world(INITIAL)
+        if (theirs or {}).get("id") != (ours or {}).get("id"):
+            raise WorldMismatchError(
+                f"{store.scenario.name}: day {day} would continue {before}, a day of {describe_world(theirs)}, "
+                f"but the initial state is {describe_world(ours)}: days of two worlds do not mix. Simulate again "
+                f"from the first day ({previous_day_of_start(store)}) to continue this world"
+            )
     with tempfile.TemporaryDirectory(prefix="circus-load-") as tmp:
         circus = store.load(before, Path(tmp), shard)
     expected = pd.Timestamp(day, tz="UTC")
@@ -81,6 +78,15 @@ def load_day_start(store: DayStore, day: str, shard: Shard | None = None) -> Cir
             f"not at the start of {day}; re-materialise {before}"
         )
     return circus
+
+
+class WorldMismatchError(DayNotReadyError):
+    """A day would continue a checkpoint of another world than the stored initial state."""
+
+
+def previous_day_of_start(store: DayStore) -> str:
+    """The scenario's first day (what to simulate again after the world changed)."""
+    return pd.Timestamp(store.scenario.start).tz_convert("UTC").date().isoformat()
 
 
 def run_day(

@@ -153,15 +153,9 @@ def test_dagster_assets_run_a_sharded_world_and_refuse_a_silent_reshard(tmp_path
     assert not refused.success
     assert "has 2 shards; 3 shards make a different world" in failure_text(refused)
     assert store.shards(INITIAL) == 2  # untouched
-    assert initial(shards=3, reshard=True).success
-    assert store.shards(INITIAL) == 3
-    stale = dg.materialize(
-        assets,
-        selection="telecom/simulation",
-        partition_key=DAYS[1],
-        instance=instance,
-        resources=resources,
-        raise_on_error=False,
-    )
-    assert not stale.success
-    assert "committed with 2 shards, not 3" in failure_text(stale)
+    over_days = initial(shards=3, reshard=True)  # another world over a committed day: needs a reset
+    assert not over_days.success
+    assert "1 committed day(s) (2026-01-05 to 2026-01-05) belong to world" in failure_text(over_days)
+    assert store.shards(INITIAL) == 2 and store.is_committed(DAYS[0])  # untouched
+    assert initial(shards=3, reshard=True, reset=True).success
+    assert store.shards(INITIAL) == 3 and not store.is_committed(DAYS[0])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -110,6 +111,19 @@ class World:
     @property
     def has_reference(self) -> bool:
         return any(p.get("reference") for p in self.data["populations"].values())
+
+    def digest(self) -> str:
+        """A digest of everything the world is made of: its keys and values, its tables, the CSV
+        flows and the Python modules next to it (a change of any of them is another world)."""
+        digest = hashlib.sha256(json.dumps(self.data, sort_keys=True, default=str).encode())
+        for name in sorted(self.tables):
+            digest.update(name.encode())
+            digest.update(pd.util.hash_pandas_object(self.tables[name], index=False).to_numpy().tobytes())
+        for name in sorted(self.sources):
+            digest.update(f"{name}\n{self.sources[name]}".encode())
+        for name in sorted(self.flow_definitions):
+            digest.update(f"{name}\n{self.flow_definitions[name]!r}".encode())
+        return digest.hexdigest()[:16]
 
     def error(self, path: tuple, message: str) -> WorldFileError:
         return Document(self.file, self.data, self.marks, self.key_marks).error(path, message)

@@ -11,6 +11,9 @@ to forget.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,6 +53,9 @@ class Scenario:
     #: builds the populations every shard shares (catalogues, sites), from the root seed and the
     #: whole world's size; None when there are none
     build_reference: Callable[[Circus, int], None] | None = None
+    #: a digest of what defines the world (a world file's contents); None: the source files of
+    #: ``build``, ``build_reference`` and ``add_stories`` (`definition_hash`)
+    definition: str | None = None
 
     def __post_init__(self) -> None:
         """Check start, step, seed and log ids now: they also define the Dagster partitions and
@@ -112,6 +118,31 @@ class Scenario:
         for log_id in found:
             check_path_name(log_id, f"scenario {self.name!r}: log id")
         return found
+
+    @cached_property
+    def definition_hash(self) -> str:
+        """A digest of the scenario's definition: its world file, or the source of the modules of
+        its functions.  Part of every world's fingerprint (`world_fingerprint`)."""
+        if self.definition is not None:
+            return self.definition
+        digest = hashlib.sha256(self.name.encode())
+        for function in (self.build, self.build_reference, self.add_stories):
+            if function is None:
+                continue
+            try:
+                source = inspect.getsourcefile(function)
+                digest.update(Path(source).read_bytes() if source else repr(function).encode())
+            except (OSError, TypeError):  # a function without a file (a lambda in a notebook)
+                digest.update(getattr(function, "__qualname__", repr(function)).encode())
+        return digest.hexdigest()[:16]
+
+    def world_fingerprint(self, size: int, seed: int, shards: int) -> dict[str, object]:
+        """What makes one world of this scenario: the same fingerprint, the same bytes.  Every
+        day's commit marker records it, so days of different worlds never mix."""
+        identity = {"scenario": self.name, "size": size, "seed": seed, "shards": shards}
+        identity["definition"] = self.definition_hash
+        text = json.dumps(identity, sort_keys=True)
+        return {**identity, "id": hashlib.sha256(text.encode()).hexdigest()[:16]}
 
     def restore(self, path: str | Path) -> Circus:
         """The circus saved at ``path``, with this scenario's stories re-attached."""

@@ -30,6 +30,7 @@ def scenario_from_world(world: World) -> Scenario:
         logs=world.logs,
         shards=data.get("shards", 1),
         build_reference=world.build_reference if world.has_reference else None,
+        definition=world.digest(),
     )
 
 

@@ -1,0 +1,90 @@
+"""Issue 13.3: worlds cannot mix.  The initial state's fingerprint (scenario, size, seed, shard
+count, definition) is recorded by every day's marker with the day it continues; a new initial
+state of another world is refused while days of the stored one exist (``reset: true`` removes
+them, saying how many), and a day never continues a checkpoint of another world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.daystore import INITIAL, DayStore
+from pipelines.factory import build_scenario_definitions
+from pipelines.scenarios import get_scenario
+from pipelines.simulate import WorldMismatchError, simulate_day
+from resources.cluster import DaskResource
+from resources.storage import LocalBackend, StorageResource
+
+SCENARIO = get_scenario("telecom")
+ASSETS = build_scenario_definitions(SCENARIO).assets
+DAYS = ("2026-01-05", "2026-01-06", "2026-01-07")
+
+
+def _initial(root: Path, instance: dg.DagsterInstance, **config: object) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        selection=["telecom/initial_state"],
+        instance=instance,
+        resources={"storage": StorageResource(root=str(root)), "dask": DaskResource()},
+        run_config={"ops": {"telecom__initial_state": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Path, DayStore, dg.DagsterInstance]:
+    """A stored world of 300 subscribers with its first two days."""
+    root = tmp_path / "store"
+    instance = dg.DagsterInstance.ephemeral()
+    assert _initial(root, instance, size=300).success
+    store = DayStore(LocalBackend(root), SCENARIO)
+    for day in DAYS[:2]:
+        simulate_day(store, day, log=lambda _: None)
+    return root, store, instance
+
+
+def test_every_marker_records_its_world_and_the_day_it_continues(world: tuple) -> None:
+    _, store, _ = world
+    initial = store.world(INITIAL)
+    assert initial == SCENARIO.world_fingerprint(300, SCENARIO.seed, 1)
+    assert {"id", "size", "seed", "shards", "definition"} <= set(initial)
+    assert store.marker(DAYS[0])["continues"] == INITIAL and store.marker(DAYS[1])["continues"] == DAYS[0]
+    assert store.world(DAYS[0]) == store.world(DAYS[1]) == initial
+    other = SCENARIO.world_fingerprint(301, SCENARIO.seed, 1)["id"]
+    assert len({initial["id"], other, SCENARIO.world_fingerprint(300, 7, 1)["id"]}) == 3
+
+
+def test_another_initial_state_is_refused_over_committed_days_and_reset_removes_them(world: tuple) -> None:
+    root, store, instance = world
+    refused = _initial(root, instance, size=500)
+    assert not refused.success
+    text = str(refused.get_step_failure_events()[0].event_specific_data.error)
+    assert "2 committed day(s) (2026-01-05 to 2026-01-06) belong to world" in text and "size 300" in text
+    assert "size 500" in text and "reset: true" in text
+    assert store.world(INITIAL)["size"] == 300 and store.committed_days() == list(DAYS[:2])  # untouched
+
+    again = _initial(root, instance, size=300)  # the same world: allowed, same bytes
+    assert again.success and store.committed_days() == list(DAYS[:2])
+
+    reset = _initial(root, instance, size=500, reset=True)
+    assert reset.success
+    assert store.committed_days() == [] and store.world(INITIAL)["size"] == 500
+    assert not list((root / "telecom" / "logs").rglob("date=2026-01-0*/*.parquet"))  # the old days' logs are gone
+    logged = [r.user_message for r in instance.all_logs(reset.run_id) if "reset: removed" in r.user_message]
+    assert logged and "removed 2 day(s)" in logged[0]
+
+
+def test_a_day_never_continues_a_checkpoint_of_another_world(world: tuple) -> None:
+    _, store, _ = world
+    # another initial state written beside the old days (as before fingerprints, or by hand)
+    other = SCENARIO.world_fingerprint(400, SCENARIO.seed, 1)
+    store.save_initial(SCENARIO.create(400), other)
+    with pytest.raises(
+        WorldMismatchError, match=r"day 2026-01-07 would continue 2026-01-06, a day of world .*size 300"
+    ):
+        simulate_day(store, DAYS[2], log=lambda _: None)
+    assert not store.is_committed(DAYS[2])
+    simulate_day(store, DAYS[0], log=lambda _: None)  # the first day continues the new initial state
+    assert store.world(DAYS[0])["size"] == 400
