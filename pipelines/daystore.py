@@ -18,6 +18,7 @@ with their sizes and row counts, for checks and downstream assets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Mapping
@@ -65,6 +66,27 @@ class DayStore:
         if not self.is_committed(day):
             raise DayNotReadyError(f"{self.scenario.name}: day {day} is not committed")
         return json.loads(self.backend.get_bytes(f"{self.checkpoint_key(day)}/{MARKER}"))
+
+    def digest(self, day: str) -> str:
+        """A digest of the committed ``day``'s marker (what it wrote, not where): the input of the
+        next day, recorded in its marker."""
+        return hashlib.sha256(json.dumps(_without_urls(self.marker(day)), sort_keys=True).encode()).hexdigest()[:16]
+
+    def unchanged(self, day: str) -> bool:
+        """``day`` is committed, in the stored world, from the very checkpoint it would continue
+        now: simulating it again would give the same bytes (determinism), so it can be skipped."""
+        if not self.is_committed(day) or not self.is_committed(INITIAL):
+            return False
+        marker, world = self.marker(day), self.world(INITIAL)
+        before = previous_day(self.scenario.start, day)
+        return (
+            world is not None
+            and (marker.get("world") or {}).get("id") == world.get("id")
+            and marker.get("continues") == before
+            and self.is_committed(before)
+            and marker.get("input") == self.digest(before)
+            and all(self.backend.exists(part["key"]) for entry in marker["logs"].values() for part in log_parts(entry))
+        )
 
     def world(self, day: str) -> dict[str, Any] | None:
         """The fingerprint of the world the committed ``day`` (or initial state) belongs to."""
@@ -129,10 +151,11 @@ class DayStore:
         circus: Circus,
         logs: Mapping[str, pa.Table] | None = None,
         files: Mapping[str, Path] | None = None,
+        rows_per_hour: list[int] | None = None,
     ) -> dict[str, Any]:
         """Write the day's logs (tables, or the Parquet ``files`` a `DayWriter` already wrote
         step by step) and end-of-day checkpoint, then its marker."""
-        return self._commit(day, circus, logs or {}, files)
+        return self._commit(day, circus, logs or {}, files, rows_per_hour=rows_per_hour)
 
     def _commit(
         self,
@@ -141,10 +164,11 @@ class DayStore:
         logs: Mapping[str, pa.Table],
         files_written: Mapping[str, Path] | None = None,
         world: Mapping[str, Any] | None = None,
+        rows_per_hour: list[int] | None = None,
     ) -> dict[str, Any]:
         self.retract(day)
         staged = self.stage(day, circus, logs, files_written)
-        return self.publish(day, [staged], circus.clock.now.isoformat(), world=world)
+        return self.publish(day, [staged], circus.clock.now.isoformat(), world=world, rows_per_hour=rows_per_hour)
 
     def retract(self, day: str) -> None:
         """Un-commit ``day`` before it is written again: the marker goes first, so that a
@@ -193,6 +217,7 @@ class DayStore:
         clock: str,
         extra: Mapping[str, Any] | None = None,
         world: Mapping[str, Any] | None = None,
+        rows_per_hour: list[int] | None = None,
     ) -> dict:
         """Make the staged logs of every shard visible, then write the day's marker: the day is
         committed only when every shard is.  The marker records the world (``world``, the
@@ -216,13 +241,24 @@ class DayStore:
             meta["world"] = dict(world) if world is not None else None
         else:  # a day belongs to the world of the checkpoint it continues
             before = previous_day(self.scenario.start, day)
-            meta |= {"world": self.world(before), "continues": before}
+            meta |= {"world": self.world(before), "continues": before, "input": self.digest(before)}
+        if rows_per_hour is not None:
+            meta["rows_per_hour"] = list(rows_per_hour)
         if count > 1:
             meta |= {"shards": count, **dict(extra or {})}
         self.backend.put_bytes(
             f"{self.checkpoint_key(day)}/{MARKER}", json.dumps(meta, indent=1, sort_keys=True).encode()
         )
         return meta
+
+
+def _without_urls(value: Any) -> Any:
+    """A marker without its absolute URLs (the same day in another root is the same day)."""
+    if isinstance(value, dict):
+        return {k: _without_urls(v) for k, v in value.items() if k != "url"}
+    if isinstance(value, list):
+        return [_without_urls(v) for v in value]
+    return value
 
 
 def previous_day(scenario_start: str, day: str) -> str:

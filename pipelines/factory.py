@@ -30,11 +30,11 @@ from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, log_parts
 from pipelines.scenarios import Scenario
 from pipelines.shards import ShardedResult, run_sharded
-from pipelines.simulate import DayResult, simulate_day
+from pipelines.simulate import DayResult, committed_day, simulate_day
 from resources.cluster import DaskResource
 from resources.storage import StorageResource
 
-__all__ = ["InitialStateConfig", "build_scenario_definitions", "scenario_partitions"]
+__all__ = ["InitialStateConfig", "SimulationConfig", "build_scenario_definitions", "scenario_partitions"]
 
 # single-run backfill policies are what make CLI partition ranges run the days in order
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
@@ -82,6 +82,16 @@ class InitialStateConfig(dg.Config):
                 f"initial_state config 'seed' = {seed!r}: must be a non-negative integer, or -1 for the scenario's own"
             )
         return seed
+
+
+class SimulationConfig(dg.Config):
+    """Run configuration of ``<scenario>/simulation``."""
+
+    force: bool = Field(
+        default=False,
+        description="simulate the days again even when committed and unchanged (by default such a day is kept: "
+        "the same world from the same checkpoint gives the same bytes)",
+    )
 
 
 def scenario_partitions(scenario: Scenario) -> dg.DailyPartitionsDefinition:
@@ -178,7 +188,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         ),
     )
     def simulation(
-        context: dg.AssetExecutionContext, storage: StorageResource, dask: DaskResource
+        context: dg.AssetExecutionContext, config: SimulationConfig, storage: StorageResource, dask: DaskResource
     ) -> dg.MaterializeResult:
         """Each day is reported as its own partition's materialization the moment it commits (a
         killed backfill shows exactly the committed days), with that day's metadata; the run's
@@ -192,14 +202,27 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             context.add_asset_metadata(metadata, partition_key=result.day)
             context.log_event(dg.AssetMaterialization(asset_key=sim_key, partition=result.day, metadata=metadata))
 
+        def skip(day: str) -> bool:
+            """A committed day of this world from the same checkpoint gives the same bytes again:
+            it is kept as it is (re-simulating would un-commit it first)."""
+            if config.force or not store.unchanged(day):
+                return False
+            context.log.info(
+                f"{name} {day}: committed and unchanged (same world, same input): kept; force: true redoes it"
+            )
+            commit(committed_day(store, day))
+            return True
+
         try:
             if count == 1 and not dask.address:
                 for day in days:
-                    commit(simulate_day(store, day, log=context.log.info))
+                    if not skip(day):
+                        commit(simulate_day(store, day, log=context.log.info))
             else:
                 with dask.runner(count) as runner:
                     for day in days:
-                        commit(run_sharded(store, day, count, runner, log=context.log.info))
+                        if not skip(day):
+                            commit(run_sharded(store, day, count, runner, log=context.log.info))
         except CircusError as exc:
             raise _fail(exc) from exc
         return dg.MaterializeResult()

@@ -165,7 +165,10 @@ def run_sharded(
         scenario = store.scenario
         size = build[0] or scenario.default_size
         world = scenario.world_fingerprint(size, scenario.seed if build[1] is None else build[1], count)
-    marker = store.publish(day, staged, clock, {"shard_stats": stats}, world=world)
+    per_hour = [sum(hours) for hours in zip(*(part.get("rows_per_hour", [0] * 24) for part in staged), strict=True)]
+    marker = store.publish(
+        day, staged, clock, {"shard_stats": stats}, world=world, rows_per_hour=None if day == INITIAL else per_hour
+    )
     return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
 
 

@@ -17,7 +17,15 @@ from circus_core.io.logs import DayWriter
 from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, previous_day
 
-__all__ = ["DayResult", "WorldMismatchError", "load_day_start", "previous_day", "run_day", "simulate_day"]
+__all__ = [
+    "DayResult",
+    "WorldMismatchError",
+    "committed_day",
+    "load_day_start",
+    "previous_day",
+    "run_day",
+    "simulate_day",
+]
 
 
 @dataclass
@@ -48,13 +56,22 @@ def simulate_day(
     with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
         label = f"{store.scenario.name} {day}"
         files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.log_ids)
-        marker = store.commit_day(day, circus, files=files)
+        marker = store.commit_day(day, circus, files=files, rows_per_hour=per_hour)
     return DayResult(
         day=day,
         rows=rows_of,
         rows_per_hour=per_hour,
         seconds=time.perf_counter() - t0,
         marker=marker,
+    )
+
+
+def committed_day(store: DayStore, day: str) -> DayResult:
+    """What a committed day produced, read from its marker (a day skipped because unchanged)."""
+    marker = store.marker(day)
+    rows = {log_id: int(entry["rows"]) for log_id, entry in marker["logs"].items()}
+    return DayResult(
+        day=day, rows=rows, rows_per_hour=marker.get("rows_per_hour", [0] * 24), seconds=0.0, marker=marker
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from support import failure_text
 
 from pipelines.daystore import INITIAL, DayStore
 from pipelines.factory import build_scenario_definitions
@@ -88,3 +89,50 @@ def test_a_day_never_continues_a_checkpoint_of_another_world(world: tuple) -> No
     assert not store.is_committed(DAYS[2])
     simulate_day(store, DAYS[0], log=lambda _: None)  # the first day continues the new initial state
     assert store.world(DAYS[0])["size"] == 400
+
+
+def _simulate(root: Path, instance: dg.DagsterInstance, day: str, **config: object) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        selection=["telecom/simulation"],
+        partition_key=day,
+        instance=instance,
+        resources={"storage": StorageResource(root=str(root)), "dask": DaskResource()},
+        run_config={"ops": {"telecom__simulation": {"config": config}}} if config else None,
+        raise_on_error=False,
+    )
+
+
+def _logged(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, text: str) -> bool:
+    return any(text in r.user_message for r in instance.all_logs(result.run_id))
+
+
+def test_a_committed_unchanged_day_is_kept_not_redone(world: tuple) -> None:
+    """Re-running a committed day of the same world from the same checkpoint keeps it (the bytes
+    would be the same): nothing is un-committed, so a redo that could not run loses nothing."""
+    root, store, instance = world
+    marker = (root / "telecom" / "checkpoints" / DAYS[0] / "_COMMITTED.json").read_bytes()
+    # the initial checkpoint can no longer be loaded: a redo of day 1 would fail half-way
+    for path in (root / "telecom" / "checkpoints" / INITIAL / "populations").glob("*.parquet"):
+        path.write_bytes(b"not parquet")
+    kept = _simulate(root, instance, DAYS[0])
+    assert kept.success and _logged(instance, kept, "committed and unchanged")
+    assert (root / "telecom" / "checkpoints" / DAYS[0] / "_COMMITTED.json").read_bytes() == marker
+    (event,) = kept.asset_materializations_for_node("telecom__simulation")[:1]
+    assert event.metadata["rows voice_cdr"].value == store.marker(DAYS[0])["logs"]["voice_cdr"]["rows"]
+    forced = _simulate(root, instance, DAYS[0], force=True)
+    assert not forced.success  # force redoes it: the broken initial checkpoint is named
+    assert f"checkpoints/{INITIAL}/populations" in failure_text(forced)
+
+
+def test_a_day_whose_input_changed_is_simulated_again(world: tuple) -> None:
+    root, store, instance = world
+    marker_path = root / "telecom" / "checkpoints" / DAYS[0] / "_COMMITTED.json"
+    assert store.unchanged(DAYS[1])
+    marker_path.write_text(marker_path.read_text().replace('"clock"', '"clock_was"'))  # day 1 is not what day 2 read
+    assert not store.unchanged(DAYS[1])
+    redone = _simulate(root, instance, DAYS[1])
+    assert redone.success and not _logged(instance, redone, "committed and unchanged")
+    assert store.unchanged(DAYS[1])  # recorded the new input
+    (root / "telecom" / "logs" / "voice_cdr" / f"date={DAYS[1]}" / "part-00000.parquet").unlink()
+    assert not store.unchanged(DAYS[1])  # a missing file is not kept either
