@@ -20,8 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +41,23 @@ from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
 from resources.storage import StorageBackend
 
-__all__ = ["INITIAL", "MARKER", "DayNotReadyError", "DayStore", "describe_world", "log_parts", "previous_day"]
+__all__ = [
+    "INITIAL",
+    "LEASE",
+    "MARKER",
+    "DayNotReadyError",
+    "DayStore",
+    "Lease",
+    "LeaseHeldError",
+    "describe_world",
+    "log_parts",
+    "previous_day",
+]
 
 INITIAL = "initial"
 MARKER = "_COMMITTED.json"
+#: the write lease of a scenario on a storage root (`DayStore.lease`)
+LEASE = "_LEASE.json"
 
 
 class DayNotReadyError(CircusError):
@@ -66,6 +84,42 @@ class DayStore:
         if not self.is_committed(day):
             raise DayNotReadyError(f"{self.scenario.name}: day {day} is not committed")
         return json.loads(self.backend.get_bytes(f"{self.checkpoint_key(day)}/{MARKER}"))
+
+    @contextmanager
+    def lease(self, holder: str) -> Iterator[Lease]:
+        """Hold the scenario's write lease on this root for the block: a second writer (another
+        backfill of the same world) is refused with an error naming the holder.  Created with
+        the backend's exclusive create (a lock file on disk, a generation precondition on GCS);
+        a stale lease (expired, or of a dead process on this host) is taken over."""
+        key = f"{self.scenario.name}/{LEASE}"
+        record = {
+            "holder": holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "token": os.urandom(8).hex(),
+            "expires": time.time() + LEASE_SECONDS,
+        }
+        data = json.dumps(record, sort_keys=True).encode()
+        if not self.backend.create_exclusive(key, data):
+            try:
+                other = json.loads(self.backend.get_bytes(key))
+            except (OSError, ValueError, LookupError):
+                other = {}
+            if other and not _stale(other):
+                until = datetime.fromtimestamp(float(other["expires"]), UTC).isoformat(timespec="seconds")
+                raise LeaseHeldError(
+                    f"{self.scenario.name}: {other.get('holder')!r} (host {other.get('host')}, pid {other.get('pid')}) "
+                    f"is writing this world at {self.backend.url(key)} until {until} at the latest: two writers "
+                    "would race on the same files. Wait for it to finish, or delete that file if it is dead"
+                )
+            self.backend.delete(key)  # stale: take it over
+            if not self.backend.create_exclusive(key, data):
+                raise LeaseHeldError(f"{self.scenario.name}: another writer took {self.backend.url(key)} just now")
+        lease = Lease(self, key, record)
+        try:
+            yield lease
+        finally:
+            lease.release()
 
     def digest(self, day: str) -> str:
         """A digest of the committed ``day``'s marker (what it wrote, not where): the input of the
@@ -250,6 +304,49 @@ class DayStore:
             f"{self.checkpoint_key(day)}/{MARKER}", json.dumps(meta, indent=1, sort_keys=True).encode()
         )
         return meta
+
+
+class LeaseHeldError(CircusError):
+    """Another writer holds the world's lease: two runs must not write one storage root."""
+
+
+#: a lease not renewed for this long is another writer's that died (renewed after every day)
+LEASE_SECONDS = 3600
+
+
+class Lease:
+    """The right to write one scenario's days on a storage root (`DayStore.lease`)."""
+
+    def __init__(self, store: DayStore, key: str, record: dict[str, Any]) -> None:
+        self.store, self.key, self.record = store, key, record
+
+    def renew(self) -> None:
+        """Push the expiry forward (after each committed day of a long run)."""
+        self.record["expires"] = time.time() + LEASE_SECONDS
+        self.store.backend.put_bytes(self.key, json.dumps(self.record, sort_keys=True).encode())
+
+    def release(self) -> None:
+        """Remove the lease if it is still this one (a taken-over lease is not ours to remove)."""
+        try:
+            current = json.loads(self.store.backend.get_bytes(self.key))
+        except (OSError, ValueError, LookupError):
+            return
+        if current.get("token") == self.record["token"]:
+            self.store.backend.delete(self.key)
+
+
+def _stale(record: dict[str, Any]) -> bool:
+    """A lease whose holder is gone: expired, or held by a process of this host that has died."""
+    if time.time() > float(record.get("expires", 0)):
+        return True
+    if record.get("host") == socket.gethostname():
+        try:
+            os.kill(int(record.get("pid", 0)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            return False
+    return False
 
 
 def _without_urls(value: Any) -> Any:

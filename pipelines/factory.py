@@ -150,12 +150,13 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
                 allow_retries=False,
             )
         world = scenario.world_fingerprint(size, seed, count)
-        _replace_world(context, store, world, config.reset)
-        if count > 1 or dask.address:
-            return _sharded_initial(context, store, dask, count, size, seed)
         try:
-            circus = scenario.create(size, seed)
-            marker = store.save_initial(circus, world)
+            with store.lease(f"run {context.run_id} ({name}/initial_state)"):
+                _replace_world(context, store, world, config.reset)
+                if count > 1 or dask.address:
+                    return _sharded_initial(context, store, dask, count, size, seed)
+                circus = scenario.create(size, seed)
+                marker = store.save_initial(circus, world)
         except CircusError as exc:
             raise _fail(exc) from exc
         metadata: dict[str, object] = {"checkpoint": marker["clock"], "seed": circus.master_seed, "world": world["id"]}
@@ -214,15 +215,18 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             return True
 
         try:
-            if count == 1 and not dask.address:
-                for day in days:
-                    if not skip(day):
-                        commit(simulate_day(store, day, log=context.log.info))
-            else:
-                with dask.runner(count) as runner:
+            with store.lease(f"run {context.run_id} ({name}/simulation {days[0]}..{days[-1]})") as lease:
+                if count == 1 and not dask.address:
                     for day in days:
                         if not skip(day):
-                            commit(run_sharded(store, day, count, runner, log=context.log.info))
+                            commit(simulate_day(store, day, log=context.log.info))
+                        lease.renew()
+                else:
+                    with dask.runner(count) as runner:
+                        for day in days:
+                            if not skip(day):
+                                commit(run_sharded(store, day, count, runner, log=context.log.info))
+                            lease.renew()
         except CircusError as exc:
             raise _fail(exc) from exc
         return dg.MaterializeResult()

@@ -60,6 +60,11 @@ class StorageBackend(ABC):
     def put_file(self, local: Path, key: str) -> None: ...
 
     @abstractmethod
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist, atomically: True if this call created it, False
+        if it was there (a lease: `pipelines.daystore.DayStore.lease`)."""
+
+    @abstractmethod
     def get_file(self, key: str, local: Path) -> None: ...
 
     def put_dir(self, local_dir: Path, prefix: str) -> list[str]:
@@ -137,6 +142,17 @@ class LocalBackend(StorageBackend):
         local.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self._path(key), local)
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
 
 class GCSBackend(StorageBackend):
     """A bucket and a prefix, through google-cloud-storage (``STORAGE_EMULATOR_HOST`` points
@@ -198,6 +214,20 @@ class GCSBackend(StorageBackend):
     def delete_prefix(self, prefix: str) -> None:
         for blob in self.client.list_blobs(self.bucket_name, prefix=self._name(prefix) + "/"):
             blob.delete()
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """An upload with the precondition "no live object" (``if_generation_match=0``): GCS
+        refuses it with 412 when the object exists.  (The GCS emulator ignores preconditions;
+        tests exercise the refusal with a double of that 412.)"""
+        from google.api_core import exceptions
+
+        if self.exists(key):  # the emulator's answer, and a cheaper one
+            return False
+        try:
+            self.bucket.blob(self._name(key)).upload_from_string(data, if_generation_match=0)
+        except exceptions.PreconditionFailed:
+            return False
+        return True
 
     def put_file(self, local: Path, key: str) -> None:
         self.bucket.blob(self._name(key)).upload_from_filename(str(local), checksum="crc32c")

@@ -136,3 +136,64 @@ def test_a_day_whose_input_changed_is_simulated_again(world: tuple) -> None:
     assert store.unchanged(DAYS[1])  # recorded the new input
     (root / "telecom" / "logs" / "voice_cdr" / f"date={DAYS[1]}" / "part-00000.parquet").unlink()
     assert not store.unchanged(DAYS[1])  # a missing file is not kept either
+
+
+def test_a_second_writer_is_refused_naming_the_holder(world: tuple) -> None:
+    """Issue 13.4: two runs writing one world on one root race on the same files; the second is
+    refused with the holder's name, and runs once the lease is released."""
+    root, store, instance = world
+    with store.lease("the nightly backfill"):
+        refused = _simulate(root, instance, DAYS[2])
+        assert not refused.success
+        text = failure_text(refused)
+        assert "'the nightly backfill'" in text and str(root / "telecom" / "_LEASE.json") in text
+        assert not store.is_committed(DAYS[2])
+    assert _simulate(root, instance, DAYS[2]).success
+    assert not (root / "telecom" / "_LEASE.json").exists()  # released after the run
+
+
+def test_a_lease_of_a_dead_process_or_expired_is_taken_over(world: tuple) -> None:
+    import json
+    import socket
+    import subprocess
+    import time
+
+    root, _, instance = world
+    dead_pid = subprocess.Popen(["true"])  # a process that has exited
+    dead_pid.wait()
+    lease = root / "telecom" / "_LEASE.json"
+    for record in (
+        {"holder": "crashed run", "host": socket.gethostname(), "pid": dead_pid.pid, "expires": time.time() + 600},
+        {"holder": "expired run", "host": "elsewhere", "pid": 1, "expires": time.time() - 1},
+    ):
+        lease.write_text(json.dumps({**record, "token": "x"}))
+        assert _simulate(root, instance, DAYS[1], force=True).success
+        assert not lease.exists()
+
+
+def test_the_gcs_lease_is_a_generation_precondition() -> None:
+    """GCS refuses an upload with ``if_generation_match=0`` when the object exists (412).  The
+    GCS emulator ignores preconditions, so this double stands in for GCS's refusal."""
+    from google.api_core import exceptions
+
+    from resources.storage import GCSBackend
+
+    class Blob:
+        def __init__(self, taken: bool) -> None:
+            self.taken, self.kwargs = taken, {}
+
+        def exists(self) -> bool:
+            return False  # another writer creates it between our check and our upload
+
+        def upload_from_string(self, data: bytes, **kwargs: object) -> None:
+            self.kwargs = kwargs
+            if self.taken:
+                raise exceptions.PreconditionFailed("conditionNotMet")
+
+    for taken in (True, False):
+        blob = Blob(taken)
+        backend = object.__new__(GCSBackend)
+        backend.prefix, backend.bucket_name = "", "b"
+        backend.bucket = type("Bucket", (), {"blob": lambda self, name, found=blob: found})()
+        assert backend.create_exclusive("telecom/_LEASE.json", b"{}") is (not taken)
+        assert blob.kwargs == {"if_generation_match": 0}
