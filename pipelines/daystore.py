@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from circus_core.checks import check_day
 from circus_core.io.logs import write_day
 from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch, sweep
 from resources.storage import StorageBackend
 
 __all__ = [
@@ -117,9 +117,21 @@ class DayStore:
                 raise LeaseHeldError(f"{self.scenario.name}: another writer took {self.backend.url(key)} just now")
         lease = Lease(self, key, record)
         try:
+            self.sweep()  # this writer is the only one: what is half-written is a dead one's
             yield lease
         finally:
             lease.release()
+
+    def sweep(self) -> list[str]:
+        """Remove what killed writers left: hidden ``.pending``/``.tmp`` files of the scenario's
+        logs and checkpoints, and the scratch folders of dead processes of this host."""
+        removed = []
+        for area in ("logs", "checkpoints"):
+            for key in self.backend.list(f"{self.scenario.name}/{area}", hidden=True):
+                if any(part.startswith(".") for part in key.split("/")):
+                    self.backend.delete(key)
+                    removed.append(key)
+        return removed + sweep()
 
     def digest(self, day: str) -> str:
         """A digest of the committed ``day``'s marker (what it wrote, not where): the input of the
@@ -241,7 +253,7 @@ class DayStore:
     ) -> dict[str, Any]:
         """Upload one circus's (or shard's) logs under hidden names and its checkpoint; nothing is
         visible until `publish`.  Returns what `publish` needs (JSON-able: shard tasks return it)."""
-        with tempfile.TemporaryDirectory(prefix="circus-day-") as tmp:
+        with scratch("day") as tmp:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
             pending: list[tuple[str, str]] = []

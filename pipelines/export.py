@@ -21,7 +21,6 @@ become ISO-8601 strings in UTC (``2026-01-05T09:30:00.000000Z``) in both.
 
 import base64
 import contextlib
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from circus_core.io.json_rows import iso_utc
 from circus_core.io.logs import write_jsonl
 from pipelines.daystore import DayStore, log_parts
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch
 from resources.cluster import DaskResource
 from resources.export import ExportResource, ExportSettings
 from resources.runners import ShardRunner
@@ -228,7 +228,7 @@ def _upload(
     store: DayStore, bucket: gcs.Bucket, settings: ExportSettings, day: str, log_id: str, entry: dict[str, Any]
 ) -> ExportedObject:
     """Fetch one log file from storage, convert it if asked, upload it and verify its crc32c."""
-    with tempfile.TemporaryDirectory(prefix="circus-export-") as tmp:
+    with scratch("export") as tmp:
         local = Path(tmp) / Path(entry["key"]).name
         store.backend.get_file(entry["key"], local)
         if local.stat().st_size != entry["bytes"]:

@@ -15,7 +15,6 @@ return metadata.  Backfills run in one run that loops over the days in order
 works from the CLI; daemon backfills follow the self-dependency one day at a time.
 """
 
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from pydantic import Field, field_validator
 from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, log_parts
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch
 from pipelines.shards import ShardedResult, run_sharded
 from pipelines.simulate import DayResult, committed_day, simulate_day
 from resources.cluster import DaskResource
@@ -424,7 +424,7 @@ def _log_asset(
 def _read(store: DayStore, key: str) -> "_Day":
     """The day's file with its full schema but only its timestamp columns' data (the checks
     need no more; a day of a large scenario is tens of millions of rows)."""
-    with tempfile.TemporaryDirectory(prefix="circus-log-") as tmp:
+    with scratch("log") as tmp:
         local = Path(tmp) / "part.parquet"
         store.backend.get_file(key, local)
         schema = pq.read_schema(local)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import resource
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from circus_core.shards import Shard
 from circus_core.tuning import use_jemalloc
 from pipelines.daystore import INITIAL, DayStore
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch
 from pipelines.simulate import load_day_start, run_day
 from resources.runners import ShardRunner
 from resources.storage import StorageBackend
@@ -65,7 +65,7 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
     t0 = time.perf_counter()
     store = DayStore(backend, scenario)
     circus = load_day_start(store, day, shard)
-    with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
+    with scratch("logs") as tmp:
         label = f"{scenario.name} {day} {shard}"
         files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.log_ids)
         staged = store.stage(day, circus, files_written=files)

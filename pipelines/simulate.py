@@ -4,7 +4,6 @@ asset, kept free of Dagster so that it can be called and tested on its own."""
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from circus_core import Circus, CircusError
 from circus_core.io.logs import DayWriter
 from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, previous_day
+from pipelines.scratch import scratch
 
 __all__ = [
     "DayResult",
@@ -53,7 +53,7 @@ def simulate_day(
     """
     t0 = time.perf_counter()
     circus = load_day_start(store, day)
-    with tempfile.TemporaryDirectory(prefix="circus-logs-") as tmp:
+    with scratch("logs") as tmp:
         label = f"{store.scenario.name} {day}"
         files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.log_ids)
         marker = store.commit_day(day, circus, files=files, rows_per_hour=per_hour)
@@ -86,7 +86,7 @@ def load_day_start(store: DayStore, day: str, shard: Shard | None = None) -> Cir
                 f"but the initial state is {describe_world(ours)}: days of two worlds do not mix. Simulate again "
                 f"from the first day ({previous_day_of_start(store)}) to continue this world"
             )
-    with tempfile.TemporaryDirectory(prefix="circus-load-") as tmp:
+    with scratch("load") as tmp:
         circus = store.load(before, Path(tmp), shard)
     expected = pd.Timestamp(day, tz="UTC")
     if circus.clock.now != expected:

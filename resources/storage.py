@@ -24,6 +24,16 @@ import dagster as dg
 __all__ = ["GCSBackend", "LocalBackend", "StorageBackend", "StorageResource"]
 
 
+def _file_mode() -> int:
+    """The mode new files get from this process's umask (0644 under the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 class StorageBackend(ABC):
     """Files under ``/``-separated keys."""
 
@@ -41,8 +51,8 @@ class StorageBackend(ABC):
     def get_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def list(self, prefix: str) -> list[str]:
-        """Keys under ``prefix/``, sorted."""
+    def list(self, prefix: str, hidden: bool = False) -> list[str]:
+        """Keys under ``prefix/``, sorted; files being written (``.`` names) only with ``hidden``."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -103,6 +113,7 @@ class LocalBackend(StorageBackend):
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600: markers would not be readable like the logs
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -110,14 +121,14 @@ class LocalBackend(StorageBackend):
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, hidden: bool = False) -> list[str]:
         base = self._path(prefix)
         if not base.is_dir():
             return []
         return sorted(
             f"{prefix}/{p.relative_to(base).as_posix()}"
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and (hidden or not any(part.startswith(".") for part in p.relative_to(base).parts))
         )
 
     def delete(self, key: str) -> None:
@@ -195,10 +206,11 @@ class GCSBackend(StorageBackend):
     def get_bytes(self, key: str) -> bytes:
         return self.bucket.blob(self._name(key)).download_as_bytes()
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, hidden: bool = False) -> list[str]:
         start = len(self.prefix) + 1 if self.prefix else 0
         names = [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self._name(prefix) + "/")]
-        return sorted(n[start:] for n in names)
+        keys = sorted(n[start:] for n in names)
+        return keys if hidden else [k for k in keys if not any(part.startswith(".") for part in k.split("/"))]
 
     def rename(self, src: str, dst: str) -> None:
         blob = self.bucket.blob(self._name(src))

@@ -197,3 +197,36 @@ def test_the_gcs_lease_is_a_generation_precondition() -> None:
         backend.bucket = type("Bucket", (), {"blob": lambda self, name, found=blob: found})()
         assert backend.create_exclusive("telecom/_LEASE.json", b"{}") is (not taken)
         assert blob.kwargs == {"if_generation_match": 0}
+
+
+def test_leftovers_of_killed_writers_are_swept_and_modes_are_consistent(world: tuple, tmp_path: Path) -> None:
+    import os
+    import stat
+    import subprocess
+    import tempfile
+
+    from pipelines.scratch import scratch
+
+    root, store, _ = world
+    day_logs = root / "telecom" / "logs" / "voice_cdr" / f"date={DAYS[0]}"
+    pending = day_logs / ".part-00000.parquet.pending"
+    pending.write_bytes(b"half a file")
+    half_checkpoint = root / "telecom" / "checkpoints" / ".2026-01-07.abc.tmp" / "circus.json"
+    half_checkpoint.parent.mkdir()
+    half_checkpoint.write_text("{}")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = Path(tempfile.gettempdir()) / f"circus-day-{dead.pid}-left"
+    orphan.mkdir()
+    with scratch("day") as mine:  # a live process's scratch folder stays
+        with store.lease("sweeper"):
+            pass
+        assert Path(mine).is_dir()
+    assert not pending.exists() and not half_checkpoint.exists() and not orphan.exists()
+    assert (day_logs / "part-00000.parquet").exists()  # visible files untouched
+
+    marker = root / "telecom" / "checkpoints" / DAYS[0] / "_COMMITTED.json"
+    log = day_logs / "part-00000.parquet"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(marker.stat().st_mode) == stat.S_IMODE(log.stat().st_mode) == 0o666 & ~umask

@@ -8,7 +8,6 @@ interrupted resumes from its progress file.
 """
 
 import contextlib
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +20,7 @@ from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
 from pipelines.pubsub.shards import fetch_day_files, member_field, publish_sharded_day
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
 from resources.runners import ShardRunner
@@ -117,7 +117,7 @@ def build_publish_asset(
                             backend, scenario, settings, day, shards[day], runner, config.republish, context.log.info
                         )
                         continue
-                    with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:  # files read lazily
+                    with scratch("publish") as tmp:  # files read lazily
                         reports.append(publish_one(day, fetch_day_files(store, day, Path(tmp))))
         except CircusError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc

@@ -14,7 +14,6 @@ Dagster-free: Dask workers import this module (and `pipelines.pubsub.publisher`)
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
 from pipelines.scenarios import Scenario
+from pipelines.scratch import scratch
 from pipelines.shards import task_origin
 from resources.pubsub_settings import PublishSettings
 from resources.runners import ShardRunner
@@ -110,7 +110,7 @@ def publish_shard(
     mine = shard_settings(settings, count)
     client = make_client(mine)
     try:
-        with tempfile.TemporaryDirectory(prefix="circus-publish-") as tmp:
+        with scratch("publish") as tmp:
             files = fetch_day_files(store, day, Path(tmp), shard=shard)
             events = dataclasses.replace(DayEvents.from_parquet(scenario.name, day, files), shard=shard)
             if mine.format == "avro":
