@@ -312,9 +312,17 @@ class DayStore:
             meta["rows_per_hour"] = list(rows_per_hour)
         if count > 1:
             meta |= {"shards": count, **dict(extra or {})}
-        self.backend.put_bytes(
-            f"{self.checkpoint_key(day)}/{MARKER}", json.dumps(meta, indent=1, sort_keys=True).encode()
-        )
+        marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
+        try:
+            self.backend.put_bytes(marker_key, json.dumps(meta, indent=1, sort_keys=True).encode())
+        except Exception as exc:  # disk full, permission lost: the logs must not stay visible uncommitted
+            for part in staged:
+                for _, key in part["pending"]:
+                    self.backend.delete(key)
+            raise CircusError(
+                f"{self.scenario.name}: writing the commit marker {self.backend.url(marker_key)} failed "
+                f"({type(exc).__name__}: {exc}); the day's log files were withdrawn: {day} is not committed"
+            ) from exc
         return meta
 
 

@@ -230,3 +230,25 @@ def test_leftovers_of_killed_writers_are_swept_and_modes_are_consistent(world: t
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(marker.stat().st_mode) == stat.S_IMODE(log.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_marker_that_cannot_be_written_leaves_nothing_of_the_day_visible(world: tuple) -> None:
+    """Disk full when the commit marker is written (a backend double: we cannot fill the test
+    machine's disk): the day's logs are withdrawn and the error names the marker's path."""
+    import errno
+
+    from circus_core import CircusError
+
+    root, _, _ = world
+
+    class FullDisk(LocalBackend):
+        def put_bytes(self, key: str, data: bytes) -> None:
+            if key.endswith("_COMMITTED.json"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().put_bytes(key, data)
+
+    store = DayStore(FullDisk(root), SCENARIO)
+    with pytest.raises(CircusError, match=r"writing the commit marker .*2026-01-07/_COMMITTED\.json failed .*No space"):
+        simulate_day(store, DAYS[2], log=lambda _: None)
+    assert not store.is_committed(DAYS[2])
+    assert not list((root / "telecom" / "logs").glob(f"*/date={DAYS[2]}/*.parquet"))
