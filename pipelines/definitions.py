@@ -35,6 +35,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines.factory import build_scenario_definitions
+from pipelines.monitor import dead_runs_sensor
 from pipelines.scenarios import Discovery, discover
 from pipelines.settings import delivery_resources, simulation_resources
 
@@ -95,5 +96,5 @@ defs = dg.Definitions.merge(
     _load_errors(_found.problems),
     # one process per run: a run's steps are a few, and heavy work goes to Dask (shards) -- starting
     # a process per step cost more than the steps of a small day (issue 13: make demo)
-    dg.Definitions(resources=simulation_resources(), executor=dg.in_process_executor),
+    dg.Definitions(resources=simulation_resources(), executor=dg.in_process_executor, sensors=[dead_runs_sensor]),
 )

@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from circus_core import CircusError
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, log_parts
+from pipelines.monitor import tag_run
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from pipelines.shards import ShardedResult, run_sharded
@@ -138,6 +139,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
     def initial_state(
         context: dg.AssetExecutionContext, config: InitialStateConfig, storage: StorageResource, dask: DaskResource
     ) -> dg.MaterializeResult:
+        tag_run(context)
         store = DayStore(storage.backend(), scenario)  # a missing bucket fails before the build
         count = config.shards or scenario.shards
         size = config.size or scenario.default_size
@@ -194,6 +196,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         """Each day is reported as its own partition's materialization the moment it commits (a
         killed backfill shows exactly the committed days), with that day's metadata; the run's
         closing events carry the same per-partition metadata (`add_asset_metadata`), no totals."""
+        tag_run(context)
         store = DayStore(storage.backend(), scenario)
         count = store.shards(INITIAL) if store.is_committed(INITIAL) else 1
         days = sorted(context.partition_keys)

@@ -66,6 +66,17 @@ def _store(scenario: Scenario) -> tuple[DayStore, Path]:
     return DayStore(LocalBackend(root), scenario), root
 
 
+def _reconcile() -> None:
+    """Runs of this instance killed earlier are marked failed before new ones start."""
+    import dagster as dg
+
+    from pipelines.monitor import reconcile
+
+    with dg.DagsterInstance.get() as instance:
+        for run_id in reconcile(instance):
+            print(f"run {run_id}: its process is gone (killed or crashed): marked failed", flush=True)
+
+
 def missing_days(scenario: Scenario, start: pd.Timestamp, first: pd.Timestamp) -> list[str]:
     """The days from ``start`` to the day before ``first`` that have no committed checkpoint
     (all of them, so one message can name them all)."""
@@ -77,6 +88,7 @@ def missing_days(scenario: Scenario, start: pd.Timestamp, first: pd.Timestamp) -
 def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: int = 0) -> None:
     """The initial state (unless committed), then one single-run backfill of ``first..last``."""
     store, root = _store(scenario)
+    _reconcile()
     if not store.is_committed(INITIAL):
         config = {"ops": {f"{scenario.name}__initial_state": {"config": {"size": size}}}}
         dagster(f"{scenario.name}/initial_state", config=config)

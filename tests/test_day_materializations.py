@@ -96,3 +96,53 @@ def test_local_dagster_homes_get_circus_instance_settings(tmp_path: Path, monkey
     (mine / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     dagster_home(mine)
     assert (mine / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_a_killed_command_line_run_is_marked_failed(tmp_path: Path) -> None:
+    """Dagster's run monitoring does not watch command-line runs: a SIGKILLed ``dg launch`` stays
+    STARTED.  The run's tags name its process; `reconcile` (and the circus_dead_runs sensor)
+    mark it failed once that process is gone."""
+    import signal
+    import time
+
+    from pipelines.materialize import QUIET
+    from pipelines.monitor import PID_TAG, dead_runs_sensor, reconcile
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCUS_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": str(home), "CIRCUS_ROOT": str(tmp_path / "store")})
+    dg_cli = [str(Path(sys.executable).with_name("dg")), "launch", "-m", "pipelines.definitions"]
+    config = {"ops": {"telecom__initial_state": {"config": {"size": 300}}}, **QUIET}
+    import json
+
+    done = subprocess.run(
+        [*dg_cli, "--assets", "telecom/initial_state", "--config-json", json.dumps(config)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    long_run = subprocess.Popen(
+        [*dg_cli, "--assets", "telecom/simulation", "--partition-range", "2026-01-05...2026-09-30"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        try:
+            deadline = time.monotonic() + 120
+            run = None
+            while time.monotonic() < deadline:
+                started = [r for r in instance.get_runs(limit=5) if r.status == dg.DagsterRunStatus.STARTED]
+                if started and PID_TAG in started[0].tags:
+                    run = started[0]
+                    break
+                time.sleep(0.5)
+            assert run is not None, "the run never started"
+        finally:
+            os.killpg(long_run.pid, signal.SIGKILL)
+            long_run.wait()
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # what Dagster leaves
+        assert reconcile(instance) == [run.run_id]
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert reconcile(instance) == []  # once
+        result = dead_runs_sensor(dg.build_sensor_context(instance=instance))
+        assert "no dead run" in str(result.skip_message)
