@@ -38,7 +38,7 @@ from circus_core.checks import check_day
 from circus_core.io.logs import write_day
 from circus_core.shards import Shard
 from pipelines.scenarios import Scenario
-from pipelines.scratch import scratch, sweep
+from pipelines.scratch import pid_alive, scratch, sweep
 from resources.storage import StorageBackend
 
 __all__ = [
@@ -360,12 +360,8 @@ def _stale(record: dict[str, Any]) -> bool:
     if time.time() > float(record.get("expires", 0)):
         return True
     if record.get("host") == socket.gethostname():
-        try:
-            os.kill(int(record.get("pid", 0)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError):
-            return False
+        pid = str(record.get("pid", ""))
+        return pid.isdigit() and not pid_alive(int(pid))
     return False
 
 

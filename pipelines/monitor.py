@@ -16,6 +16,8 @@ import socket
 
 import dagster as dg
 
+from pipelines.scratch import pid_alive
+
 __all__ = ["HOST_TAG", "PID_TAG", "dead_runs_sensor", "reconcile", "tag_run"]
 
 HOST_TAG = "circus/host"
@@ -29,16 +31,6 @@ def tag_run(context: dg.AssetExecutionContext) -> None:
         context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reconcile(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the STARTED runs executed by a process of this host that no longer exists;
     returns their run ids."""
@@ -49,7 +41,7 @@ def reconcile(instance: dg.DagsterInstance) -> list[str]:
     failed = []
     for run in runs:
         pid = run.tags.get(PID_TAG, "")
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             instance.report_run_failed(
                 run, message=f"the process executing this run (pid {pid} on {host}) is gone: killed or crashed"
             )

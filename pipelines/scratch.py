@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 
-__all__ = ["scratch", "sweep"]
+__all__ = ["pid_alive", "scratch", "sweep"]
 
 _NAME = re.compile(r"^circus-[a-z]+-(\d+)-")
 
@@ -23,7 +23,8 @@ def scratch(kind: str) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"circus-{kind}-{os.getpid()}-")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (one we may not signal exists too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,7 +45,7 @@ def sweep(folder: str | None = None) -> list[str]:
         return removed
     for entry in entries:
         match = _NAME.match(entry.name)
-        if match and entry.is_dir(follow_symlinks=False) and not _alive(int(match.group(1))):
+        if match and entry.is_dir(follow_symlinks=False) and not pid_alive(int(match.group(1))):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
     return removed
