@@ -7,17 +7,27 @@ Layout under the storage root::
     <scenario>/checkpoints/<day>/_COMMITTED.json   written last: the day (or initial state) is complete
     <scenario>/logs/<log_id>/date=<YYYY-MM-DD>/part-00000.parquet
 
-A day is complete only when its marker exists: it is deleted before a day is rewritten and
-written after every log file and the checkpoint, so a run killed at any point leaves a day that
-does not look complete, and the next day refuses to start from it.  Log files are uploaded under
-hidden names (``.part-00000.parquet.pending``, which Parquet dataset readers skip) and renamed to
-their final names only once the checkpoint is uploaded too, so a killed run leaves no visible log
-file of its day either, but for the instant between those renames and the marker.  The marker lists the files
-with their sizes and row counts, for checks and downstream assets.
+A day is complete only when its marker exists and no commit record (``_COMMITTING.json``) sits
+beside it.  A day is written *beside* what is stored and switched to in one step, so that a
+failure or kill at any point leaves either the old committed version of the day or the new one,
+never neither:
+
+1. stage: log files are uploaded under hidden names (``.part-00000.parquet.pending``, which
+   Parquet dataset readers skip) and the checkpoint under ``checkpoints/<day>/.next/``;
+2. commit: the commit record is written -- the new marker, the renames that make the staged
+   files visible and the old files to delete.  Before it, nothing of the new version is
+   visible (a failure withdraws the staged files); after it, the new version is committed;
+3. switch: the renames and deletions are applied, the marker is written and the record removed.
+
+A writer killed during step 3 leaves the record: the next writer of the world (whoever takes
+its lease, `DayStore.lease`) completes the switch before anything else (`DayStore.recover`),
+and readers see the day as not ready until then.  The marker lists the files with their sizes
+and row counts, for checks and downstream assets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +55,7 @@ __all__ = [
     "INITIAL",
     "LEASE",
     "MARKER",
+    "SWITCH",
     "DayNotReadyError",
     "DayStore",
     "Lease",
@@ -56,6 +67,10 @@ __all__ = [
 
 INITIAL = "initial"
 MARKER = "_COMMITTED.json"
+#: the commit record of a day being switched to a new version (see the module's docstring)
+SWITCH = "_COMMITTING.json"
+#: where a day's new checkpoint is staged, inside the day's checkpoint folder (hidden)
+NEXT = ".next"
 #: the write lease of a scenario on a storage root (`DayStore.lease`)
 LEASE = "_LEASE.json"
 
@@ -76,12 +91,25 @@ class DayStore:
     def log_key(self, log_id: str, day: str) -> str:
         return f"{self.scenario.name}/logs/{log_id}/date={day}"
 
+    def switch_key(self, day: str) -> str:
+        return f"{self.checkpoint_key(day)}/{SWITCH}"
+
     def is_committed(self, day: str) -> bool:
-        return self.backend.exists(f"{self.checkpoint_key(day)}/{MARKER}")
+        """The day's marker exists and the day is not half-way through a switch (a commit record
+        left by a killed writer, which the world's next writer completes)."""
+        return self.backend.exists(f"{self.checkpoint_key(day)}/{MARKER}") and not self.backend.exists(
+            self.switch_key(day)
+        )
 
     def marker(self, day: str) -> dict[str, Any]:
         """What was committed for ``day``: files, sizes, rows per log."""
         if not self.is_committed(day):
+            if self.backend.exists(self.switch_key(day)):
+                raise DayNotReadyError(
+                    f"{self.scenario.name}: day {day} is half-way through switching to a new version "
+                    f"(commit record {self.backend.url(self.switch_key(day))}); the next run that writes this "
+                    "world completes the switch first"
+                )
             raise DayNotReadyError(f"{self.scenario.name}: day {day} is not committed")
         return json.loads(self.backend.get_bytes(f"{self.checkpoint_key(day)}/{MARKER}"))
 
@@ -123,15 +151,36 @@ class DayStore:
             lease.release()
 
     def sweep(self) -> list[str]:
-        """Remove what killed writers left: hidden ``.pending``/``.tmp`` files of the scenario's
-        logs and checkpoints, and the scratch folders of dead processes of this host."""
+        """Complete the switches killed writers left (`recover`), then remove what they left:
+        hidden ``.pending``/``.tmp`` files and staged checkpoints of the scenario's logs and
+        checkpoints, and the scratch folders of dead processes of this host."""
+        self.recover()
         removed = []
         for area in ("logs", "checkpoints"):
             for key in self.backend.list(f"{self.scenario.name}/{area}", hidden=True):
-                if any(part.startswith(".") for part in key.split("/")):
+                parts = key.split("/")
+                hidden = next((i for i, part in enumerate(parts) if part.startswith(".")), None)
+                if hidden is None or (hidden < len(parts) - 1 and "/".join(parts[: hidden + 1]) in removed):
+                    continue
+                if hidden == len(parts) - 1:
                     self.backend.delete(key)
-                    removed.append(key)
+                else:  # a staged checkpoint folder: the folder goes with its files
+                    self.backend.delete_prefix("/".join(parts[: hidden + 1]))
+                removed.append("/".join(parts[: hidden + 1]))
         return removed + sweep()
+
+    def recover(self) -> list[str]:
+        """Complete every switch a killed writer left half-done (its commit record is on storage:
+        the new version is committed, all its files staged); returns those days.  Only a holder
+        of the lease may call this."""
+        prefix = f"{self.scenario.name}/checkpoints"
+        days = []
+        for key in self.backend.list(prefix):
+            if key.endswith(f"/{SWITCH}"):
+                day = key[len(prefix) + 1 :].split("/", 1)[0]
+                self._switch(day, json.loads(self.backend.get_bytes(key)), recovering=True)
+                days.append(day)
+        return days
 
     def digest(self, day: str) -> str:
         """A digest of the committed ``day``'s marker (what it wrote, not where): the input of the
@@ -232,16 +281,16 @@ class DayStore:
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
     ) -> dict[str, Any]:
-        self.retract(day)
         staged = self.stage(day, circus, logs, files_written)
         return self.publish(day, [staged], circus.clock.now.isoformat(), world=world, rows_per_hour=rows_per_hour)
 
     def retract(self, day: str) -> None:
-        """Un-commit ``day`` before it is written again: the marker goes first, so that a
-        half-deleted day never looks complete."""
+        """Un-commit ``day`` (when it is removed): the marker goes first, so that a half-deleted
+        day never looks complete."""
         marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
-        if self.backend.exists(marker_key):
+        if self.backend.exists(marker_key) or self.backend.exists(self.switch_key(day)):
             self.backend.delete(marker_key)
+            self.backend.delete(self.switch_key(day))
             self.backend.delete_prefix(self.checkpoint_key(day))
 
     def stage(
@@ -251,8 +300,9 @@ class DayStore:
         logs: Mapping[str, pa.Table] | None = None,
         files_written: Mapping[str, Path] | None = None,
     ) -> dict[str, Any]:
-        """Upload one circus's (or shard's) logs under hidden names and its checkpoint; nothing is
-        visible until `publish`.  Returns what `publish` needs (JSON-able: shard tasks return it)."""
+        """Upload one circus's (or shard's) logs under hidden names and its checkpoint beside the
+        stored one; nothing is visible until `publish`.  Returns what `publish` needs (JSON-able:
+        shard tasks return it)."""
         with scratch("day") as tmp:
             staging = Path(tmp)
             files: dict[str, dict[str, Any]] = {}
@@ -273,7 +323,10 @@ class DayStore:
                     "schema": pq.read_schema(path).remove_metadata().to_string(),
                 }
             circus.save(staging / "checkpoint")
-            self.backend.put_dir(staging / "checkpoint", self.shard_key(day, circus.shard))
+            final = self.shard_key(day, circus.shard)
+            beside = self.checkpoint_key(day) + f"/{NEXT}" + final[len(self.checkpoint_key(day)) :]
+            for key in self.backend.put_dir(staging / "checkpoint", beside):
+                pending.append((key, final + key[len(beside) :]))
         return {"shard": circus.shard.index, "shards": circus.shard.count, "pending": pending, "logs": files}
 
     def publish(
@@ -285,13 +338,46 @@ class DayStore:
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
     ) -> dict:
-        """Make the staged logs of every shard visible, then write the day's marker: the day is
-        committed only when every shard is.  The marker records the world (``world``, the
-        fingerprint of the initial state; a day inherits the one of the day it continues)."""
+        """Commit the staged files of every shard as ``day``: the day is committed only when every
+        shard is, and replaces the stored version (if any) in one step (the module's docstring).
+        The marker records the world (``world``, the fingerprint of the initial state; a day
+        inherits the one of the day it continues)."""
+        meta = self._new_marker(day, staged, clock, extra, world, rows_per_hour)
+        renames = [list(pair) for part in staged for pair in part["pending"]]
+        new_keys = {key for _, key in renames}
+        record = {"marker": meta, "renames": renames, "deletes": sorted(self._visible_files(day) - new_keys)}
+        record_key = self.switch_key(day)
+        try:
+            self.backend.put_bytes(record_key, json.dumps(record, sort_keys=True).encode())
+        except Exception as exc:  # disk full, permission lost: nothing of the new version may appear
+            for hidden, _ in renames:
+                self.backend.delete(hidden)
+            kept = "the committed version is kept" if self.is_committed(day) else f"{day} is not committed"
+            raise CircusError(
+                f"{self.scenario.name}: writing the commit marker {self.backend.url(record_key)} failed "
+                f"({type(exc).__name__}: {exc}); the day's new files were withdrawn: {kept}"
+            ) from exc
+        try:
+            self._switch(day, record)
+        except Exception as exc:
+            raise CircusError(
+                f"{self.scenario.name}: {day} is committed (commit record {self.backend.url(record_key)}) but "
+                f"switching to its files failed ({type(exc).__name__}: {exc}); the next run that writes this world "
+                "completes the switch"
+            ) from exc
+        return meta
+
+    def _new_marker(
+        self,
+        day: str,
+        staged: list[dict[str, Any]],
+        clock: str,
+        extra: Mapping[str, Any] | None,
+        world: Mapping[str, Any] | None,
+        rows_per_hour: list[int] | None,
+    ) -> dict[str, Any]:
+        """The marker of the staged day: its logs (merged over shards), world and lineage."""
         count = len(staged)
-        for part in staged:
-            for hidden, key in part["pending"]:  # everything is uploaded: the logs appear, then the marker
-                self.backend.rename(hidden, key)
         if count == 1:
             logs = staged[0]["logs"]  # the unsharded marker, as it always was
         else:
@@ -312,18 +398,41 @@ class DayStore:
             meta["rows_per_hour"] = list(rows_per_hour)
         if count > 1:
             meta |= {"shards": count, **dict(extra or {})}
-        marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
-        try:
-            self.backend.put_bytes(marker_key, json.dumps(meta, indent=1, sort_keys=True).encode())
-        except Exception as exc:  # disk full, permission lost: the logs must not stay visible uncommitted
-            for part in staged:
-                for _, key in part["pending"]:
-                    self.backend.delete(key)
-            raise CircusError(
-                f"{self.scenario.name}: writing the commit marker {self.backend.url(marker_key)} failed "
-                f"({type(exc).__name__}: {exc}); the day's log files were withdrawn: {day} is not committed"
-            ) from exc
         return meta
+
+    def _visible_files(self, day: str) -> set[str]:
+        """The stored version of ``day``: its checkpoint files and its log files (of the
+        scenario's logs and of those its marker lists), markers excluded."""
+        files_and_markers = set(self.backend.list(self.checkpoint_key(day)))
+        files = {key for key in files_and_markers if key.rsplit("/", 1)[-1] not in (MARKER, SWITCH)}
+        log_ids = set(self.scenario.log_ids)
+        marker_key = f"{self.checkpoint_key(day)}/{MARKER}"
+        if marker_key in files_and_markers:
+            with contextlib.suppress(ValueError, LookupError):
+                log_ids |= set(json.loads(self.backend.get_bytes(marker_key))["logs"])
+        for log_id in sorted(log_ids):
+            files.update(self.backend.list(self.log_key(log_id, day)))
+        return files
+
+    def _switch(self, day: str, record: Mapping[str, Any], recovering: bool = False) -> None:
+        """Apply a commit record: staged files to their names, old files away, the marker, then
+        the record removed.  Every step can be repeated (a recovery redoes what was done)."""
+        for hidden, key in record["renames"]:
+            if recovering and not self.backend.exists(hidden):
+                if self.backend.exists(key):
+                    continue  # renamed before the kill
+                raise CircusError(
+                    f"{self.scenario.name}: cannot complete the switch of {day}: its staged file "
+                    f"{self.backend.url(hidden)} is gone and {self.backend.url(key)} does not exist; "
+                    f"simulate {day} again (force: true)"
+                )
+            self.backend.rename(hidden, key)
+        for key in record["deletes"]:
+            self.backend.delete(key)
+        self.backend.delete_prefix(f"{self.checkpoint_key(day)}/{NEXT}")  # the staged folder, now empty
+        marker = json.dumps(record["marker"], indent=1, sort_keys=True).encode()
+        self.backend.put_bytes(f"{self.checkpoint_key(day)}/{MARKER}", marker)
+        self.backend.delete(self.switch_key(day))
 
 
 class LeaseHeldError(CircusError):
@@ -366,9 +475,10 @@ def _stale(record: dict[str, Any]) -> bool:
 
 
 def _without_urls(value: Any) -> Any:
-    """A marker without its absolute URLs (the same day in another root is the same day)."""
+    """A marker without its absolute URLs (the same day in another root is the same day) and its
+    shards' timings and workers (the same day computed again is the same day)."""
     if isinstance(value, dict):
-        return {k: _without_urls(v) for k, v in value.items() if k != "url"}
+        return {k: _without_urls(v) for k, v in value.items() if k not in ("url", "shard_stats")}
     if isinstance(value, list):
         return [_without_urls(v) for v in value]
     return value

@@ -4,11 +4,12 @@ A sharded scenario's initial state and each of its days are N independent tasks
 (`build_shard`, `simulate_shard`), each loading and saving only its own shard's checkpoint
 through the storage backend -- the workers share nothing else, so they may be processes of a
 `distributed.LocalCluster` or pods of a cluster on Kubernetes.  A task stages its files under
-hidden names and returns what it staged; the coordinator (`run_sharded`, called by the Dagster
-assets) commits the day -- makes every shard's files visible, then writes the day's marker --
-only when every shard succeeded.  A task that fails is retried by Dask (``retries``); a worker
-that dies takes its task to another worker.  A shard's bytes depend only on its checkpoint, so
-the day is the same whichever worker runs which shard, in whatever order, after any retry.
+hidden names, beside the stored version of the day, and returns what it staged; the coordinator
+(`run_sharded`, called by the Dagster assets) commits the day -- switches to every shard's
+files and writes the day's marker (`DayStore.publish`) -- only when every shard succeeded.  A
+task that fails is retried by Dask (``retries``); a worker that dies takes its task to another
+worker.  A shard's bytes depend only on its checkpoint, so the day is the same whichever worker
+runs which shard, in whatever order, after any retry.
 
 This module does not import Dagster; `resources.dask.DaskResource` gives the assets a runner.
 """
@@ -124,11 +125,10 @@ def run_sharded(
     """Run the ``count`` shard tasks of ``day`` (or of the initial state, ``build=(size, seed)``)
     on ``runner`` and commit the day when all of them succeeded.
 
-    The day is un-committed first (its marker deleted), so a failure leaves it uncommitted; the
-    error names every failed shard."""
+    The shards stage their files beside the stored version of the day, so a failure leaves the
+    day as it was (committed or not); the error names every failed shard."""
     t0 = time.perf_counter()
     name = store.scenario.name
-    store.retract(day)
     shards = [Shard(k, count) for k in range(count)]
     if build is None:
         fn: Callable[..., dict] = simulate_shard

@@ -123,6 +123,9 @@ def test_a_committed_unchanged_day_is_kept_not_redone(world: tuple) -> None:
     forced = _simulate(root, instance, DAYS[0], force=True)
     assert not forced.success  # force redoes it: the broken initial checkpoint is named
     assert f"checkpoints/{INITIAL}/populations" in failure_text(forced)
+    # the failed redo took nothing away: the committed day is still the committed day
+    assert store.is_committed(DAYS[0]) and store.unchanged(DAYS[1])
+    assert (root / "telecom" / "checkpoints" / DAYS[0] / "_COMMITTED.json").read_bytes() == marker
 
 
 def test_a_day_whose_input_changed_is_simulated_again(world: tuple) -> None:
@@ -233,8 +236,39 @@ def test_leftovers_of_killed_writers_are_swept_and_modes_are_consistent(world: t
 
 
 def test_a_marker_that_cannot_be_written_leaves_nothing_of_the_day_visible(world: tuple) -> None:
-    """Disk full when the commit marker is written (a backend double: we cannot fill the test
-    machine's disk): the day's logs are withdrawn and the error names the marker's path."""
+    """Disk full when the commit record (the new marker, with the switch to make) is written (a
+    backend double: we cannot fill the test machine's disk): the day's new files are withdrawn,
+    the error names the path, and a day that was committed keeps its old version."""
+    import errno
+
+    from circus_core import CircusError
+
+    root, _, _ = world
+
+    class FullDisk(LocalBackend):
+        def put_bytes(self, key: str, data: bytes) -> None:
+            if key.endswith("_COMMITTING.json"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().put_bytes(key, data)
+
+    store = DayStore(FullDisk(root), SCENARIO)
+    refused = r"writing the commit marker .*2026-01-07/_COMMITTING\.json failed .*No space"
+    with pytest.raises(CircusError, match=refused):
+        simulate_day(store, DAYS[2], log=lambda _: None)
+    assert not store.is_committed(DAYS[2])
+    assert not list((root / "telecom" / "logs").glob(f"*/date={DAYS[2]}/*.parquet"))
+    assert not [p for p in root.rglob(".*") if p.is_file()]  # withdrawn, not left for the sweep
+
+    before = {p: p.read_bytes() for p in (root / "telecom").rglob(f"*{DAYS[1]}*/**/*") if p.is_file()}
+    with pytest.raises(CircusError, match="the committed version is kept"):
+        simulate_day(store, DAYS[1], log=lambda _: None)  # a redo of a committed day
+    assert store.is_committed(DAYS[1])
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_final_marker_that_cannot_be_written_is_completed_by_the_next_writer(world: tuple) -> None:
+    """The commit record was written, the switch was not finished (here: the marker could not
+    be written): the day is committed, readers wait, and the next writer completes it."""
     import errno
 
     from circus_core import CircusError
@@ -247,8 +281,11 @@ def test_a_marker_that_cannot_be_written_leaves_nothing_of_the_day_visible(world
                 raise OSError(errno.ENOSPC, "No space left on device")
             super().put_bytes(key, data)
 
-    store = DayStore(FullDisk(root), SCENARIO)
-    with pytest.raises(CircusError, match=r"writing the commit marker .*2026-01-07/_COMMITTED\.json failed .*No space"):
-        simulate_day(store, DAYS[2], log=lambda _: None)
+    half = r"is committed \(commit record .*_COMMITTING\.json\) .* completes the switch"
+    with pytest.raises(CircusError, match=half):
+        simulate_day(DayStore(FullDisk(root), SCENARIO), DAYS[2], log=lambda _: None)
+    store = DayStore(LocalBackend(root), SCENARIO)
     assert not store.is_committed(DAYS[2])
-    assert not list((root / "telecom" / "logs").glob(f"*/date={DAYS[2]}/*.parquet"))
+    with store.lease("the next run"):
+        assert store.is_committed(DAYS[2])
+    assert store.marker(DAYS[2])["continues"] == DAYS[1] and store.unchanged(DAYS[2])
