@@ -5,7 +5,6 @@ defaults (the table is in `pipelines.definitions`): used by the code location an
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from functools import cache
 from typing import Any
 
@@ -13,7 +12,6 @@ import dagster as dg
 
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
-from resources.pubsub_settings import PublishConfigError, PublishSettings, env_name, parse_setting
 from resources.storage import StorageResource
 
 __all__ = ["delivery_resources", "simulation_resources"]
@@ -22,35 +20,6 @@ __all__ = ["delivery_resources", "simulation_resources"]
 def _setting(env: str, default: str) -> str | dg.EnvVar:
     """``dg.EnvVar(env)`` when it is set (shown as such in the UI), else the local default."""
     return dg.EnvVar(env) if os.environ.get(env) else default
-
-
-def _pubsub_settings() -> dict[str, Any]:
-    """Each set ``CIRCUS_PUBSUB_<FIELD>``: strings and integers as ``dg.EnvVar`` (shown as such in the
-    UI), floats and booleans parsed here.  A value that does not parse is not an error here: raising
-    would fail the import of the whole code location (every scenario's assets gone for one
-    publishing typo); it goes to ``invalid_env`` and fails the publish runs only, naming the
-    variable and the value (`resources.pubsub_settings.parse_setting`)."""
-    values: dict[str, Any] = {}
-    invalid: dict[str, str] = {}
-    for f in fields(PublishSettings):
-        env = env_name(f.name)
-        raw = os.environ.get(env)
-        if not raw:
-            continue
-        try:
-            parsed = parse_setting(f.name, raw)
-        except PublishConfigError:
-            invalid[f.name] = raw
-            continue
-        if f.type == "str":
-            values[f.name] = dg.EnvVar(env)
-        elif f.type == "int":
-            values[f.name] = dg.EnvVar.int(env)
-        else:
-            values[f.name] = parsed
-    if invalid:
-        values["invalid_env"] = invalid
-    return values
 
 
 def simulation_resources() -> dict[str, Any]:
@@ -96,7 +65,7 @@ def _delivery_resources(settings: tuple[tuple[str, str], ...]) -> dict[str, Any]
             format=_setting("CIRCUS_EXPORT_FORMAT", "parquet"),
         ),
         "gcs": LazyGCSResource(project=project),
-        "pubsub": PubSubResource(**_pubsub_settings()),
+        "pubsub": PubSubResource.from_env(),
     }
 
 

@@ -1,18 +1,31 @@
 """Publisher settings, validated once before anything is sent or written.
 
-Every setting has an environment variable (``CIRCUS_PUBSUB_<NAME>``, read by
-``pipelines/definitions.py``); a bad value fails the run at once with an error naming the
-variable and the value, before the topic is contacted or a progress file touched.
+Every setting is declared once, as a field of `PublishSettings`, and has an environment variable
+(``CIRCUS_PUBSUB_<NAME>``, read by `from_environ` when the code location loads); a bad value fails
+the run at once with an error naming the variable and the value, before the topic is contacted or
+a progress file touched.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, get_type_hints
 
 from circus_core import CircusError
 
-__all__ = ["CLIENTS", "FORMATS", "PublishConfigError", "PublishSettings", "env_name", "parse_setting"]
+__all__ = [
+    "CLIENTS",
+    "FORMATS",
+    "PER_RUN",
+    "TYPES",
+    "PublishConfigError",
+    "PublishSettings",
+    "env_name",
+    "from_environ",
+    "parse_setting",
+]
 
 #: payload formats: name -> content type (sent as the ``content_type`` attribute)
 FORMATS = {"json": "application/json", "avro": "application/avro"}
@@ -46,53 +59,87 @@ def parse_setting(setting: str, raw: str) -> str | int | float | bool:
     through this, when a publish run asks for the settings: one bad variable must not take every
     scenario's assets down with it.
     """
-    types = {f.name: f.type for f in fields(PublishSettings)}
-    if setting not in types:
-        raise PublishConfigError(f"unknown Pub/Sub setting {setting!r}; known: {sorted(types)}")
-    kind, text = types[setting], raw.strip()
+    if setting not in TYPES:
+        raise PublishConfigError(f"unknown Pub/Sub setting {setting!r}; known: {sorted(TYPES)}")
+    kind, text = TYPES[setting], raw.strip()
 
     def bad(why: str) -> PublishConfigError:
         return PublishConfigError(f"Pub/Sub setting {setting}: {env_name(setting)} = {raw!r}: {why}")
 
-    if kind == "str":
+    if kind is str:
         return raw
-    if kind == "bool":
+    if kind is bool:
         if text.lower() not in _TRUE + _FALSE:
             raise bad("expected 1/0, true/false or yes/no")
         return text.lower() in _TRUE
     try:
-        return int(text) if kind == "int" else float(text)
+        return int(text) if kind is int else float(text)
     except ValueError:
-        raise bad("expected an integer" if kind == "int" else "expected a number") from None
+        raise bad("expected an integer" if kind is int else "expected a number") from None
+
+
+def from_environ(environ: Mapping[str, str]) -> tuple[dict[str, str | int | float | bool], dict[str, str]]:
+    """The settings whose ``CIRCUS_PUBSUB_<SETTING>`` is set (and not empty) in ``environ``, parsed,
+    and those whose text does not parse (setting -> text, for `parse_setting` to report when a
+    publish run asks for the settings)."""
+    values: dict[str, str | int | float | bool] = {}
+    invalid: dict[str, str] = {}
+    for setting in TYPES:
+        raw = environ.get(env_name(setting))
+        if not raw:
+            continue
+        try:
+            values[setting] = parse_setting(setting, raw)
+        except PublishConfigError:
+            invalid[setting] = raw
+    return values, invalid
+
+
+def _setting(default: Any, doc: str, *, per_run: bool = False) -> Any:
+    """A field of `PublishSettings`: its default, what it means (the description of the resource
+    field, of the run configuration's override and of the docs) and whether the run configuration
+    of ``pubsub_publish`` may override it (``per_run``)."""
+    return field(default=default, metadata={"doc": doc, "per_run": per_run})
 
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """Where and how to publish.  Rates of 0 mean "no limit"; ``pacing_speed`` 0 means "as fast as allowed"."""
+    """Where and how to publish.  Rates of 0 mean "no limit"; ``pacing_speed`` 0 means "as fast as allowed".
 
-    project: str = ""
-    topic: str = ""
-    format: str = "json"
-    client: str = "rpc"
-    #: ordering key = the log's member column (``Scenario.member_field``); messages of one member arrive in order
-    ordering: bool = False
-    batch_max_messages: int = 1000
-    batch_max_bytes: int = 1_000_000
-    batch_max_latency_ms: int = 10
-    #: publish flow control: messages / bytes sent but not yet acknowledged by the service
-    flow_max_messages: int = 3000
-    flow_max_bytes: int = 30_000_000
-    max_messages_per_second: float = 0.0
-    max_bytes_per_second: float = 0.0
-    #: replay speed in event time (1 = real time, 60 = a simulated hour per minute); 0 = off
-    pacing_speed: float = 0.0
-    #: save the acknowledged positions after every this many acknowledged messages
-    checkpoint_every: int = 10_000
-    #: transient errors are retried with exponential backoff until this many seconds have passed
-    retry_deadline_s: float = 120.0
-    request_timeout_s: float = 60.0
-    #: create the topic when it does not exist (for emulators and demos; production topics are provisioned)
-    create_topic: bool = False
+    The one declaration of the settings: the fields of `resources.pubsub.PubSubResource`, the
+    overrides of the run configuration (``per_run``) and the ``CIRCUS_PUBSUB_<SETTING>`` variables
+    (`from_environ`) are made from these fields, with these types, defaults and descriptions.
+    """
+
+    project: str = _setting("", "GCP project of the topic (not needed when the topic is projects/P/topics/T)")
+    topic: str = _setting("", "topic id, or projects/<project>/topics/<topic>")
+    format: str = _setting("json", "payload format: json or avro")
+    client: str = _setting(
+        "rpc", "rpc: our batches sent with the Publish RPC (fast); client: the library's per-message publish()"
+    )
+    ordering: bool = _setting(
+        False, "ordering key = the log's member column: each member's messages arrive in order (one request in flight)"
+    )
+    batch_max_messages: int = _setting(1000, "at most this many messages per publish request (<= 1000)")
+    batch_max_bytes: int = _setting(1_000_000, "at most this many bytes per publish request (<= 10 MB)")
+    batch_max_latency_ms: int = _setting(10, "longest wait (ms) to fill a batch")
+    flow_max_messages: int = _setting(3000, "flow control: at most this many messages sent but not yet acknowledged")
+    flow_max_bytes: int = _setting(30_000_000, "flow control: at most this many bytes sent but not yet acknowledged")
+    max_messages_per_second: float = _setting(0.0, "cap on messages/s (0 = none)", per_run=True)
+    max_bytes_per_second: float = _setting(0.0, "cap on bytes/s (0 = none)", per_run=True)
+    pacing_speed: float = _setting(
+        0.0,
+        "replay in event time at this speed (1 = real time, 60 = an hour per minute, 0 = off)",
+        per_run=True,
+    )
+    checkpoint_every: int = _setting(10_000, "save the acknowledged positions every this many acknowledged messages")
+    retry_deadline_s: float = _setting(
+        120.0, "transient errors are retried with exponential backoff until this many seconds have passed"
+    )
+    request_timeout_s: float = _setting(60.0, "timeout (s) of one request")
+    create_topic: bool = _setting(
+        False, "create the topic when it does not exist (emulators and demos; production topics are provisioned)"
+    )
 
     @property
     def topic_path(self) -> str:
@@ -158,3 +205,9 @@ class PublishSettings:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+#: each setting's type (str, int, float or bool), in declaration order
+TYPES: dict[str, type] = get_type_hints(PublishSettings)
+#: the settings the run configuration of ``pubsub_publish`` may override
+PER_RUN: tuple[str, ...] = tuple(f.name for f in fields(PublishSettings) if f.metadata["per_run"])

@@ -1,11 +1,12 @@
 """``<scenario>/pubsub_publish`` as Dagster runs it (real instance, local storage, the scripted
 ``google.pubsub.v1`` server as the service): settings are checked before anything happens, run
 config overrides the resource, a completed day is not re-sent unless asked, an uncommitted day
-fails naming it."""
+fails naming it; and the settings are declared once, in `PublishSettings`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
@@ -15,15 +16,19 @@ from support import commit_days, failure_text
 
 from pipelines.delivery import build_delivery_definitions
 from pipelines.factory import build_scenario_definitions
+from pipelines.pubsub.asset import PublishConfig
 from pipelines.scenarios import get_scenario
+from pipelines.settings import delivery_resources
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
+from resources.pubsub_settings import PER_RUN, TYPES, PublishSettings, env_name
 from resources.storage import StorageResource
 
 SCENARIO = get_scenario("telecom")
 SIM_ASSETS = list(build_scenario_definitions(SCENARIO).assets)
 PUBLISH = [a for a in build_delivery_definitions(SCENARIO).assets if a.key.path[-1] == "pubsub_publish"]
 DAY1, DAY2 = "2026-01-05", "2026-01-06"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +101,44 @@ def test_an_uncommitted_day_fails_naming_it(world) -> None:
         result = publish(world, PubSubResource(project="circus-asset", topic="days"), day=DAY2)
     assert not result.success and f"day {DAY2} is not committed" in failure_text(result)
     assert state.publish_calls == 0
+
+
+def test_the_settings_are_declared_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field of `PublishSettings` is a field of the resource (same type, default and
+    description), is read from its ``CIRCUS_PUBSUB_<SETTING>`` variable by the code location's
+    resources and is listed in the README; the run configuration overrides exactly the ``per_run``
+    ones, unset by default.  A setting added anywhere but in `PublishSettings` fails here."""
+    declared = {f.name: f for f in fields(PublishSettings)}
+    resource = {k: v for k, v in PubSubResource.model_fields.items() if k != "invalid_env"}
+    assert list(resource) == list(declared)
+    for name, f in declared.items():
+        assert (resource[name].annotation, resource[name].default) == (TYPES[name], f.default), name
+        assert resource[name].description == f.metadata["doc"], name
+
+    assert set(PublishConfig.model_fields) == {"republish", *PER_RUN}
+    assert PER_RUN and all(PublishConfig.model_fields[name].default is None for name in PER_RUN)
+    assert PublishConfig().overrides() == {}
+    overridden = PubSubResource(project="circus-asset", topic="days").settings(
+        **PublishConfig(**dict.fromkeys(PER_RUN, 3.5)).overrides()
+    )
+    assert all(getattr(overridden, name) == 3.5 for name in PER_RUN)
+
+    # one value per type, none of them a default: each must come from its variable
+    sample = {str: "from-env", int: 7, float: 2.5, bool: True}
+    for name in declared:
+        monkeypatch.setenv(env_name(name), str(sample[TYPES[name]]).lower())
+    from_env = delivery_resources()["pubsub"].process_config_and_initialize()  # dg.EnvVar values resolved
+    assert {name: getattr(from_env, name) for name in declared} == {n: sample[TYPES[n]] for n in declared}
+    assert from_env.invalid_env == {}
+
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`{name.upper()}`" in readme for name in declared), "README: the CIRCUS_PUBSUB_<NAME> list"
+
+
+def test_a_bad_run_config_override_is_named_as_run_config_not_as_a_variable() -> None:
+    """A value from the run configuration is not the environment's: the error says where it is."""
+    with pytest.raises(dg.Failure) as failed:
+        PubSubResource(project="my-project", topic="events").settings(max_messages_per_second=-5.0)
+    text = failed.value.description or ""
+    assert "max_messages_per_second" in text and "run config" in text and "-5" in text
+    assert "CIRCUS_PUBSUB_MAX_MESSAGES_PER_SECOND" not in text

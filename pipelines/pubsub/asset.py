@@ -9,9 +9,10 @@ interrupted resumes from its progress file.
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
 from circus_core import CircusError
 from pipelines.daystore import DayStore
@@ -22,22 +23,30 @@ from pipelines.pubsub.shards import fetch_day_files, member_field, publish_shard
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from resources.cluster import DaskResource
-from resources.pubsub import PubSubResource
+from resources.pubsub import PubSubResource, run_config_fields
+from resources.pubsub_settings import PER_RUN
 from resources.runners import ShardRunner
 from resources.storage import StorageResource
 
 __all__ = ["PublishConfig", "build_publish_asset", "fetch_day_files", "member_field"]
 
 
-class PublishConfig(dg.Config):
-    """Run configuration of ``<scenario>/pubsub_publish`` (negative values: the resource's setting)."""
+#: ``republish``, then the settings `resources.pubsub_settings.PublishSettings` lets a run override
+_PublishConfigFields = create_model(
+    "_PublishConfigFields",
+    __base__=dg.Config,
+    republish=(bool, Field(default=False, description="send a day again even if it was completely published")),
+    **run_config_fields(),
+)
 
-    republish: bool = Field(default=False, description="send a day again even if it was completely published")
-    pacing_speed: float = Field(
-        default=-1, description="replay in event time at this speed (1 = real time, 60 = an hour per minute, 0 = off)"
-    )
-    max_messages_per_second: float = Field(default=-1, description="cap on messages/s (0 = none)")
-    max_bytes_per_second: float = Field(default=-1, description="cap on bytes/s (0 = none)")
+
+class PublishConfig(_PublishConfigFields):
+    """Run configuration of ``<scenario>/pubsub_publish``: ``republish``, and overrides of the
+    settings a run may change (`resources.pubsub_settings.PER_RUN`; unset: the resource's)."""
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings this run overrides."""
+        return {name: getattr(self, name) for name in PER_RUN if getattr(self, name) is not None}
 
 
 def build_publish_asset(
@@ -68,12 +77,8 @@ def build_publish_asset(
         pubsub: PubSubResource,
         dask: DaskResource,
     ) -> dg.MaterializeResult:
-        overrides = {
-            k: getattr(config, k)
-            for k in ("pacing_speed", "max_messages_per_second", "max_bytes_per_second")
-            if getattr(config, k) >= 0
-        }
-        settings = pubsub.settings(**overrides)  # first: a bad setting fails before storage or Pub/Sub is touched
+        # first: a bad setting fails before storage or Pub/Sub is touched
+        settings = pubsub.settings(**config.overrides())
         backend = storage.backend()
         store = DayStore(backend, scenario)
         days = sorted(context.partition_keys)

@@ -1,6 +1,6 @@
 """The publishing loop: one message per event, batched, throttled or paced, resumable.
 
-How a day is published (`publish_day`):
+How a day is published (`publish_day`, a `DayPublisher`):
 
 1. the day's events are put in publish order and the day's progress file is read: events below
    each log's acknowledged watermark are skipped (`pipelines.pubsub.progress`);
@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +50,7 @@ from pipelines.pubsub.progress import AckTracker, Progress, ProgressStore
 from pipelines.pubsub.throttle import Pacer, TokenBucket
 from resources.pubsub_settings import PublishSettings
 
-__all__ = ["TRANSIENT", "PublishError", "PublishReport", "make_client", "publish_day"]
+__all__ = ["TRANSIENT", "DayPublisher", "PublishError", "PublishReport", "make_client", "publish_day"]
 
 #: the status codes google-cloud-pubsub's own publish retry treats as transient
 TRANSIENT: tuple[type[Exception], ...] = (
@@ -235,189 +235,316 @@ class _ClientSender:
         pass
 
 
+class _Chunks:
+    """The events to send (``todo``: their positions in the day's publish order) encoded a chunk at
+    a time and cut into batches.  Chunks are encoded one ahead in a thread (Arrow compute releases
+    the GIL) while batches go out; batches never straddle chunks, so chunks start at multiples of
+    `CHUNK`."""
+
+    def __init__(self, events: DayEvents, todo: np.ndarray, encoder: Encoder, max_bytes: int) -> None:
+        self.events, self.todo, self.encoder, self.max_bytes = events, todo, encoder, max_bytes
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="circus-encode")
+        self.upcoming: dict[int, Future[EncodedChunk]] = {}
+        self.chunk: EncodedChunk | None = None
+        self.start = 0  # position in ``todo`` of the chunk's first event
+
+    def _encode(self, start: int) -> Future[EncodedChunk]:
+        return self.pool.submit(self.encoder.encode, self.todo[start : start + CHUNK])
+
+    def load(self, start: int) -> EncodedChunk:
+        """The chunk of the events from ``start`` on (and the next one starts encoding)."""
+        self.start = start
+        future = self.upcoming.pop(start, None) or self._encode(start)
+        if start + CHUNK < len(self.todo):
+            self.upcoming[start + CHUNK] = self._encode(start + CHUNK)
+        self.chunk = future.result()
+        return self.chunk
+
+    def cut(self, pos: int, limit: int) -> tuple[_Batch, EncodedChunk, int, int]:
+        """The batch from event ``pos`` on, of at most ``limit`` messages and ``max_bytes`` bytes
+        (at least one message), with its chunk and its slice ``lo:hi`` of the chunk."""
+        chunk = self.chunk
+        if chunk is None or pos >= self.start + len(chunk.positions):
+            chunk = self.load(pos)
+        lo = pos - self.start
+        hi = min(lo + limit, len(chunk.positions))
+        sizes = np.cumsum(chunk.sizes[lo:hi])
+        hi = lo + max(1, int(np.searchsorted(sizes, self.max_bytes, side="right")))
+        positions = chunk.positions[lo:hi]
+        ranges = []
+        logs = self.events.log[positions]
+        for i in np.unique(logs):
+            ranks = self.events.rank[positions[logs == i]]
+            ranges.append((self.events.log_ids[i], int(ranks[0]), int(ranks[-1]) + 1))
+        return _Batch(hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), chunk, lo, hi
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _InFlight:
+    """The batches sent and not yet acknowledged, and their messages and bytes (flow control)."""
+
+    def __init__(self, settings: PublishSettings) -> None:
+        self.batches: dict[Future[None], _Batch] = {}
+        self.messages = self.bytes = 0
+        self.max_messages, self.max_bytes = settings.flow_max_messages, settings.flow_max_bytes
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def fits(self, batch: _Batch) -> bool:
+        """Whether ``batch`` may be sent now: nothing is in flight, or it stays within the limits."""
+        return not self.batches or (
+            self.messages + batch.count <= self.max_messages and self.bytes + batch.bytes <= self.max_bytes
+        )
+
+    def add(self, future: Future[None], batch: _Batch) -> None:
+        self.batches[future] = batch
+        self.messages += batch.count
+        self.bytes += batch.bytes
+
+    def wait(self, timeout: float | None) -> Iterator[tuple[_Batch, BaseException | None]]:
+        """The batches done within ``timeout`` seconds (None: at least one), each with its error."""
+        done, _ = wait(list(self.batches), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            batch = self.batches.pop(future)
+            self.messages -= batch.count
+            self.bytes -= batch.bytes
+            yield batch, future.exception()
+
+
+class DayPublisher:
+    """One run of `publish_day`: the steps of the module docstring, the sending loop in `_loop`.
+
+    Made for one call of `run`, which publishes the day's events to the settings' topic, resuming
+    from the day's progress file, and returns its report (or raises a `PublishError`).
+    """
+
+    # set by `run`, before the topic is checked and the sending starts
+    progress: Progress
+    todo: np.ndarray  # positions, in the day's publish order, of the events to send
+    report: PublishReport
+
+    def __init__(
+        self,
+        events: DayEvents,
+        settings: PublishSettings,
+        store: ProgressStore,
+        fingerprint: str,
+        client: pubsub_v1.PublisherClient,
+        *,
+        member_fields: Sequence[str | None] | None = None,
+        republish: bool = False,
+        log: Callable[[str], Any] = print,
+        progress_every_s: float = 5.0,
+    ) -> None:
+        self.events, self.settings, self.store, self.client = events, settings, store, client
+        self.fingerprint, self.member_fields, self.republish = fingerprint, member_fields, republish
+        self.log, self.progress_every_s = log, progress_every_s
+        self.day, self.topic = events.day, settings.topic_path
+        # ordering keys and paced replays: one request in flight, so the service receives events in publish order
+        in_order = settings.ordering or settings.pacing_speed > 0
+        self.workers = 1 if in_order else max(1, min(8, settings.flow_max_messages // settings.batch_max_messages))
+        self.max_batch = settings.batch_max_messages
+        if settings.max_messages_per_second > 0:  # small batches under a cap: a smooth rate, not bursts
+            self.max_batch = int(min(self.max_batch, max(1, settings.max_messages_per_second / 20)))
+        self.latency = settings.batch_max_latency_ms / 1000
+        self.inflight = _InFlight(settings)
+        self.pos = 0  # events of ``todo`` sent
+        self.failure: BaseException | None = None  # the first batch that failed
+
+    def run(self) -> PublishReport:
+        """Publish the day (see the module docstring); its report, or a `PublishError`."""
+        progress = self._resume()
+        if progress is None:  # completely published before
+            n = len(self.events)
+            url = self.store.url(self.day)
+            return PublishReport(self.day, self.topic, n, skipped=n, already_complete=True, progress_url=url)
+        self._plan(progress)
+        check_topic(self.client, self.settings, self.log)
+        self._open()
+        try:
+            self._loop()
+        finally:
+            self._close()
+        return self._finish()
+
+    def _resume(self) -> Progress | None:
+        """The progress this run starts from: the day's progress file, or a new one when there is
+        none, it is out of date or ``republish``; None when the day was completely published."""
+        events, settings, store, day = self.events, self.settings, self.store, self.day
+        progress = store.load(day)
+        if progress is not None and (progress.fingerprint != self.fingerprint or progress.format != settings.format):
+            self.log(
+                f"{day}: the day's files or the format changed since {store.url(day)} was written; "
+                "publishing from the start"
+            )
+            progress = None
+        if progress is not None and progress.complete and not self.republish:
+            self.log(
+                f"{day}: already published to {self.topic} ({sum(progress.acked.values()):,} events); "
+                "republish=true sends again"
+            )
+            return None
+        if progress is None or self.republish:
+            totals = events.totals()
+            progress = Progress(day, self.topic, settings.format, self.fingerprint, totals, dict.fromkeys(totals, 0))
+        progress.runs += 1
+        progress.complete = False
+        return progress
+
+    def _plan(self, progress: Progress) -> None:
+        """The events to send: those at or above their log's acknowledged watermark."""
+        events = self.events
+        self.progress = progress
+        rank_floor = np.array([progress.acked.get(k, 0) for k in events.log_ids], dtype=np.int64)
+        self.todo = np.flatnonzero(events.rank >= rank_floor[events.log]) if len(events) else np.empty(0, np.int64)
+        skipped = len(events) - len(self.todo)
+        self.report = PublishReport(
+            self.day, self.topic, len(events), skipped=skipped, progress_url=self.store.url(self.day)
+        )
+        if skipped:
+            self.log(f"{self.day}: resuming from {self.store.url(self.day)}: {skipped:,} events already acknowledged")
+
+    def _open(self) -> None:
+        """The acknowledgement tracker, the sender, the token buckets, the pacer and the encoder."""
+        settings, events = self.settings, self.events
+        self.tracker = AckTracker(self.progress.acked)
+        members = self.member_fields if settings.ordering else None
+        encoder = Encoder(events, settings.format, settings.content_type, members)
+        self.sender: _RpcSender | _ClientSender = (
+            _RpcSender(self.client, settings, self.workers)
+            if settings.client == "rpc"
+            else _ClientSender(self.client, settings)
+        )
+        self.msg_bucket = TokenBucket(settings.max_messages_per_second)
+        self.byte_bucket = TokenBucket(
+            settings.max_bytes_per_second, capacity=max(settings.max_bytes_per_second * 0.1, settings.batch_max_bytes)
+        )
+        paced = settings.pacing_speed > 0 and len(self.todo)
+        self.pacer = Pacer(events.time_us[self.todo], settings.pacing_speed) if paced else None
+        self.saved_at = self.tracker.total
+        self.t0 = self.last_report = time.perf_counter()
+        self.chunks = _Chunks(events, self.todo, encoder, settings.batch_max_bytes)
+
+    def _loop(self) -> None:
+        """Send what is due and allowed, take the acknowledgements, checkpoint; until every event
+        is acknowledged, or a batch failed and nothing is left in flight."""
+        if len(self.todo):  # the first chunk before the pacer's clock starts: replay begins when sending can
+            self.chunks.load(0)
+        while self.pos < len(self.todo) or self.inflight:
+            flow_blocked = self._send_due()
+            if not self.inflight:
+                if self.failure is not None:
+                    break
+                self._sleep_until_due()
+                continue
+            self._acknowledge(self._wait_timeout(flow_blocked))
+            self._checkpoint()
+            self._log_rate()
+
+    def _send_due(self) -> bool:
+        """Send batches while a worker is free and events are due; True when flow control stopped
+        that (the batch is cut again once acknowledgements have made room)."""
+        while self.failure is None and self.pos < len(self.todo) and len(self.inflight) < self.workers:
+            limit = min(self.max_batch, len(self.todo) - self.pos)
+            if self.pacer is not None:
+                due = self.pacer.due(self.pos, self.latency) - self.pos
+                if due <= 0:
+                    return False
+                limit = min(limit, due)
+            batch, chunk, lo, hi = self.chunks.cut(self.pos, limit)
+            if not self.inflight.fits(batch):
+                return True
+            self.report.throttled_s += self.msg_bucket.acquire(batch.count) + self.byte_bucket.acquire(batch.bytes)
+            self.inflight.add(self.sender.submit(chunk, lo, hi), batch)
+            self.pos += batch.count
+        return False
+
+    def _sleep_until_due(self) -> None:
+        """Nothing in flight: when pacing, sleep until the next event is due."""
+        if self.pacer is not None and self.pos < len(self.todo):
+            time.sleep(self.pacer.wait_for(self.pos))
+
+    def _wait_timeout(self, flow_blocked: bool) -> float | None:
+        """How long to wait for acknowledgements: until the next event is due when pacing and a
+        worker is free, else (None) until a batch is done."""
+        pacer = self.pacer
+        if pacer is None or flow_blocked or self.failure is not None or self.pos >= len(self.todo):
+            return None
+        return pacer.wait_for(self.pos) if len(self.inflight) < self.workers else None
+
+    def _acknowledge(self, timeout: float | None) -> None:
+        """Advance the watermarks by the batches acknowledged within ``timeout``; keep the first failure."""
+        for batch, exc in self.inflight.wait(timeout):
+            if exc is not None:
+                self.failure = self.failure or exc
+                continue
+            self.report.sent += batch.count
+            self.report.bytes += batch.bytes
+            for log_id, lo_rank, hi_rank in batch.ranges:
+                self.tracker.ack(log_id, lo_rank, hi_rank)
+
+    def _checkpoint(self) -> None:
+        """Save the progress file every ``checkpoint_every`` acknowledged messages."""
+        if self.tracker.total - self.saved_at >= self.settings.checkpoint_every:
+            self._save()
+            self.saved_at = self.tracker.total
+
+    def _log_rate(self) -> None:
+        """Every ``progress_every_s`` seconds, log how far the day is."""
+        now = time.perf_counter()
+        if now - self.last_report >= self.progress_every_s:
+            self.last_report = now
+            rate = self.report.sent / (now - self.t0)
+            published = self.report.skipped + self.report.sent
+            self.log(f"{self.day}: {published:,}/{len(self.events):,} events published ({rate:,.0f} msg/s)")
+
+    def _save(self, complete: bool = False) -> None:
+        self.progress.acked = dict(self.tracker.watermarks)
+        self.progress.complete = complete
+        self.store.save(self.progress)
+
+    def _close(self) -> None:
+        """Stop the threads and save the progress (complete when every event was acknowledged)."""
+        self.chunks.close()
+        self.sender.close()
+        self.report.retries = self.sender.retries
+        self.progress.sent += self.report.sent
+        self.report.seconds = time.perf_counter() - self.t0
+        done = self.failure is None and self.pos >= len(self.todo) and self.tracker.total == len(self.events)
+        self._save(complete=done)
+
+    def _finish(self) -> PublishReport:
+        """The report, or a `PublishError` naming the failure and how far the day got."""
+        report, settings, exc = self.report, self.settings, self.failure
+        if exc is not None:
+            retried = (
+                f" (retried with backoff for {settings.retry_deadline_s:g} s, CIRCUS_PUBSUB_RETRY_DEADLINE_S)"
+                if isinstance(exc, exceptions.RetryError)
+                else ""
+            )
+            raise PublishError(
+                f"publishing {self.events.scenario} {self.day} to {self.topic} failed: {_describe(exc)}{retried}; "
+                f"{self.tracker.total:,} of {len(self.events):,} events acknowledged, "
+                f"progress saved at {self.store.url(self.day)}"
+            ) from exc
+        self.log(
+            f"{self.day}: published {report.sent:,} events to {self.topic} in {report.seconds:.1f} s "
+            f"({report.sent / report.seconds if report.seconds else 0:,.0f} msg/s, {report.retries} retries)"
+        )
+        return report
+
+
 def publish_day(
     events: DayEvents,
     settings: PublishSettings,
     store: ProgressStore,
     fingerprint: str,
     client: pubsub_v1.PublisherClient,
-    *,
-    member_fields: Sequence[str | None] | None = None,
-    republish: bool = False,
-    log: Callable[[str], Any] = print,
-    progress_every_s: float = 5.0,
+    **options: Any,
 ) -> PublishReport:
-    """Publish one day's events to the settings' topic, resuming from its progress file."""
-    topic = settings.topic_path
-    day = events.day
-    totals = events.totals()
-    progress = store.load(day)
-    if progress is not None and (progress.fingerprint != fingerprint or progress.format != settings.format):
-        log(
-            f"{day}: the day's files or the format changed since {store.url(day)} was written; "
-            "publishing from the start"
-        )
-        progress = None
-    if progress is not None and progress.complete and not republish:
-        log(
-            f"{day}: already published to {topic} ({sum(progress.acked.values()):,} events); republish=true sends again"
-        )
-        return PublishReport(
-            day,
-            topic,
-            len(events),
-            skipped=len(events),
-            already_complete=True,
-            progress_url=store.url(day),
-        )
-    if progress is None or republish:
-        progress = Progress(day, topic, settings.format, fingerprint, totals, dict.fromkeys(totals, 0))
-    progress.runs += 1
-    progress.complete = False
-
-    rank_floor = np.array([progress.acked.get(k, 0) for k in events.log_ids], dtype=np.int64)
-    todo = np.flatnonzero(events.rank >= rank_floor[events.log]) if len(events) else np.empty(0, np.int64)
-    report = PublishReport(day, topic, len(events), skipped=len(events) - len(todo), progress_url=store.url(day))
-    if report.skipped:
-        log(f"{day}: resuming from {store.url(day)}: {report.skipped:,} events already acknowledged")
-    check_topic(client, settings, log)
-
-    tracker = AckTracker(progress.acked)
-    encoder = Encoder(events, settings.format, settings.content_type, member_fields if settings.ordering else None)
-    # ordering keys and paced replays: one request in flight, so the service receives events in publish order
-    in_order = settings.ordering or settings.pacing_speed > 0
-    workers = 1 if in_order else max(1, min(8, settings.flow_max_messages // settings.batch_max_messages))
-    sender: _RpcSender | _ClientSender = (
-        _RpcSender(client, settings, workers) if settings.client == "rpc" else _ClientSender(client, settings)
-    )
-    msg_bucket = TokenBucket(settings.max_messages_per_second)
-    byte_bucket = TokenBucket(
-        settings.max_bytes_per_second, capacity=max(settings.max_bytes_per_second * 0.1, settings.batch_max_bytes)
-    )
-    pacer = Pacer(events.time_us[todo], settings.pacing_speed) if settings.pacing_speed > 0 and len(todo) else None
-    max_batch = settings.batch_max_messages
-    if settings.max_messages_per_second > 0:  # small batches under a cap: a smooth rate, not bursts
-        max_batch = int(min(max_batch, max(1, settings.max_messages_per_second / 20)))
-    latency = settings.batch_max_latency_ms / 1000
-
-    inflight: dict[Future[None], _Batch] = {}
-    in_msgs = in_bytes = 0
-    chunk: EncodedChunk | None = None
-    chunk_start = pos = 0
-    saved_at = tracker.total
-    failure: BaseException | None = None
-    t0 = last_report = time.perf_counter()
-
-    def save(complete: bool = False) -> None:
-        progress.acked = dict(tracker.watermarks)
-        progress.complete = complete
-        store.save(progress)
-
-    # chunks are encoded one ahead in a thread (Arrow compute releases the GIL) while batches go out;
-    # batches never straddle chunks, so chunks start at multiples of CHUNK
-    encoding = ThreadPoolExecutor(1, thread_name_prefix="circus-encode")
-    upcoming: dict[int, Future[EncodedChunk]] = {}
-
-    def chunk_at(start: int) -> EncodedChunk:
-        future = upcoming.pop(start, None) or encoding.submit(encoder.encode, todo[start : start + CHUNK])
-        if start + CHUNK < len(todo):
-            upcoming[start + CHUNK] = encoding.submit(encoder.encode, todo[start + CHUNK : start + 2 * CHUNK])
-        return future.result()
-
-    def next_batch(limit: int) -> tuple[_Batch, int, int]:
-        nonlocal chunk, chunk_start
-        if chunk is None or pos >= chunk_start + len(chunk.positions):
-            chunk_start = pos
-            chunk = chunk_at(pos)
-        lo = pos - chunk_start
-        hi = min(lo + limit, len(chunk.positions))
-        sizes = np.cumsum(chunk.sizes[lo:hi])
-        hi = lo + max(1, int(np.searchsorted(sizes, settings.batch_max_bytes, side="right")))
-        positions = chunk.positions[lo:hi]
-        ranges = []
-        logs = events.log[positions]
-        for i in np.unique(logs):
-            ranks = events.rank[positions[logs == i]]
-            ranges.append((events.log_ids[i], int(ranks[0]), int(ranks[-1]) + 1))
-        return _Batch(hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), lo, hi
-
-    try:
-        if len(todo):  # the first chunk before the pacer's clock starts: replay begins when sending can
-            chunk = chunk_at(0)
-        while pos < len(todo) or inflight:
-            flow_blocked = False
-            while failure is None and pos < len(todo) and len(inflight) < workers:
-                limit = min(max_batch, len(todo) - pos)
-                if pacer is not None:
-                    due = pacer.due(pos, latency) - pos
-                    if due <= 0:
-                        break
-                    limit = min(limit, due)
-                batch, lo, hi = next_batch(limit)
-                if inflight and (
-                    in_msgs + batch.count > settings.flow_max_messages
-                    or in_bytes + batch.bytes > settings.flow_max_bytes
-                ):
-                    flow_blocked = True  # flow control: wait for acknowledgements (the batch is cut again then)
-                    break
-                report.throttled_s += msg_bucket.acquire(batch.count) + byte_bucket.acquire(batch.bytes)
-                assert chunk is not None
-                inflight[sender.submit(chunk, lo, hi)] = batch
-                in_msgs += batch.count
-                in_bytes += batch.bytes
-                pos += batch.count
-            if not inflight:
-                if failure is not None:
-                    break
-                if pacer is not None and pos < len(todo):
-                    time.sleep(pacer.wait_for(pos))
-                continue
-            paced = pacer is not None and failure is None and pos < len(todo) and len(inflight) < workers
-            timeout = pacer.wait_for(pos) if paced and not flow_blocked else None  # type: ignore[union-attr]
-            done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-            for f in done:
-                batch = inflight.pop(f)
-                in_msgs -= batch.count
-                in_bytes -= batch.bytes
-                exc = f.exception()
-                if exc is not None:
-                    failure = failure or exc
-                    continue
-                report.sent += batch.count
-                report.bytes += batch.bytes
-                for log_id, lo_rank, hi_rank in batch.ranges:
-                    tracker.ack(log_id, lo_rank, hi_rank)
-            if tracker.total - saved_at >= settings.checkpoint_every:
-                save()
-                saved_at = tracker.total
-            now = time.perf_counter()
-            if now - last_report >= progress_every_s:
-                last_report = now
-                rate = report.sent / (now - t0)
-                log(f"{day}: {report.skipped + report.sent:,}/{len(events):,} events published ({rate:,.0f} msg/s)")
-    finally:
-        encoding.shutdown(wait=True, cancel_futures=True)
-        sender.close()
-        report.retries = sender.retries
-        progress.sent += report.sent
-        report.seconds = time.perf_counter() - t0
-        done_all = failure is None and pos >= len(todo) and tracker.total == len(events)
-        save(complete=done_all)
-
-    if failure is not None:
-        exc = failure
-        what = _describe(exc)
-        retried = (
-            f" (retried with backoff for {settings.retry_deadline_s:g} s, CIRCUS_PUBSUB_RETRY_DEADLINE_S)"
-            if isinstance(exc, exceptions.RetryError)
-            else ""
-        )
-        raise PublishError(
-            f"publishing {events.scenario} {day} to {topic} failed: {what}{retried}; "
-            f"{tracker.total:,} of {len(events):,} events acknowledged, progress saved at {store.url(day)}"
-        ) from exc
-    log(
-        f"{day}: published {report.sent:,} events to {topic} in {report.seconds:.1f} s "
-        f"({report.sent / report.seconds if report.seconds else 0:,.0f} msg/s, {report.retries} retries)"
-    )
-    return report
+    """Publish one day's events to the settings' topic, resuming from its progress file; ``options``
+    are `DayPublisher`'s (``member_fields``, ``republish``, ``log``, ``progress_every_s``)."""
+    return DayPublisher(events, settings, store, fingerprint, client, **options).run()
