@@ -1,14 +1,14 @@
 """One benchmark measurement in a fresh process, printed as one JSON line.
 
 A fresh process per measurement makes the peak RSS (``ru_maxrss``) that of this scenario, size
-and duration alone.  The circus runs day by day; each step's logs are handed to a
-`circus_core.io.logs.DayWriter` (the same files as writing the whole day at once, byte for byte),
-so memory is the state plus a row group per log.
+and duration alone.  The circus runs day by day (`circus_core.Circus.run_into`, the drivers' step
+loop); each step's logs are handed to a `circus_core.io.logs.DayWriter` (the same files as writing
+the whole day at once, byte for byte), so memory is the state plus a row group per log.
 
 The state's size after the run is reported as bytes per member and per edge
 (`circus_core.footprint`).  Simulation time is the time spent in ``Circus.step``; write time is
-the time spent turning the day's tables into Parquet files, so "with Parquet" = simulation +
-write (one core: writing is not overlapped with simulating).
+the time spent turning the day's tables into Parquet files (``run_into`` times both apart), so
+"with Parquet" = simulation + write (one core: writing is not overlapped with simulating).
 """
 
 from __future__ import annotations
@@ -49,19 +49,12 @@ def measure(scenario_name: str, size: int, days: int, out: Path) -> dict[str, ob
     t0 = time.perf_counter()
     circus = scenario.create(size)
     build = time.perf_counter() - t0
-    steps_per_day = circus.clock.steps_in("1D")
     sim = write = 0.0
     rows = 0
     for _ in range(days):
         writer = DayWriter(out, circus.clock.now.date().isoformat())
-        for _ in range(steps_per_day):
-            t = time.perf_counter()
-            logs = circus.step()
-            t1 = time.perf_counter()
-            writer.add(logs)
-            sim, write = sim + t1 - t, write + time.perf_counter() - t1
-            rows += sum(table.num_rows for table in logs.values())
-            del logs
+        counts = circus.run_into("1D", writer.add)  # times `Circus.step` apart from `writer.add`
+        sim, write, rows = sim + counts.step_s, write + counts.sink_s, rows + counts.rows
         t = time.perf_counter()
         writer.close()
         write += time.perf_counter() - t

@@ -4,17 +4,19 @@
 events (stories in the order they were created); round 2 runs the reactions due in the step
 (scheduled in earlier steps or in round 1), round 3 those that round 2 scheduled inside the
 step, and so on until none is left.  Then every log is put in event-time order, every timer ticks and
-the clock moves on.  The README's "Semantics" section says what a user can rely on.  `run` repeats it;
-neither writes files: logs come back as Arrow tables for the caller to write
-(`circus_core.io.logs`).
+the clock moves on.  The README's "Semantics" section says what a user can rely on.  `run` repeats it
+(`run_into` too, handing each step's logs to a writer as they come); neither writes files: logs come
+back as Arrow tables for the caller to write (`circus_core.io.logs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,32 @@ from circus_core.rng import check_seed, make_rng
 from circus_core.shards import Shard
 from circus_core.story import Story, TimerGen
 
-__all__ = ["Circus"]
+__all__ = ["Circus", "StepCounts"]
 
 AnyGenerator = Generator | DependentGenerator
 #: rounds of reactions within one step before a chain of zero-delay reactions is an error
 MAX_ROUNDS = 1000
+
+
+@dataclass
+class StepCounts:
+    """What `Circus.run_into` counted, so that no driver loops over the steps again to count:
+    the Dagster day records rows per log and per hour in its marker, the benchmarks report
+    simulation (``step_s``) apart from writing (``sink_s``)."""
+
+    #: rows by log id
+    rows_of: dict[str, int] = field(default_factory=dict)
+    #: rows by the hour of the day (UTC) of the step that wrote them
+    rows_per_hour: list[int] = field(default_factory=lambda: [0] * 24)
+    #: seconds spent in `Circus.step`
+    step_s: float = 0.0
+    #: seconds spent in the sink (writing, for a sink that writes)
+    sink_s: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows of every log."""
+        return sum(self.rows_of.values())
 
 
 class Circus:
@@ -263,16 +286,46 @@ class Circus:
 
         ``on_step(done, total, rows)`` is called after each step (progress reporting).
         """
-        total = self.clock.steps_in(duration)
         collected: dict[str, list[pa.Table]] = {}
-        rows = 0
-        for done, (_, logs) in enumerate(self.iter_steps(duration), start=1):
+
+        def collect(logs: Logs) -> None:
             for log_id, table in logs.items():
                 collected.setdefault(log_id, []).append(table)
-                rows += table.num_rows
-            if on_step is not None:
-                on_step(done, total, rows)
+
+        self.run_into(duration, collect, on_step)
         return {log_id: concat_tables(tables) for log_id, tables in collected.items()}
+
+    def run_into(
+        self,
+        duration: timedelta | str,
+        sink: Callable[[Logs], None],
+        on_step: Callable[[int, int, int], None] | None = None,
+    ) -> StepCounts:
+        """Run for ``duration``, handing each step's logs to ``sink`` as they come; what was
+        counted (rows per log and per hour of the day, seconds in `step` and in ``sink``).
+
+        The one step loop of every driver: `run` collects into tables, the Dagster day and
+        ``make run`` write files, the benchmarks time simulating apart from writing.  A sink
+        that writes (`circus_core.io.logs.DayWriter.add`) keeps memory at the world plus what
+        it buffers, not a whole day of rows; a sink may also refuse a step by raising.
+        ``on_step(done, total, rows)`` is called after each step (progress reporting).
+        """
+        total = self.clock.steps_in(duration)
+        counts = StepCounts()
+        for done in range(1, total + 1):
+            hour = self.clock.now.hour
+            t0 = perf_counter()
+            logs = self.step()
+            t1 = perf_counter()
+            sink(logs)
+            counts.step_s, counts.sink_s = counts.step_s + t1 - t0, counts.sink_s + perf_counter() - t1
+            for log_id, table in logs.items():
+                counts.rows_of[log_id] = counts.rows_of.get(log_id, 0) + table.num_rows
+                counts.rows_per_hour[hour] += table.num_rows
+            del logs  # the step's tables are the sink's now: not held while the next step runs
+            if on_step is not None:
+                on_step(done, total, counts.rows)
+        return counts
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

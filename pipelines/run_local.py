@@ -21,7 +21,6 @@ import pandas as pd
 
 from circus_core import Circus, CircusError
 from circus_core.io.logs import FORMATS, write_day
-from circus_core.operations import concat_tables
 from circus_core.tuning import use_jemalloc
 from pipelines.scenarios import Scenario, all_scenarios, get_scenario
 
@@ -60,34 +59,46 @@ def run(
     remaining = [max(0, int((target_end - c.clock.now) // pd.Timedelta(days=1))) for c in circuses]
     steps_per_day = circuses[0].clock.steps_in("1D")
     total = sum(remaining) * steps_per_day
+    report = progress or _stderr_progress(scenario.name)
     written: list[Path] = []
-    rows, done, t0 = 0, 0, time.perf_counter()
+    rows, done = 0, 0
     for shard, circus in enumerate(circuses):
         for _ in range(remaining[shard]):
             date = circus.clock.now.date().isoformat()
-            collected: dict = {}
-            for _ in range(steps_per_day):
-                for log_id, table in circus.step().items():
-                    collected.setdefault(log_id, []).append(table)
-                    rows += table.num_rows
-                done += 1
-                if progress is not None:
-                    progress(done, total, rows, date)
-                    continue
-                elapsed = time.perf_counter() - t0
-                left = elapsed / done * (total - done)
-                print(
-                    f"\r{scenario.name} {date}: step {done}/{total}, {rows:,} rows, "
-                    f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left",
-                    end="",
-                    file=sys.stderr,
-                )
-            day_logs = {k: concat_tables(v) for k, v in collected.items()}
+            day_logs = circus.run("1D", _day_progress(report, done, total, rows, date))
+            done += steps_per_day
+            rows += sum(table.num_rows for table in day_logs.values())
             written += write_day(day_logs, root / "logs", date, fmt, part=shard).values()
             circus.save(_checkpoints(root, shard, shards) / date)
     if progress is None:
         print(file=sys.stderr)
     return written
+
+
+def _day_progress(
+    report: Callable[[int, int, int, str], None], done: int, total: int, rows: int, day: str
+) -> Callable[[int, int, int], None]:
+    """`Circus.run`'s progress within a day (steps and rows of that day) as ``report`` wants it:
+    steps and rows of the whole run (``done`` and ``rows`` before the day) and the day."""
+    return lambda step, _, day_rows: report(done + step, total, rows + day_rows, day)
+
+
+def _stderr_progress(name: str) -> Callable[[int, int, int, str], None]:
+    """The default progress: one line on stderr rewritten after each step (``\\r``), with
+    rows/s and the time left since this call."""
+    t0 = time.perf_counter()
+
+    def show(done: int, total: int, rows: int, day: str) -> None:
+        elapsed = time.perf_counter() - t0
+        left = elapsed / done * (total - done)
+        print(
+            f"\r{name} {day}: step {done}/{total}, {rows:,} rows, "
+            f"{rows / max(elapsed, 1e-9):,.0f} rows/s, ~{left:.0f}s left",
+            end="",
+            file=sys.stderr,
+        )
+
+    return show
 
 
 def _checkpoints(root: Path, shard: int, shards: int) -> Path:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from circus_core import Circus, CircusError
 from circus_core.io.logs import DayWriter
+from circus_core.operations import Logs
 from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, previous_day
 from pipelines.scratch import scratch
@@ -118,32 +119,16 @@ def run_day(
 ) -> tuple[dict[str, Path], dict[str, int], list[int]]:
     """Simulate one day into Parquet files under ``out`` (part = the circus's shard): the files,
     rows per log and rows per hour of the day.  A log outside ``known`` (the scenario's declared
-    logs) is an error before anything is committed, not a file no asset ever reads."""
+    logs) is an error before anything is committed, not a file no asset ever reads.  The steps
+    are `Circus.run_into`'s, the loop ``make run`` and the benchmarks run too; this adds the
+    Parquet writer, the check of the log ids and progress lines at most every ``every_s``."""
     if every_s is None:
         every_s = float(os.environ.get("CIRCUS_PROGRESS_SECONDS", "5"))
     t0 = time.perf_counter() if t0 is None else t0
-    total = circus.clock.steps_in("1D")
-    rows_of: dict[str, int] = {}
-    per_hour = [0] * 24
-    rows, last = 0, time.perf_counter()
-    # each step's logs go to the day's files as they come: memory holds the world and a row group
-    # per log, not a whole day of rows (the same bytes as writing the day at once)
-    writer = DayWriter(out, day, part=circus.shard.index)
-    for done in range(1, total + 1):
-        hour = circus.clock.now.hour
-        logs = circus.step()
-        if known is not None and (unknown := set(logs) - set(known)):
-            raise CircusError(
-                f"{label}: stories write log(s) {sorted(unknown)} that the scenario does not know "
-                f"(its logs: {list(known)}); an operation that writes logs says which in its log_ids() "
-                "(or list them in Scenario(logs=...)) -- nothing of the day was committed"
-            )
-        writer.add(logs)
-        for log_id, table in logs.items():
-            rows_of[log_id] = rows_of.get(log_id, 0) + table.num_rows
-            rows += table.num_rows
-            per_hour[hour] += table.num_rows
-        del logs
+    last = time.perf_counter()
+
+    def report(done: int, total: int, rows: int) -> None:
+        nonlocal last
         now = time.perf_counter()
         if now - last >= every_s or done == total:
             elapsed = now - t0
@@ -151,4 +136,19 @@ def run_day(
             speed = rows / max(elapsed, 1e-9)
             log(f"{label}: step {done}/{total}, {rows:,} rows, {speed:,.0f} rows/s, ~{left:.0f} s left")
             last = now
-    return writer.close(), rows_of, per_hour
+
+    # each step's logs go to the day's files as they come: memory holds the world and a row group
+    # per log, not a whole day of rows (the same bytes as writing the day at once)
+    writer = DayWriter(out, day, part=circus.shard.index)
+
+    def write(logs: Logs) -> None:
+        if known is not None and (unknown := set(logs) - set(known)):
+            raise CircusError(
+                f"{label}: stories write log(s) {sorted(unknown)} that the scenario does not know "
+                f"(its logs: {list(known)}); an operation that writes logs says which in its log_ids() "
+                "(or list them in Scenario(logs=...)) -- nothing of the day was committed"
+            )
+        writer.add(logs)
+
+    counts = circus.run_into("1D", write, report)
+    return writer.close(), counts.rows_of, counts.rows_per_hour
