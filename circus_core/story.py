@@ -53,12 +53,32 @@ if TYPE_CHECKING:
     from circus_core.clock import Clock
     from circus_core.population import Population
 
-__all__ = ["DEFAULT_STATE", "EVENT_TIME", "Story"]
+__all__ = ["DEFAULT_STATE", "EVENT_TIME", "Story", "TimerTally"]
 
 DEFAULT_STATE = "default"
 TimerGen = CyclicTimerGenerator | ConstantDependentGenerator
 #: a batch of executions: member positions, event times (µs), extra story_data fields
 Batch = tuple[np.ndarray, np.ndarray, dict[str, Any]]
+
+
+class TimerTally:
+    """A story's timer events since it was made: per hour of the day (UTC) of their times, and
+    per member.  Counting only: what the realism checks compare with the configured timer
+    profile and activity (a driver replaces it at the start of each day); never saved, never
+    read by the simulation, so it cannot change a byte of the output."""
+
+    def __init__(self) -> None:
+        self.per_hour = np.zeros(24, dtype=np.int64)
+        self.per_member = np.zeros(0, dtype=np.int64)
+
+    def add(self, positions: np.ndarray, times_us: np.ndarray) -> None:
+        if not len(positions):
+            return
+        self.per_hour += np.bincount((times_us // 3_600_000_000) % 24, minlength=24)
+        counts = np.bincount(positions, minlength=len(self.per_member))
+        if len(counts) > len(self.per_member):
+            self.per_member = np.concatenate([self.per_member, np.zeros(len(counts) - len(self.per_member), np.int64)])
+        self.per_member += counts
 
 
 class Story:
@@ -140,6 +160,7 @@ class Story:
         # pending reactions (forced / delayed executions), in the order they were scheduled
         self.reaction_position = np.empty(0, dtype=np.int64)
         self.reaction_due = np.empty(0, dtype=np.int64)  # µs since the epoch
+        self.tally = TimerTally()  # timer events, counted for realism checks (not state)
         # --- within a step only (empty between steps, so never saved) ----------------------------
         self._batches: list[Batch] = []
         self._timer_round = False
@@ -381,7 +402,9 @@ class Story:
                 self.reset_timers_at(active)
             else:
                 self.timer[active] = -1
-            return active, np.full(len(active), start_us, dtype=np.int64), {}
+            times = np.full(len(active), start_us, dtype=np.int64)
+            self.tally.add(active, times)
+            return active, times, {}
         start, end = tg.mass_at(now), tg.mass_at(now + 1)
         first = self.next_mass[active]
         # an event due in an earlier step (a member grown after this story ran) happens now
@@ -410,6 +433,7 @@ class Story:
         # story_data rows in event-time order: the logs come out sorted, and sorting row indices
         # here is cheaper than sorting the logs' columns (strings) afterwards
         times = np.clip(tg.time_of_mass(masses), start_us, self.step_end_us() - 1)
+        self.tally.add(positions, times)
         order = stable_order(times)
         return positions[order], times[order], {}
 

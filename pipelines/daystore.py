@@ -267,10 +267,12 @@ class DayStore:
         logs: Mapping[str, pa.Table] | None = None,
         files: Mapping[str, Path] | None = None,
         rows_per_hour: list[int] | None = None,
+        timer_events: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write the day's logs (tables, or the Parquet ``files`` a `DayWriter` already wrote
-        step by step) and end-of-day checkpoint, then its marker."""
-        return self._commit(day, circus, logs or {}, files, rows_per_hour=rows_per_hour)
+        step by step) and end-of-day checkpoint, then its marker (with the day's timer events of
+        its profiled stories, ``timer_events``: `pipelines.realism.DayTally`)."""
+        return self._commit(day, circus, logs or {}, files, rows_per_hour=rows_per_hour, timer_events=timer_events)
 
     def _commit(
         self,
@@ -280,9 +282,11 @@ class DayStore:
         files_written: Mapping[str, Path] | None = None,
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
+        timer_events: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         staged = self.stage(day, circus, logs, files_written)
-        return self.publish(day, [staged], circus.clock.now.isoformat(), world=world, rows_per_hour=rows_per_hour)
+        clock = circus.clock.now.isoformat()
+        return self.publish(day, [staged], clock, world=world, rows_per_hour=rows_per_hour, timer_events=timer_events)
 
     def retract(self, day: str) -> None:
         """Un-commit ``day`` (when it is removed): the marker goes first, so that a half-deleted
@@ -337,12 +341,15 @@ class DayStore:
         extra: Mapping[str, Any] | None = None,
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
+        timer_events: Mapping[str, Any] | None = None,
     ) -> dict:
         """Commit the staged files of every shard as ``day``: the day is committed only when every
         shard is, and replaces the stored version (if any) in one step (the module's docstring).
         The marker records the world (``world``, the fingerprint of the initial state; a day
         inherits the one of the day it continues)."""
         meta = self._new_marker(day, staged, clock, extra, world, rows_per_hour)
+        if timer_events is not None:
+            meta["timer_events"] = dict(timer_events)
         renames = [list(pair) for part in staged for pair in part["pending"]]
         new_keys = {key for _, key in renames}
         record = {"marker": meta, "renames": renames, "deletes": sorted(self._visible_files(day) - new_keys)}

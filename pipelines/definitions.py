@@ -58,6 +58,20 @@ def _delivery(scenarios: list[Any], problems: list[tuple[str, str]]) -> dg.Defin
     )
 
 
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Declarative Automation of every scenario, on by default: each new day is simulated after
+    midnight UTC once the day before is committed, its log assets follow and are checked, and a
+    configured delivery (export bucket, Pub/Sub topic) sends the day once its blocking checks pass.
+    Needs the daemon (``circus ui`` / ``dagster dev`` run one); turn it off in the UI's Automation tab."""
+    return dg.AutomationConditionSensorDefinition(
+        "circus_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description="Simulates each new day, checks its logs and delivers it when its checks pass.",
+    )
+
+
 def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
     """Scenarios that failed to load, shown in the UI as one asset (``circus/scenario_load_errors``)
     whose description lists them and whose materialization fails naming them; the others load."""
@@ -96,5 +110,9 @@ defs = dg.Definitions.merge(
     _load_errors(_found.problems),
     # one process per run: a run's steps are a few, and heavy work goes to Dask (shards) -- starting
     # a process per step cost more than the steps of a small day (issue 13: make demo)
-    dg.Definitions(resources=simulation_resources(), executor=dg.in_process_executor, sensors=[dead_runs_sensor]),
+    dg.Definitions(
+        resources=simulation_resources(),
+        executor=dg.in_process_executor,
+        sensors=[dead_runs_sensor, automation_sensor()],
+    ),
 )

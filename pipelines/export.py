@@ -40,6 +40,7 @@ from circus_core import CircusError
 from circus_core.io.json_rows import iso_utc
 from circus_core.io.logs import write_jsonl
 from pipelines.daystore import DayStore, log_parts
+from pipelines.log_assets import refuse_failed_days
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from resources.cluster import DaskResource
@@ -253,9 +254,13 @@ def _upload(
 
 
 def build_export_asset(
-    scenario: Scenario, partitions: dg.PartitionsDefinition, upstream: Sequence[dg.AssetKey]
+    scenario: Scenario,
+    partitions: dg.PartitionsDefinition,
+    upstream: Sequence[dg.AssetKey],
+    automation: dg.AutomationCondition | None = None,
 ) -> dg.AssetsDefinition:
-    """``<scenario>/gcs_export``, downstream of the day's log assets (same partition)."""
+    """``<scenario>/gcs_export``, downstream of the day's log assets (same partition), run by
+    ``automation`` when given."""
     key = dg.AssetKey([scenario.name, "gcs_export"])
 
     @dg.asset(
@@ -265,6 +270,7 @@ def build_export_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=list(upstream),
+        automation_condition=automation,
         description=(
             f"The day's log files of {scenario.name}, delivered to "
             "gs://<CIRCUS_EXPORT_BUCKET>/<CIRCUS_EXPORT_PREFIX>/<scenario>/<log_id>/date=YYYY-MM-DD/part-<shard>.<ext> "
@@ -283,6 +289,7 @@ def build_export_asset(
         settings = export.settings()  # settings first: a bad one fails before storage or GCS is touched
         store = DayStore(storage.backend(), scenario)
         days = sorted(context.partition_keys)
+        refuse_failed_days(context.instance, scenario, days, "gcs_export")
         shards = max((store.shards(d) for d in days if store.is_committed(d)), default=1)
         try:
             with dask.runner(shards) if shards > 1 else contextlib.nullcontext() as runner:

@@ -16,20 +16,17 @@ works from the CLI; daemon backfills follow the self-dependency one day at a tim
 """
 
 import warnings
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from circus_core import CircusError
-from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, log_parts
+from pipelines.daystore import INITIAL, DayStore, describe_world
+from pipelines.log_assets import build_log_asset, preview
 from pipelines.monitor import tag_run
 from pipelines.scenarios import Scenario
-from pipelines.scratch import scratch
 from pipelines.shards import ShardedResult, run_sharded
 from pipelines.simulate import DayResult, committed_day, simulate_day
 from resources.cluster import DaskResource
@@ -103,11 +100,6 @@ def scenario_partitions(scenario: Scenario) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC")
 
 
-def _preview(df: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
-    """The first rows as a markdown table (pandas uses tabulate, which dagster depends on)."""
-    return dg.MetadataValue.md(df.head(rows).to_markdown())
-
-
 def _hour_chart(per_hour: Sequence[int]) -> dg.MetadataValue:
     """Events per hour of the day as a markdown bar chart (Dagster has no native chart)."""
     peak = max(max(per_hour), 1)
@@ -164,10 +156,10 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         metadata: dict[str, object] = {"checkpoint": marker["clock"], "seed": circus.master_seed, "world": world["id"]}
         for pop in circus.populations.values():
             metadata[f"population {pop.name}"] = pop.size
-            metadata[f"preview {pop.name}"] = _preview(pop.to_dataframe())
+            metadata[f"preview {pop.name}"] = preview(pop.to_dataframe())
             for rel in pop.relationships.values():
                 metadata[f"relationship {pop.name}.{rel.name}"] = rel.size
-                metadata[f"preview {pop.name}.{rel.name}"] = _preview(rel.get_relations())
+                metadata[f"preview {pop.name}.{rel.name}"] = preview(rel.get_relations())
         context.log.info(
             f"{name}: initial state saved ({', '.join(f'{p.name}={p.size}' for p in circus.populations.values())})"
         )
@@ -179,6 +171,9 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         kinds={"python", "parquet"},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        # the newest day is simulated once it exists (after midnight UTC) and its previous day is
+        # committed: the `circus_automation` sensor requests it (the daily schedule is the other way)
+        automation_condition=dg.AutomationCondition.on_missing(),
         deps=[
             initial_key,
             dg.AssetDep(sim_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
@@ -234,7 +229,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             raise _fail(exc) from exc
         return dg.MaterializeResult()
 
-    log_assets = [_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.log_ids]
+    log_assets = [build_log_asset(scenario, log_id, partitions, sim_key) for log_id in scenario.log_ids]
     job = dg.define_asset_job(
         f"{name}_daily",
         selection=dg.AssetSelection.assets(sim_key, *(a.key for a in log_assets)),
@@ -322,149 +317,3 @@ def _shard_table(results: Sequence[object]) -> dg.MetadataValue:
             rows = sum(part["rows"].values()) if part["rows"] else sum(part.get("members", {}).values())
             lines.append(f"| {r.day} | {part['shard']} | {rows:,} | {part['seconds']:.1f} | {part['worker']} |")
     return dg.MetadataValue.md("\n".join(lines))
-
-
-def _log_asset(
-    scenario: Scenario, log_id: str, partitions: dg.DailyPartitionsDefinition, sim_key: dg.AssetKey
-) -> dg.AssetsDefinition:
-    """``<scenario>/<log_id>``: one log stream's daily files, checked, for downstream users."""
-    key = dg.AssetKey([scenario.name, log_id])
-    checks = [
-        dg.AssetCheckSpec(
-            "schema_as_declared",
-            asset=key,
-            description="Each day's file has the schema its commit marker declares, the same as on the first day.",
-        ),
-        dg.AssetCheckSpec(
-            "timestamps_inside_day", asset=key, description="Every timestamp column lies inside the partition's day."
-        ),
-        dg.AssetCheckSpec(
-            "row_count", asset=key, description="Rows of the day's file (reported): as many as its commit marker says."
-        ),
-    ]
-
-    @dg.asset(
-        key=key,
-        group_name=scenario.name,
-        kinds={"parquet"},
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[sim_key],
-        check_specs=checks,
-        description=(
-            f"The {log_id!r} log stream of {scenario.name}: one Parquet file per day at "
-            f"logs/{log_id}/date=YYYY-MM-DD/, written by the simulation; depend on this asset to consume "
-            "only this stream."
-        ),
-    )
-    def log_stream(context: dg.AssetExecutionContext, storage: StorageResource) -> Iterator[object]:
-        store = DayStore(storage.backend(), scenario)
-        first_day = scenario_partitions(scenario).get_first_partition_key()
-        reference = None
-        if store.is_committed(first_day):
-            reference = store.marker(first_day)["logs"].get(log_id, {}).get("schema")
-        schema_problems: list[str] = []
-        row_problems: list[str] = []
-        bad_times: list[str] = []
-        rows: dict[str, int] = {}
-        for day in sorted(context.partition_keys):
-            try:
-                marker = store.marker(day)
-            except DayNotReadyError as exc:
-                raise _fail(exc) from exc
-            entry = marker["logs"].get(log_id)
-            if entry is None:  # no event of this kind that day
-                rows[day] = 0
-                context.add_asset_metadata({"dagster/row_count": 0}, partition_key=day)
-                continue
-            rows[day] = 0
-            day_files: list[str] = []
-            first_part: _Day | None = None
-            for part in log_parts(entry):  # one file per shard
-                name = f"{day}" + (f" shard {part['shard']}" if "shard" in part else "")
-                day_file = _read(store, part["key"])
-                schema = day_file.schema.remove_metadata().to_string()
-                if schema != entry["schema"]:
-                    schema_problems.append(f"{name}: the file's schema differs from its commit marker's")
-                if reference is not None and schema != reference:
-                    schema_problems.append(f"{name}: schema differs from the first day's ({first_day})")
-                reference = reference or schema
-                rows[day] += day_file.num_rows
-                if day_file.num_rows != part["rows"]:
-                    row_problems.append(f"{name}: {day_file.num_rows} rows, its commit marker says {part['rows']}")
-                day_files.append(part["url"])
-                first_part = first_part or day_file
-                bad_times += _outside_day(day_file.times, day)
-            if first_part is not None:
-                context.add_asset_metadata(
-                    {
-                        "dagster/row_count": rows[day],
-                        "dagster/column_schema": _column_schema(first_part.schema),
-                        "sample": _preview(first_part.sample.to_pandas()),
-                        "files": "\n".join(day_files),
-                    },
-                    partition_key=day,
-                )
-        yield dg.AssetCheckResult(
-            check_name="schema_as_declared",
-            passed=not schema_problems,
-            metadata={
-                "problems": "; ".join(schema_problems[:10]),
-                "schema": dg.MetadataValue.md(f"```\n{reference or ''}\n```"),
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name="timestamps_inside_day", passed=not bad_times, metadata={"problems": "; ".join(bad_times[:10])}
-        )
-        yield dg.AssetCheckResult(
-            check_name="row_count", passed=not row_problems, metadata={**rows, "problems": "; ".join(row_problems[:10])}
-        )
-        yield dg.MaterializeResult()  # each day's metadata is its own (add_asset_metadata above)
-
-    return log_stream
-
-
-def _read(store: DayStore, key: str) -> "_Day":
-    """The day's file with its full schema but only its timestamp columns' data (the checks
-    need no more; a day of a large scenario is tens of millions of rows)."""
-    with scratch("log") as tmp:
-        local = Path(tmp) / "part.parquet"
-        store.backend.get_file(key, local)
-        schema = pq.read_schema(local)
-        times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
-        table = pq.read_table(local, columns=times)
-        rows = pq.read_metadata(local).num_rows
-        first = next(pq.ParquetFile(local).iter_batches(batch_size=SAMPLE_ROWS), None)
-        sample = pa.Table.from_batches([first]) if first is not None else schema.empty_table()
-    return _Day(schema, table, rows, sample)
-
-
-#: rows of a day shown with its log asset's materialization
-SAMPLE_ROWS = 5
-
-
-class _Day:
-    """A day's schema, its timestamp columns, its row count and its first rows."""
-
-    def __init__(self, schema: pa.Schema, times: pa.Table, num_rows: int, sample: pa.Table) -> None:
-        self.schema, self.times, self.num_rows, self.sample = schema, times, num_rows, sample
-
-
-def _column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The Arrow schema as Dagster shows it (``dagster/column_schema``)."""
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema.remove_metadata()])
-
-
-def _outside_day(table: pa.Table, day: str) -> list[str]:
-    """Timestamp columns with values outside [day, day + 1)."""
-    start = pd.Timestamp(day, tz="UTC")
-    end = start + pd.Timedelta(days=1)
-    problems = []
-    for name, typ in zip(table.column_names, table.schema.types, strict=True):
-        if pa.types.is_timestamp(typ) and table.num_rows:
-            col = table.column(name).to_pandas()
-            if typ.tz is None:
-                problems.append(f"{day}: {name} is not timezone-aware")
-            elif (col.min() < start) or (col.max() >= end):
-                problems.append(f"{day}: {name} spans {col.min()} .. {col.max()}")
-    return problems

@@ -29,6 +29,7 @@ from circus_core import CircusError
 from circus_core.shards import Shard
 from circus_core.tuning import use_jemalloc
 from pipelines.daystore import INITIAL, DayStore
+from pipelines.realism import DayTally, merge_tallies
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from pipelines.simulate import load_day_start, run_day
@@ -68,9 +69,11 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
     circus = load_day_start(store, day, shard)
     with scratch("logs") as tmp:
         label = f"{scenario.name} {day} {shard}"
+        tally = DayTally(circus)
         files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.log_ids)
         staged = store.stage(day, circus, files_written=files)
-    return staged | task_origin() | {"seconds": time.perf_counter() - t0, "rows": rows, "rows_per_hour": per_hour}
+    counts = {"rows": rows, "rows_per_hour": per_hour, "timer_events": tally.result()}
+    return staged | task_origin() | {"seconds": time.perf_counter() - t0} | counts
 
 
 def task_origin() -> dict[str, Any]:
@@ -167,7 +170,13 @@ def run_sharded(
         world = scenario.world_fingerprint(size, scenario.seed if build[1] is None else build[1], count)
     per_hour = [sum(hours) for hours in zip(*(part.get("rows_per_hour", [0] * 24) for part in staged), strict=True)]
     marker = store.publish(
-        day, staged, clock, {"shard_stats": stats}, world=world, rows_per_hour=None if day == INITIAL else per_hour
+        day,
+        staged,
+        clock,
+        {"shard_stats": stats},
+        world=world,
+        rows_per_hour=None if day == INITIAL else per_hour,
+        timer_events=None if day == INITIAL else merge_tallies(part["timer_events"] for part in staged),
     )
     return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
 

@@ -16,6 +16,7 @@ from circus_core.io.logs import DayWriter
 from circus_core.operations import Logs
 from circus_core.shards import Shard
 from pipelines.daystore import INITIAL, DayNotReadyError, DayStore, describe_world, previous_day
+from pipelines.realism import DayTally
 from pipelines.scratch import scratch
 
 __all__ = [
@@ -56,8 +57,9 @@ def simulate_day(
     circus = load_day_start(store, day)
     with scratch("logs") as tmp:
         label = f"{store.scenario.name} {day}"
+        tally = DayTally(circus)
         files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.log_ids)
-        marker = store.commit_day(day, circus, files=files, rows_per_hour=per_hour)
+        marker = store.commit_day(day, circus, files=files, rows_per_hour=per_hour, timer_events=tally.result())
     return DayResult(
         day=day,
         rows=rows_of,

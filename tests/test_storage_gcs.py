@@ -140,7 +140,7 @@ def _materialise_two_days(storage: StorageResource, instance: dg.DagsterInstance
         result = dg.materialize(assets, selection=selection, partition_key=day, instance=instance, resources=resources)
         assert result.success
         checks = result.get_asset_check_evaluations()
-        assert len(checks) == 3 * len(scenario.log_ids)
+        assert len(checks) == 5 * len(scenario.log_ids)  # 3 blocking + 2 realism checks per log
         assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     return days
 

@@ -16,6 +16,7 @@ from pydantic import Field, create_model
 
 from circus_core import CircusError
 from pipelines.daystore import DayStore
+from pipelines.log_assets import refuse_failed_days
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
@@ -50,9 +51,13 @@ class PublishConfig(_PublishConfigFields):
 
 
 def build_publish_asset(
-    scenario: Scenario, partitions: dg.PartitionsDefinition, upstream: list[dg.AssetKey]
+    scenario: Scenario,
+    partitions: dg.PartitionsDefinition,
+    upstream: list[dg.AssetKey],
+    automation: dg.AutomationCondition | None = None,
 ) -> dg.AssetsDefinition:
-    """``<scenario>/pubsub_publish``, downstream of the day's log assets."""
+    """``<scenario>/pubsub_publish``, downstream of the day's log assets, run by ``automation``
+    when given."""
 
     @dg.asset(
         key=dg.AssetKey([scenario.name, "pubsub_publish"]),
@@ -61,6 +66,7 @@ def build_publish_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=upstream,
+        automation_condition=automation,
         description=(
             f"Every event of the day of {scenario.name} as one Pub/Sub message on CIRCUS_PUBSUB_TOPIC, in event-time "
             "order: JSON payload (or Avro, CIRCUS_PUBSUB_FORMAT=avro), attributes scenario, log_id, event_timestamp, "
@@ -88,6 +94,7 @@ def build_publish_asset(
                     f"{scenario.name}: day {day} is not committed; materialise the simulation for it first",
                     allow_retries=False,
                 )
+        refuse_failed_days(context.instance, scenario, days, "pubsub_publish")
         progress = ProgressStore(backend, scenario.name, settings.project, settings.topic)
         client = make_client(settings)
         reports: list[PublishReport] = []
