@@ -119,8 +119,11 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
     initial_key = dg.AssetKey([name, "initial_state"])
     sim_key = dg.AssetKey([name, "simulation"])
 
+    # the world's definition is the assets' code version and the initial state's data version is
+    # the world's id: a new world, or a changed definition, marks every simulated day stale in the UI
     @dg.asset(
         key=initial_key,
+        code_version=scenario.definition_hash,
         group_name=name,
         kinds={"python", "parquet"},
         description=(
@@ -148,7 +151,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             with store.lease(f"run {context.run_id} ({name}/initial_state)"):
                 _replace_world(context, store, world, config.reset)
                 if count > 1 or dask.address:
-                    return _sharded_initial(context, store, dask, count, size, seed)
+                    return _sharded_initial(context, store, dask, count, size, seed, str(world["id"]))
                 circus = scenario.create(size, seed)
                 marker = store.save_initial(circus, world)
         except CircusError as exc:
@@ -163,10 +166,11 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
         context.log.info(
             f"{name}: initial state saved ({', '.join(f'{p.name}={p.size}' for p in circus.populations.values())})"
         )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(str(world["id"])))
 
     @dg.asset(
         key=sim_key,
+        code_version=scenario.definition_hash,
         group_name=name,
         kinds={"python", "parquet"},
         partitions_def=partitions,
@@ -242,7 +246,13 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
 
 
 def _sharded_initial(
-    context: dg.AssetExecutionContext, store: DayStore, dask: DaskResource, count: int, size: int, seed: int
+    context: dg.AssetExecutionContext,
+    store: DayStore,
+    dask: DaskResource,
+    count: int,
+    size: int,
+    seed: int,
+    world_id: str,
 ) -> dg.MaterializeResult:
     """The initial state as ``count`` shard tasks on the Dask cluster (`pipelines.shards`)."""
     try:
@@ -258,7 +268,7 @@ def _sharded_initial(
     metadata.update({f"population {pop}": n for pop, n in members.items()})
     metadata["per shard"] = _shard_table([result])
     context.log.info(f"{store.scenario.name}: initial state saved in {count} shards")
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(world_id))
 
 
 def _replace_world(context: dg.AssetExecutionContext, store: DayStore, world: dict[str, object], reset: bool) -> None:

@@ -289,3 +289,29 @@ def test_a_final_marker_that_cannot_be_written_is_completed_by_the_next_writer(w
     with store.lease("the next run"):
         assert store.is_committed(DAYS[2])
     assert store.marker(DAYS[2])["continues"] == DAYS[1] and store.unchanged(DAYS[2])
+
+
+def test_a_new_world_marks_the_simulated_days_stale_in_dagster(tmp_path: Path) -> None:
+    """The initial state's data version is the world's id and the assets' code version is the
+    scenario's definition: the same world built again leaves the days fresh; another world
+    (``reset: true``) makes Dagster mark them stale, naming the initial state as the cause."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver  # Dagster's own test helper
+
+    root, instance = tmp_path / "store", dg.DagsterInstance.ephemeral()
+    assert _initial(root, instance, size=300).success
+    assert _simulate(root, instance, DAYS[0]).success
+    sim = dg.AssetKey(["telecom", "simulation"])
+
+    def status() -> StaleStatus:
+        return get_stale_status_resolver(instance, list(ASSETS)).get_status(sim, DAYS[0])
+
+    assert status() == StaleStatus.FRESH
+    assert all(a.code_versions_by_key.get(sim) in (None, SCENARIO.definition_hash) for a in ASSETS)
+    assert _initial(root, instance, size=300).success  # the same world: the same data version
+    assert status() == StaleStatus.FRESH
+    assert _initial(root, instance, size=500, reset=True).success
+    assert status() == StaleStatus.STALE
+    causes = get_stale_status_resolver(instance, list(ASSETS)).get_stale_root_causes(sim, DAYS[0])
+    initial = dg.AssetKey(["telecom", "initial_state"])
+    assert any(c.key.asset_key == initial and c.reason == "has a new data version" for c in causes), causes
