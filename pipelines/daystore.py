@@ -30,12 +30,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import socket
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +43,9 @@ from circus_core import CheckpointError, Circus, CircusError
 from circus_core.checks import check_day
 from circus_core.io.logs import write_day
 from circus_core.shards import Shard
+from pipelines.lease import Lease, LeaseHeldError, hold
 from pipelines.scenarios import Scenario
-from pipelines.scratch import pid_alive, scratch, sweep
+from pipelines.scratch import scratch, sweep
 from resources.storage import StorageBackend
 
 __all__ = [
@@ -115,40 +112,13 @@ class DayStore:
 
     @contextmanager
     def lease(self, holder: str) -> Iterator[Lease]:
-        """Hold the scenario's write lease on this root for the block: a second writer (another
-        backfill of the same world) is refused with an error naming the holder.  Created with
-        the backend's exclusive create (a lock file on disk, a generation precondition on GCS);
-        a stale lease (expired, or of a dead process on this host) is taken over."""
+        """Hold the scenario's write lease on this root for the block (`pipelines.lease.hold`): a
+        second writer (another backfill of the same world) is refused with an error naming the
+        holder.  Taking it completes and sweeps what killed writers left (`sweep`)."""
         key = f"{self.scenario.name}/{LEASE}"
-        record = {
-            "holder": holder,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "token": os.urandom(8).hex(),
-            "expires": time.time() + LEASE_SECONDS,
-        }
-        data = json.dumps(record, sort_keys=True).encode()
-        if not self.backend.create_exclusive(key, data):
-            try:
-                other = json.loads(self.backend.get_bytes(key))
-            except (OSError, ValueError, LookupError):
-                other = {}
-            if other and not _stale(other):
-                until = datetime.fromtimestamp(float(other["expires"]), UTC).isoformat(timespec="seconds")
-                raise LeaseHeldError(
-                    f"{self.scenario.name}: {other.get('holder')!r} (host {other.get('host')}, pid {other.get('pid')}) "
-                    f"is writing this world at {self.backend.url(key)} until {until} at the latest: two writers "
-                    "would race on the same files. Wait for it to finish, or delete that file if it is dead"
-                )
-            self.backend.delete(key)  # stale: take it over
-            if not self.backend.create_exclusive(key, data):
-                raise LeaseHeldError(f"{self.scenario.name}: another writer took {self.backend.url(key)} just now")
-        lease = Lease(self, key, record)
-        try:
+        with hold(self.backend, key, holder, f"world {self.scenario.name!r}") as lease:
             self.sweep()  # this writer is the only one: what is half-written is a dead one's
             yield lease
-        finally:
-            lease.release()
 
     def sweep(self) -> list[str]:
         """Complete the switches killed writers left (`recover`), then remove what they left:
@@ -440,45 +410,6 @@ class DayStore:
         marker = json.dumps(record["marker"], indent=1, sort_keys=True).encode()
         self.backend.put_bytes(f"{self.checkpoint_key(day)}/{MARKER}", marker)
         self.backend.delete(self.switch_key(day))
-
-
-class LeaseHeldError(CircusError):
-    """Another writer holds the world's lease: two runs must not write one storage root."""
-
-
-#: a lease not renewed for this long is another writer's that died (renewed after every day)
-LEASE_SECONDS = 3600
-
-
-class Lease:
-    """The right to write one scenario's days on a storage root (`DayStore.lease`)."""
-
-    def __init__(self, store: DayStore, key: str, record: dict[str, Any]) -> None:
-        self.store, self.key, self.record = store, key, record
-
-    def renew(self) -> None:
-        """Push the expiry forward (after each committed day of a long run)."""
-        self.record["expires"] = time.time() + LEASE_SECONDS
-        self.store.backend.put_bytes(self.key, json.dumps(self.record, sort_keys=True).encode())
-
-    def release(self) -> None:
-        """Remove the lease if it is still this one (a taken-over lease is not ours to remove)."""
-        try:
-            current = json.loads(self.store.backend.get_bytes(self.key))
-        except (OSError, ValueError, LookupError):
-            return
-        if current.get("token") == self.record["token"]:
-            self.store.backend.delete(self.key)
-
-
-def _stale(record: dict[str, Any]) -> bool:
-    """A lease whose holder is gone: expired, or held by a process of this host that has died."""
-    if time.time() > float(record.get("expires", 0)):
-        return True
-    if record.get("host") == socket.gethostname():
-        pid = str(record.get("pid", ""))
-        return pid.isdigit() and not pid_alive(int(pid))
-    return False
 
 
 def _without_urls(value: Any) -> Any:

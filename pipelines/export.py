@@ -40,6 +40,7 @@ from circus_core import CircusError
 from circus_core.io.json_rows import iso_utc
 from circus_core.io.logs import write_jsonl
 from pipelines.daystore import DayStore, log_parts
+from pipelines.lease import hold
 from pipelines.log_assets import refuse_failed_days
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
@@ -291,8 +292,18 @@ def build_export_asset(
         days = sorted(context.partition_keys)
         refuse_failed_days(context.instance, scenario, days, "gcs_export")
         shards = max((store.shards(d) for d in days if store.is_committed(d)), default=1)
+        target = "/".join(part for part in (f"gs://{settings.bucket}", settings.prefix, scenario.name) if part)
         try:
-            with dask.runner(shards) if shards > 1 else contextlib.nullcontext() as runner:
+            with (
+                # one exporter per bucket and world: two would delete each other's objects as stale
+                hold(
+                    store.backend,
+                    f"{scenario.name}/export/{settings.bucket}/{settings.prefix or '_'}/_LEASE.json",
+                    f"run {context.run_id} ({scenario.name}/gcs_export {days[0]}..{days[-1]})",
+                    target,
+                ),
+                dask.runner(shards) if shards > 1 else contextlib.nullcontext() as runner,
+            ):
                 report = export_days(
                     store, gcs.get_client(), settings, days, context.log.info, runner=runner, project=gcs.project
                 )

@@ -16,6 +16,7 @@ from pydantic import Field, create_model
 
 from circus_core import CircusError
 from pipelines.daystore import DayStore
+from pipelines.lease import hold
 from pipelines.log_assets import refuse_failed_days
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
@@ -121,6 +122,16 @@ def build_publish_asset(
         runner: ShardRunner | None = None
         try:
             with contextlib.ExitStack() as stack:
+                # one publisher per topic and world: a second would send every event twice and race
+                # on the progress files
+                stack.enter_context(
+                    hold(
+                        backend,
+                        f"{progress.prefix}/_LEASE.json",
+                        f"run {context.run_id} ({scenario.name}/pubsub_publish {days[0]}..{days[-1]})",
+                        f"{scenario.name}'s events to {settings.topic_path}",
+                    )
+                )
                 for day in days:
                     if shards[day] > 1:  # each shard its own stream, in parallel on the cluster
                         if runner is None:  # one cluster for the run
