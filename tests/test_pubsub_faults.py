@@ -5,6 +5,7 @@ what was acknowledged, so the next run delivers the rest."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -136,3 +137,30 @@ def test_topic_lookup_denied_still_publishes(events: DayEvents, tmp_path: Path) 
     with fault_server(state):
         report = run(events, settings(), store)
     assert report.sent == len(events) == len(state.accepted)
+
+
+def test_the_sent_count_is_saved_with_every_checkpoint(events: DayEvents, tmp_path: Path) -> None:
+    """Issue 13.4: ``sent`` used to be added to the progress file only when a run ended, so a
+    killed run's messages were lost from it.  Here the service stalls on the 6th batch: while the
+    run waits (where a kill would land), the saved file already counts the 5 acknowledged batches."""
+    import threading
+
+    gate = threading.Event()
+    state = FaultServer(publish_script=lambda n: gate.wait(60) and None if n == 5 else None)
+    store = ProgressStore(LocalBackend(tmp_path), "telecom", PROJECT, "events")
+    with fault_server(state):
+        worker = threading.Thread(target=run, args=(events, settings(), store))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                saved = store.load(DAY)
+                if saved is not None and sum(saved.acked.values()) == 5 * BATCH:
+                    break
+                time.sleep(0.01)
+            assert saved is not None and saved.sent == 5 * BATCH and not saved.complete
+        finally:
+            gate.set()
+            worker.join(60)
+    final = store.load(DAY)
+    assert final is not None and final.complete and final.sent == len(events) == len(state.accepted)

@@ -77,7 +77,9 @@ class Progress:
     totals: dict[str, int]
     acked: dict[str, int] = field(default_factory=dict)
     complete: bool = False
-    #: messages sent by every run of this day, re-sent ones included
+    #: messages acknowledged by every run of this day, re-sent ones included, saved with every
+    #: checkpoint: a killed run's count survives up to its last save (what it had acknowledged
+    #: since is sent again by the next run, and counted then)
     sent: int = 0
     runs: int = 0
 

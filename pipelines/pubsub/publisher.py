@@ -425,6 +425,7 @@ class DayPublisher:
         paced = settings.pacing_speed > 0 and len(self.todo)
         self.pacer = Pacer(events.time_us[self.todo], settings.pacing_speed) if paced else None
         self.saved_at = self.tracker.total
+        self.sent_before = self.progress.sent  # the earlier runs' messages
         self.t0 = self.last_report = time.perf_counter()
         self.chunks = _Chunks(events, self.todo, encoder, settings.batch_max_bytes)
 
@@ -502,7 +503,10 @@ class DayPublisher:
             self.log(f"{self.day}: {published:,}/{len(self.events):,} events published ({rate:,.0f} msg/s)")
 
     def _save(self, complete: bool = False) -> None:
+        """Save the watermarks and the messages sent so far (by every run: a killed run's count
+        survives up to its last save)."""
         self.progress.acked = dict(self.tracker.watermarks)
+        self.progress.sent = self.sent_before + self.report.sent
         self.progress.complete = complete
         self.store.save(self.progress)
 
@@ -511,7 +515,6 @@ class DayPublisher:
         self.chunks.close()
         self.sender.close()
         self.report.retries = self.sender.retries
-        self.progress.sent += self.report.sent
         self.report.seconds = time.perf_counter() - self.t0
         done = self.failure is None and self.pos >= len(self.todo) and self.tracker.total == len(self.events)
         self._save(complete=done)
