@@ -275,6 +275,54 @@ def test_a_day_killed_mid_simulation_is_not_visible_and_reruns_identically(
 # 4. backfill -------------------------------------------------------------------------------
 
 
+def test_a_redo_killed_while_it_commits_leaves_the_committed_day(
+    tmp_path: Path, home: Path, instance: dg.DagsterInstance
+) -> None:
+    """Issue 13.4 with a real SIGKILL: a forced redo of a committed day, killed the moment its new
+    version starts to appear on storage (a staged file or the commit record), leaves the day
+    committed -- at once, or once the next writer has completed the switch -- with the same bytes
+    (the world is deterministic: old and new versions are equal).  Every single point of death
+    is tested in-process in tests/test_redo_switch.py."""
+    root = tmp_path / "store"
+    initial(instance, root, LARGE)
+    assert run(instance, root, [SIM], partition=DAY1).success
+    before = comparable(root)
+    day_dir = checkpoint(root, DAY1)
+    logs_dir = root / "telecom" / "logs"
+
+    def kill_at_commit() -> None:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (day_dir / ".next").exists() or (day_dir / "_COMMITTING.json").exists() or any(
+                logs_dir.glob(f"*/date={DAY1}/.*.pending")
+            ):
+                os.killpg(proc.pid, signal.SIGKILL)
+                return
+            time.sleep(0.001)
+
+    config = json.dumps({"ops": {"telecom__simulation": {"config": {"force": True}}}})
+    cmd, env = cli(root, home, "--select", SIM, "--partition", DAY1, "--config-json", config)
+    log = tmp_path / "killed.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        killer = threading.Thread(target=kill_at_commit)
+        killer.start()
+        killer.join()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    time.sleep(0.2)
+    days = store(root)
+    # never neither: the old marker stands, or the commit record of the new version does
+    assert days.is_committed(DAY1) or (day_dir / "_COMMITTING.json").exists()
+    with days.lease("the next run"):  # completes a switch the kill interrupted, sweeps the rest
+        pass
+    assert days.is_committed(DAY1)
+    assert comparable(root) == before
+    assert not list(root.rglob(".*")), "hidden leftovers after the next writer"
+
+
 def test_a_cli_backfill_writes_the_files_of_day_by_day_runs(
     tmp_path: Path, home: Path, instance: dg.DagsterInstance, seeded: Path
 ) -> None:
