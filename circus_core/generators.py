@@ -355,6 +355,8 @@ class EmpiricalGenerator(Generator):
         self.weights = w
         self._cdf = np.cumsum(w / w.sum())
         self._cdf[-1] = 1.0
+        #: draws of each value since made (counting only, never saved: realism checks read it)
+        self.draws = np.zeros(n, dtype=np.int64)
 
     @classmethod
     def from_table(
@@ -373,8 +375,9 @@ class EmpiricalGenerator(Generator):
         return cls(df[value_col], df[weight_col].to_numpy(dtype=float), seed=seed)
 
     def _generate(self, size: int, rng: np.random.Generator) -> Column:
-        idx = np.searchsorted(self._cdf, rng.random(size), side="right")
-        return take(self.values, np.minimum(idx, len(self.values) - 1))
+        idx = np.minimum(np.searchsorted(self._cdf, rng.random(size), side="right"), len(self.values) - 1)
+        self.draws += np.bincount(idx, minlength=len(self.values))
+        return take(self.values, idx)
 
     def __repr__(self) -> str:
         return f"EmpiricalGenerator({len(self.values)} values)"

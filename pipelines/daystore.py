@@ -238,11 +238,13 @@ class DayStore:
         files: Mapping[str, Path] | None = None,
         rows_per_hour: list[int] | None = None,
         timer_events: Mapping[str, Any] | None = None,
+        choices: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write the day's logs (tables, or the Parquet ``files`` a `DayWriter` already wrote
         step by step) and end-of-day checkpoint, then its marker (with the day's timer events of
-        its profiled stories, ``timer_events``: `pipelines.realism.DayTally`)."""
-        return self._commit(day, circus, logs or {}, files, rows_per_hour=rows_per_hour, timer_events=timer_events)
+        its profiled stories and draws of its weighted choices: `pipelines.realism.DayTally`)."""
+        realism = {"timer_events": timer_events, "choices": choices}
+        return self._commit(day, circus, logs or {}, files, rows_per_hour=rows_per_hour, realism=realism)
 
     def _commit(
         self,
@@ -252,11 +254,11 @@ class DayStore:
         files_written: Mapping[str, Path] | None = None,
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
-        timer_events: Mapping[str, Any] | None = None,
+        realism: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         staged = self.stage(day, circus, logs, files_written)
         clock = circus.clock.now.isoformat()
-        return self.publish(day, [staged], clock, world=world, rows_per_hour=rows_per_hour, timer_events=timer_events)
+        return self.publish(day, [staged], clock, world=world, rows_per_hour=rows_per_hour, **dict(realism or {}))
 
     def retract(self, day: str) -> None:
         """Un-commit ``day`` (when it is removed): the marker goes first, so that a half-deleted
@@ -312,6 +314,7 @@ class DayStore:
         world: Mapping[str, Any] | None = None,
         rows_per_hour: list[int] | None = None,
         timer_events: Mapping[str, Any] | None = None,
+        choices: Mapping[str, Any] | None = None,
     ) -> dict:
         """Commit the staged files of every shard as ``day``: the day is committed only when every
         shard is, and replaces the stored version (if any) in one step (the module's docstring).
@@ -320,6 +323,8 @@ class DayStore:
         meta = self._new_marker(day, staged, clock, extra, world, rows_per_hour)
         if timer_events is not None:
             meta["timer_events"] = dict(timer_events)
+        if choices is not None:
+            meta["choices"] = dict(choices)
         renames = [list(pair) for part in staged for pair in part["pending"]]
         new_keys = {key for _, key in renames}
         record = {"marker": meta, "renames": renames, "deletes": sorted(self._visible_files(day) - new_keys)}

@@ -32,7 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.daystore import DayNotReadyError, DayStore, log_parts
-from pipelines.realism import REALISM_P, hours_against_profile, members_against_activity, profiled
+from pipelines.realism import (
+    REALISM_P,
+    choice_generators,
+    choices_against_weights,
+    hours_against_profile,
+    members_against_activity,
+    profiled,
+)
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from resources.storage import StorageResource
@@ -81,25 +88,48 @@ class Profile:
 
 
 @functools.lru_cache(maxsize=64)
-def _profiles(scenario: Scenario) -> dict[str, Profile]:
-    """Logs written by exactly one story whose timer events the configuration predicts
-    (`pipelines.realism.profiled`), with that story's profile.  Read from a small circus of the
-    scenario (a profile does not depend on the world's size); a scenario that cannot be built
-    small has none."""
+def _writers(scenario: Scenario) -> tuple[object, dict[str, object]] | None:
+    """A small circus of the scenario and the one story writing each log (logs written by
+    several stories are left out: their rows mix processes).  A profile or a choice's weights do
+    not depend on the world's size; a scenario that cannot be built small has no realism checks."""
     try:
         circus = scenario.create(min(scenario.default_size, 50))
     except Exception:
-        return {}
+        return None
     writers: dict[str, list] = {}
     for story in circus.stories.values():
         for log_id in story.log_ids():
             writers.setdefault(log_id, []).append(story)
-    found = {}
-    for log_id, stories in writers.items():
-        (story, *others) = stories
-        if not others and profiled(story):
-            found[log_id] = Profile(story.name, story.timer_gen, circus.clock.start, circus.clock.step)
-    return found
+    return circus, {log_id: stories[0] for log_id, stories in writers.items() if len(stories) == 1}
+
+
+def _profiles(scenario: Scenario) -> dict[str, Profile]:
+    """Logs written by exactly one story whose timer events the configuration predicts
+    (`pipelines.realism.profiled`), with that story's profile."""
+    found = _writers(scenario)
+    if found is None:
+        return {}
+    circus, writers = found
+    return {
+        log_id: Profile(story.name, story.timer_gen, circus.clock.start, circus.clock.step)  # type: ignore[attr-defined]
+        for log_id, story in writers.items()
+        if profiled(story)  # type: ignore[arg-type]
+    }
+
+
+def _choices(scenario: Scenario) -> dict[str, list[str]]:
+    """Logs written by exactly one story that draws weighted choices, with those choices' names."""
+    found = _writers(scenario)
+    if found is None:
+        return {}
+    circus, writers = found
+    drawn = choice_generators(circus)  # type: ignore[arg-type]
+    out = {}
+    for log_id, story in writers.items():
+        names = sorted(name for name, (_, stories) in drawn.items() if story.name in stories)  # type: ignore[attr-defined]
+        if names:
+            out[log_id] = names
+    return out
 
 
 def profiled_stories(scenario: Scenario) -> dict[str, str]:
@@ -113,6 +143,7 @@ def build_log_asset(
     """``<scenario>/<log_id>``: one log stream's daily files, checked day by day."""
     key = dg.AssetKey([scenario.name, log_id])
     profile = _profiles(scenario).get(log_id)
+    choices = _choices(scenario).get(log_id, [])
     descriptions = {
         "schema_as_declared": "The day's file has the schema its commit marker declares, the same as on the first day.",
         "timestamps_inside_day": "Every timestamp column lies inside the partition's day.",
@@ -140,6 +171,17 @@ def build_log_asset(
                 f"activity x the day's profile mass: Pearson's chi-square, failing at p < {REALISM_P:g}.",
             ),
         ]
+
+    if choices:
+        checks.append(
+            dg.AssetCheckSpec(
+                "choices_follow_weights",
+                asset=key,
+                partitions_def=partitions,
+                description=f"Draws of the weighted choices {', '.join(choices)} against their weights: Pearson's "
+                f"chi-square each, failing at p < {REALISM_P:g} / {len(choices)} (Bonferroni).",
+            )
+        )
 
     @dg.asset(
         key=key,
@@ -170,7 +212,7 @@ def build_log_asset(
                 marker = store.marker(day)
             except DayNotReadyError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
-            checked = _check_day(store, marker, log_id, day, reference, profile)
+            checked = _check_day(store, marker, log_id, day, reference, profile, choices)
             reference = reference or checked.schema
             context.add_asset_metadata(checked.metadata, partition_key=day)
             verdicts[day] = checked.verdicts
@@ -244,6 +286,7 @@ def _check_day(
     day: str,
     reference: str | None,
     profile: Profile | None,
+    choices: Sequence[str] = (),
 ) -> _Checked:
     entry = marker["logs"].get(log_id)
     schema_problems: list[str] = []
@@ -284,7 +327,35 @@ def _check_day(
     }
     if profile is not None:
         verdicts |= _realism(marker, profile, day)
+    if choices:
+        verdicts["choices_follow_weights"] = _choice_verdict(marker, choices)
     return _Checked(schema, metadata, verdicts)
+
+
+def _choice_verdict(marker: dict, choices: Sequence[str]) -> tuple[bool, dict[str, object]]:
+    """One verdict over the story's weighted choices: each tested, Bonferroni over them."""
+    recorded = marker.get("choices")
+    if recorded is None:  # a day committed before the simulation recorded them
+        return True, {"note": "no draws recorded for this day (committed by an older version): not tested"}
+    lines = ["| choice | draws | chi2 | df | p-value | passed |", "|---|---:|---:|---:|---:|:---:|"]
+    passed_all, worst = True, 1.0
+    for name in choices:
+        entry = recorded.get(name)
+        if entry is None:
+            continue
+        passed, m = choices_against_weights(entry["observed"], entry["weights"], tests=len(choices))
+        passed_all &= passed
+        worst = min(worst, float(m.get("p-value", 1.0)))
+        lines.append(
+            f"| {name} | {m.get('draws', 0):,} | {m.get('chi2', '')} | {m.get('degrees of freedom', '')} "
+            f"| {m.get('p-value', '')} | {'yes' if passed else 'no'} |"
+        )
+    return passed_all, {
+        "statistic": "Pearson chi-square of each choice's draws per value against its weights",
+        "smallest p-value": worst,
+        "fails below p": REALISM_P / len(choices),
+        "choices": dg.MetadataValue.md("\n".join(lines)),
+    }
 
 
 def _realism(marker: dict, profile: Profile, day: str) -> dict[str, tuple[bool, dict[str, object]]]:

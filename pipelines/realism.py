@@ -8,7 +8,10 @@ with intensity ``activity x profile``.  So, for a day:
 - a member's events are Poisson with mean ``activity x (profile mass of the day)``; summed over
   the members of an activity decile, Poisson with the summed mean.
 
-`DayTally` records both while the day runs (from `circus_core.story.TimerTally`, counting only)
+and a weighted choice (an `EmpiricalGenerator` of a few values) draws each value with probability
+``weight / sum(weights)``: its draws of a day are multinomial with those shares.
+
+`DayTally` records all three while the day runs (from `circus_core.story.TimerTally`, counting only)
 and is stored in the day's commit marker; `hours_against_profile` and
 `members_against_activity` turn it into Pearson chi-square tests whose statistic, degrees of
 freedom, p-value and threshold the Dagster checks show (`pipelines.log_assets`).  Events, not
@@ -27,15 +30,53 @@ from typing import Any
 import numpy as np
 
 from circus_core import Circus
+from circus_core.generators import EmpiricalGenerator, Generate
+from circus_core.operations import Chain
 from circus_core.story import Story, TimerTally
 from circus_core.timers import CyclicTimerGenerator
 
-__all__ = ["REALISM_P", "DayTally", "hours_against_profile", "members_against_activity", "merge_tallies", "profiled"]
+__all__ = [
+    "REALISM_P",
+    "DayTally",
+    "choice_generators",
+    "choices_against_weights",
+    "hours_against_profile",
+    "members_against_activity",
+    "merge_choices",
+    "merge_tallies",
+    "profiled",
+]
 
 #: a realism check fails when its p-value is below this (a correct world fails it 1 day in 1,000)
 REALISM_P = 1e-3
 #: members are grouped by activity into this many bins (deciles) for the per-member test
 ACTIVITY_BINS = 10
+#: a weighted choice is tested when it has at most this many values (a category, not a table)
+MAX_CHOICES = 100
+
+
+def choice_generators(circus: Circus) -> dict[str, tuple[EmpiricalGenerator, list[str]]]:
+    """The weighted choices of ``circus`` (`EmpiricalGenerator` of at most `MAX_CHOICES` values),
+    by name (their attach name, or ``<story>.<field>`` for one made in a story's operations), with
+    the stories whose operations draw from them."""
+    found: dict[int, tuple[str, EmpiricalGenerator, list[str]]] = {}
+    for name, gen in circus.generators.items():
+        if isinstance(gen, EmpiricalGenerator) and len(gen.values) <= MAX_CHOICES:
+            found[id(gen)] = (name, gen, [])
+    for story in circus.stories.values():
+        for op in _operations(story.operations):
+            gen = getattr(op, "generator", None)
+            if isinstance(op, Generate) and isinstance(gen, EmpiricalGenerator) and len(gen.values) <= MAX_CHOICES:
+                found.setdefault(id(gen), (f"{story.name}.{op.named_as}", gen, []))[2].append(story.name)
+    return {name: (gen, sorted(set(stories))) for name, gen, stories in found.values()}
+
+
+def _operations(chain: Chain) -> list[object]:
+    """Every operation of a chain, nested chains included."""
+    out: list[object] = []
+    for op in chain.operations:
+        out += _operations(op) if isinstance(op, Chain) else [op]
+    return out
 
 
 def profiled(story: Story) -> bool:
@@ -49,12 +90,22 @@ class DayTally:
 
     def __init__(self, circus: Circus) -> None:
         self.circus = circus
+        self.choices = choice_generators(circus)
+        for gen, _ in self.choices.values():
+            gen.draws[:] = 0
         self.start: dict[str, tuple[float, np.ndarray]] = {}
         for name, story in circus.stories.items():
             if profiled(story):
                 story.tally = TimerTally()
                 mass = story.timer_gen.mass_at(circus.clock.step_count)  # type: ignore[union-attr]
                 self.start[name] = (mass, story.activity[0].copy())
+
+    def choice_result(self) -> dict[str, dict[str, Any]]:
+        """{choice: its stories, draws per value and weights} (JSON)."""
+        return {
+            name: {"stories": stories, "observed": gen.draws.tolist(), "weights": gen.weights.tolist()}
+            for name, (gen, stories) in sorted(self.choices.items())
+        }
 
     def result(self) -> dict[str, dict[str, list[float]]]:
         """{story: events per hour, and observed / expected events per activity decile} (JSON)."""
@@ -85,6 +136,54 @@ def merge_tallies(parts: Iterable[Mapping[str, Mapping[str, list[float]]]]) -> d
             for key, values in entry.items():
                 into[key] = [a + b for a, b in zip(into[key], values, strict=True)]
     return merged
+
+
+def merge_choices(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The weighted choices of a day's shards as one: draws summed, value by value."""
+    merged: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, entry in part.items():
+            into = merged.setdefault(name, {**entry, "observed": [0] * len(entry["observed"])})
+            into["observed"] = [a + b for a, b in zip(into["observed"], entry["observed"], strict=True)]
+    return merged
+
+
+def choices_against_weights(observed: list[int], weights: list[float], tests: int = 1) -> tuple[bool, dict[str, Any]]:
+    """Pearson's chi-square of a weighted choice's draws against its weights (given the total:
+    multinomial); values expected fewer than 5 times are pooled so the chi-square applies.
+    Fails at p < `REALISM_P` / ``tests`` (Bonferroni: a story with several choices keeps the
+    stated false-alarm rate), or on a draw of a value of weight 0."""
+    obs, w = np.asarray(observed, dtype=float), np.asarray(weights, dtype=float)
+    total = obs.sum()
+    expected = w / w.sum() * total
+    impossible = int(obs[expected == 0].sum())
+    o, e = _pool(obs[expected > 0], expected[expected > 0])
+    threshold = REALISM_P / max(tests, 1)
+    if len(o) < 2:
+        return impossible == 0, {"draws": int(total), "note": "too few draws to test"}
+    chi2, p = _chi2(o, e, len(o) - 1)
+    return p >= threshold and impossible == 0, {
+        "statistic": "Pearson chi-square of draws per value against the weights",
+        "chi2": round(chi2, 2),
+        "degrees of freedom": len(o) - 1,
+        "p-value": p,
+        "fails below p": threshold,
+        "draws": int(total),
+        "draws of weight-0 values": impossible,
+    }
+
+
+def _pool(observed: np.ndarray, expected: np.ndarray, least: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell expected fewer than ``least`` times, pooled into one with the next rarest
+    cells until the pool is expected ``least`` times: the chi-square approximation needs it
+    (one cell expected 2.5 times, alone, doubled the false-alarm rate)."""
+    order = np.argsort(expected, kind="stable")
+    small = int((expected < least).sum())
+    if small == 0:
+        return observed, expected
+    enough = int(np.searchsorted(np.cumsum(expected[order]), least)) + 1
+    pooled, rest = order[: min(max(small, enough), len(order))], order[min(max(small, enough), len(order)) :]
+    return np.r_[observed[rest], observed[pooled].sum()], np.r_[expected[rest], expected[pooled].sum()]
 
 
 def _chi2(observed: np.ndarray, expected: np.ndarray, dof: int) -> tuple[float, float]:

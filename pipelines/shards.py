@@ -29,7 +29,7 @@ from circus_core import CircusError
 from circus_core.shards import Shard
 from circus_core.tuning import use_jemalloc
 from pipelines.daystore import INITIAL, DayStore
-from pipelines.realism import DayTally, merge_tallies
+from pipelines.realism import DayTally, merge_choices, merge_tallies
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from pipelines.simulate import load_day_start, run_day
@@ -72,7 +72,7 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
         tally = DayTally(circus)
         files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.log_ids)
         staged = store.stage(day, circus, files_written=files)
-    counts = {"rows": rows, "rows_per_hour": per_hour, "timer_events": tally.result()}
+    counts = {"rows": rows, "rows_per_hour": per_hour, "timer_events": tally.result(), "choices": tally.choice_result()}
     return staged | task_origin() | {"seconds": time.perf_counter() - t0} | counts
 
 
@@ -177,6 +177,7 @@ def run_sharded(
         world=world,
         rows_per_hour=None if day == INITIAL else per_hour,
         timer_events=None if day == INITIAL else merge_tallies(part["timer_events"] for part in staged),
+        choices=None if day == INITIAL else merge_choices(part["choices"] for part in staged),
     )
     return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
 

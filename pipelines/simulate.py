@@ -59,7 +59,9 @@ def simulate_day(
         label = f"{store.scenario.name} {day}"
         tally = DayTally(circus)
         files, rows_of, per_hour = run_day(circus, day, Path(tmp), label, log, every_s, t0, store.scenario.log_ids)
-        marker = store.commit_day(day, circus, files=files, rows_per_hour=per_hour, timer_events=tally.result())
+        marker = store.commit_day(
+            day, circus, files=files, rows_per_hour=per_hour, timer_events=tally.result(), choices=tally.choice_result()
+        )
     return DayResult(
         day=day,
         rows=rows_of,

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from support import commit_days, failure_text
 
-from pipelines.factory import build_scenario_definitions
+from pipelines.factory import build_scenario_definitions, scenario_partitions
 from pipelines.log_assets import failed_checks, profiled_stories
-from pipelines.realism import REALISM_P, hours_against_profile, members_against_activity
+from pipelines.realism import REALISM_P, choices_against_weights, hours_against_profile, members_against_activity
 from pipelines.scenarios import get_scenario
 from resources.cluster import DaskResource
 from resources.storage import StorageResource
@@ -307,3 +307,61 @@ def test_automation_simulates_the_new_day_and_delivers_a_checked_day(
     _truncate(root, DAYS[1])  # the day's file is damaged and its logs checked again
     assert not _logs(instance, root, DAYS[1], DAYS[1]).success
     assert not gate_open(datetime(2026, 1, 7, 1, 0, tzinfo=UTC))  # its blocking check failed: not delivered
+
+
+def _app_store_day(root: Path) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    """app_store's first day simulated and its logs checked: the verdicts."""
+    app_store = get_scenario("app_store")
+    instance = dg.DagsterInstance.ephemeral()
+    storage = StorageResource(root=str(root))
+    commit_days(instance, storage, app_store, 2000, [], with_logs=False)
+    first = scenario_partitions(app_store).get_first_partition_key()
+    result = dg.materialize(
+        build_scenario_definitions(app_store).assets,
+        selection=["app_store/simulation", *(f"app_store/{log}" for log in app_store.log_ids)],
+        partition_key=first,
+        instance=instance,
+        resources={"storage": storage, "dask": DaskResource()},
+    )
+    assert result.success
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def test_weighted_choices_follow_their_weights_and_an_engine_ignoring_them_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from circus_core.generators import EmpiricalGenerator
+
+    good = _app_store_day(tmp_path / "good")[("store_visits", "choices_follow_weights")]
+    assert good.passed and good.metadata["smallest p-value"].value >= REALISM_P / 2
+    assert "store_visit.SOURCE" in good.metadata["choices"].value
+
+    def uniform(self: EmpiricalGenerator, size: int, rng: np.random.Generator) -> object:
+        """A defect: the weights ignored (every value as likely)."""
+        idx = rng.integers(0, len(self.values), size)
+        self.draws += np.bincount(idx, minlength=len(self.values))
+        return self.values[idx] if isinstance(self.values, np.ndarray) else [self.values[i] for i in idx]
+
+    monkeypatch.setattr(EmpiricalGenerator, "_generate", uniform)
+    bad = _app_store_day(tmp_path / "bad")[("store_visits", "choices_follow_weights")]
+    assert not bad.passed and bad.metadata["smallest p-value"].value < REALISM_P / 2
+    assert bad.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_the_choice_statistic_has_its_stated_false_alarm_rate_pools_rare_values_and_sees_a_tilt() -> None:
+    """Multinomial draws with the weights fail with probability REALISM_P (20,000 days: [5, 40)
+    with probability > 0.9999) -- the rare value (expected 2.5 times) pooled with the next rarest
+    so the chi-square holds (alone it doubled the rate); a weight off by 30 % on one value at
+    5,000 draws is seen (non-centrality 80 at 2 df: power 0.99999994, so 100 such days all fail
+    but at most one with probability > 0.99999999);
+    a draw of a value of weight 0 always fails."""
+    rng = np.random.default_rng(11)
+    weights = [0.5, 0.3, 0.1995, 0.0005]  # the last value is expected 2.5 times: pooled
+    alarms = sum(not choices_against_weights(list(rng.multinomial(5_000, weights)), weights)[0] for _ in range(20_000))
+    assert 5 <= alarms < 40, alarms
+    tilted = np.array(weights) * [1, 1.3, 1, 1]
+    tilted /= tilted.sum()
+    seen = sum(not choices_against_weights(list(rng.multinomial(5_000, tilted)), weights)[0] for _ in range(100))
+    assert seen >= 99, seen
+    passed, metadata = choices_against_weights([10, 10, 1], [0.5, 0.5, 0.0])
+    assert not passed and metadata["draws of weight-0 values"] == 1
