@@ -293,8 +293,10 @@ def test_a_redo_killed_while_it_commits_leaves_the_committed_day(
     def kill_at_commit() -> None:
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            if (day_dir / ".next").exists() or (day_dir / "_COMMITTING.json").exists() or any(
-                logs_dir.glob(f"*/date={DAY1}/.*.pending")
+            if (
+                (day_dir / ".next").exists()
+                or (day_dir / "_COMMITTING.json").exists()
+                or any(logs_dir.glob(f"*/date={DAY1}/.*.pending"))
             ):
                 os.killpg(proc.pid, signal.SIGKILL)
                 return
