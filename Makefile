@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: env test lint bench run demo ui docs clean
+.PHONY: env sysdeps test lint bench run demo ui docs clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 env: $(VENV)/.installed
 
-test: env
+# Debian packages the tests need: PostgreSQL's server (the SQL sink is tested against a real one,
+# pipelines/postgres.py starts it).  Installed when missing; needs root (CI is), else says how.
+sysdeps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] || { echo "PostgreSQL's server is missing: sudo apt-get install postgresql" >&2; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: env sysdeps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

@@ -13,6 +13,8 @@ day's verdict, not a run's:
                                of the day per hour against its profile, and per activity decile
                                against its members' activity (`pipelines.realism`: Pearson's
                                chi-square, failing at p < `REALISM_P`)
+    choices_follow_weights     realism (warning), for a log written by one story drawing weighted
+                               choices: each choice's draws of the day against its weights
 
 A blocking check that fails stops the delivery of its day (`failed_checks`, and the automation
 condition of the delivery assets).  A run of several days reports one evaluation per day and,
@@ -31,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from circus_core import Circus, Story
 from pipelines.daystore import DayNotReadyError, DayStore, log_parts
 from pipelines.realism import (
     REALISM_P,
@@ -88,15 +91,15 @@ class Profile:
 
 
 @functools.lru_cache(maxsize=64)
-def _writers(scenario: Scenario) -> tuple[object, dict[str, object]] | None:
+def _writers(scenario: Scenario) -> tuple[Circus, dict[str, Story]] | None:
     """A small circus of the scenario and the one story writing each log (logs written by
     several stories are left out: their rows mix processes).  A profile or a choice's weights do
     not depend on the world's size; a scenario that cannot be built small has no realism checks."""
     try:
         circus = scenario.create(min(scenario.default_size, 50))
-    except Exception:
+    except Exception:  # any error: realism checks are optional, the simulation reports real ones
         return None
-    writers: dict[str, list] = {}
+    writers: dict[str, list[Story]] = {}
     for story in circus.stories.values():
         for log_id in story.log_ids():
             writers.setdefault(log_id, []).append(story)
@@ -111,9 +114,9 @@ def _profiles(scenario: Scenario) -> dict[str, Profile]:
         return {}
     circus, writers = found
     return {
-        log_id: Profile(story.name, story.timer_gen, circus.clock.start, circus.clock.step)  # type: ignore[attr-defined]
+        log_id: Profile(story.name, story.timer_gen, circus.clock.start, circus.clock.step)
         for log_id, story in writers.items()
-        if profiled(story)  # type: ignore[arg-type]
+        if profiled(story)
     }
 
 
@@ -123,10 +126,10 @@ def _choices(scenario: Scenario) -> dict[str, list[str]]:
     if found is None:
         return {}
     circus, writers = found
-    drawn = choice_generators(circus)  # type: ignore[arg-type]
+    drawn = choice_generators(circus)
     out = {}
     for log_id, story in writers.items():
-        names = sorted(name for name, (_, stories) in drawn.items() if story.name in stories)  # type: ignore[attr-defined]
+        names = sorted(name for name, (_, stories) in drawn.items() if story.name in stories)
         if names:
             out[log_id] = names
     return out
