@@ -1,0 +1,181 @@
+"""SQL databases as a `resources.sinks.Sink` (issue 14): SQLite (the embedded default) and
+PostgreSQL, through SQLAlchemy 2.
+
+Each log goes to a table ``<scenario>_<log_id>`` with the log's columns and two of Circus's own,
+``circus_day`` and ``circus_shard``: a part is written in one transaction that deletes the rows
+of its (day, shard) and inserts the new ones, so re-delivering a day replaces exactly that day's
+rows and a failure leaves the previous rows.  A missing table is created from the log's Arrow
+schema; an existing one is checked first, and every column that is missing or of another type
+is named.  Bulk paths, not row inserts: PostgreSQL by ``COPY ... FROM STDIN`` (CSV written by
+Arrow, psycopg 3), SQLite by ``executemany`` inside the transaction.
+
+Errors name the database as `sqlalchemy.engine.URL.render_as_string` with the password hidden,
+the table and the column; never the password.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from circus_core import CircusError
+from resources.sinks import DayPart, Sink, Written
+
+__all__ = ["DAY_COLUMN", "SHARD_COLUMN", "SqlSink", "SqlSinkError", "sql_type"]
+
+DAY_COLUMN, SHARD_COLUMN = "circus_day", "circus_shard"
+#: rows per executemany / COPY chunk (memory: one chunk of Python rows or CSV at a time)
+CHUNK_ROWS = 50_000
+
+
+class SqlSinkError(CircusError):
+    """The database cannot take the day: unreachable, refused, or a table that does not fit."""
+
+
+def sql_type(arrow: pa.DataType) -> sa.types.TypeEngine:
+    """The SQL column type of an Arrow type (what a new table is created with)."""
+    if pa.types.is_boolean(arrow):
+        return sa.Boolean()
+    if pa.types.is_integer(arrow):
+        return sa.BigInteger() if arrow.bit_width > 32 or pa.types.is_uint32(arrow) else sa.Integer()
+    if pa.types.is_floating(arrow):
+        return sa.Double()
+    if pa.types.is_timestamp(arrow):
+        return sa.DateTime(timezone=arrow.tz is not None)
+    if pa.types.is_date(arrow):
+        return sa.Date()
+    if pa.types.is_dictionary(arrow):
+        return sql_type(arrow.value_type)
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return sa.Text()
+    if pa.types.is_decimal(arrow):
+        return sa.Numeric(arrow.precision, arrow.scale)
+    raise SqlSinkError(f"no SQL type for Arrow type {arrow}")
+
+
+def _kind(t: sa.types.TypeEngine) -> str:
+    """A type's family, to compare a table's column with the log's (lengths and flavours aside)."""
+    for family, kinds in (
+        ("boolean", (sa.Boolean,)),
+        ("integer", (sa.Integer,)),  # BigInteger and SmallInteger are Integer
+        ("float", (sa.Float,)),  # Double is a Float
+        ("numeric", (sa.Numeric,)),
+        ("timestamp", (sa.DateTime,)),
+        ("date", (sa.Date,)),
+        ("text", (sa.String,)),  # Text and VARCHAR are String
+    ):
+        if isinstance(t, kinds):
+            return family
+    return type(t).__name__.lower()
+
+
+class SqlSink(Sink):
+    """Days of logs into the tables of one database (``url``: any SQLAlchemy URL)."""
+
+    def __init__(self, url: str | sa.URL, table_prefix: str = "") -> None:
+        self.url = sa.make_url(url)
+        self.target = self.url.render_as_string(hide_password=True)
+        self.table_prefix = table_prefix
+        self.engine = sa.create_engine(self.url)
+        self._checked: set[str] = set()
+
+    def table_name(self, part: DayPart) -> str:
+        return f"{self.table_prefix}{part.scenario}_{part.log_id}"
+
+    def write(self, part: DayPart) -> Written:
+        table = pq.read_table(part.path)
+        name = self.table_name(part)
+        with self._connection(name) as conn:
+            target = self._table(conn, name, table.schema)
+            conn.commit()  # the table exists (created or checked)
+            # one transaction: the part's rows are replaced, or (any error, a kill) left as they were
+            where = sa.and_(target.c[DAY_COLUMN] == _date(part.day), target.c[SHARD_COLUMN] == part.shard)
+            conn.execute(sa.delete(target).where(where))
+            if table.num_rows:
+                self._insert(conn, target, table, part)
+            conn.commit()
+        return Written(part, f"{self.target} table {name}", table.num_rows)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _connection(self, table: str) -> Iterator[sa.Connection]:
+        """A connection, with database errors named (database, table; never the password)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SqlSinkError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise SqlSinkError(f"SQL sink {self.target}, table {table}: {type(exc).__name__}: {cause}") from None
+
+    def _table(self, conn: sa.Connection, name: str, schema: pa.Schema) -> sa.Table:
+        """The table for ``schema``: created when missing, else checked column by column."""
+        wanted = [sa.Column(f.name, sql_type(f.type)) for f in schema.remove_metadata()]
+        wanted += [
+            sa.Column(DAY_COLUMN, sa.Date(), nullable=False),
+            sa.Column(SHARD_COLUMN, sa.Integer(), nullable=False),
+        ]
+        table = sa.Table(name, sa.MetaData(), *wanted, sa.Index(f"{name}_{DAY_COLUMN}", DAY_COLUMN, SHARD_COLUMN))
+        if name in self._checked:
+            return table
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(name):
+            table.create(conn)
+        else:
+            found = {c["name"]: c["type"] for c in inspector.get_columns(name)}
+            problems = []
+            for column in wanted:
+                have = found.get(column.name)
+                if have is None:
+                    problems.append(f"column {column.name!r} is missing (expected {column.type})")
+                elif _kind(have) != _kind(column.type):
+                    problems.append(f"column {column.name!r} is {have}, the log's is {column.type}")
+            if problems:
+                raise SqlSinkError(
+                    f"SQL sink {self.target}: table {name} does not fit the log: "
+                    + "; ".join(problems)
+                    + " (drop or alter the table, or write to another prefix)"
+                )
+        self._checked.add(name)
+        return table
+
+    def _insert(self, conn: sa.Connection, target: sa.Table, table: pa.Table, part: DayPart) -> None:
+        if conn.dialect.name == "postgresql":
+            self._copy(conn, target, table, part)
+            return
+        day = _date(part.day)
+        for batch in table.to_batches(CHUNK_ROWS):  # executemany, in the caller's transaction
+            rows = [{**row, DAY_COLUMN: day, SHARD_COLUMN: part.shard} for row in batch.to_pylist()]
+            conn.execute(target.insert(), rows)
+
+    def _copy(self, conn: sa.Connection, target: sa.Table, table: pa.Table, part: DayPart) -> None:
+        """PostgreSQL's bulk path: the rows as CSV (Arrow's writer) through ``COPY FROM STDIN``."""
+        n = table.num_rows
+        table = table.append_column(DAY_COLUMN, pa.array([_date(part.day)] * n, pa.date32()))
+        table = table.append_column(SHARD_COLUMN, pa.array([part.shard] * n, pa.int32()))
+        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in table.column_names)
+        sql = f"COPY {conn.dialect.identifier_preparer.quote(target.name)} ({names}) FROM STDIN (FORMAT csv)"
+        cursor = conn.connection.driver_connection.cursor()  # psycopg 3
+        with cursor.copy(sql) as copy:
+            for batch in table.to_batches(CHUNK_ROWS):
+                buffer = io.BytesIO()
+                pcsv.write_csv(
+                    pa.Table.from_batches([batch]),
+                    buffer,
+                    pcsv.WriteOptions(include_header=False, quoting_style="needed"),
+                )
+                copy.write(buffer.getvalue())
+
+
+def _date(day: str) -> date:
+    return date.fromisoformat(day)

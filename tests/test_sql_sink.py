@@ -1,0 +1,147 @@
+"""The SQL sink (resources/sql.py) against SQLite and a real PostgreSQL server
+(pipelines/postgres.py): tables from the log's schema, a day replaced exactly, in one
+transaction, and errors that name the database (never its password), table and column."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from pipelines.emulators import free_port
+from pipelines.postgres import postgres_server
+from pipelines.scenarios import get_scenario
+from resources.sinks import DayPart
+from resources.sql import DAY_COLUMN, SHARD_COLUMN, SqlSink, SqlSinkError
+
+DAY1, DAY2 = "2026-01-05", "2026-01-06"
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two days of telecom's voice CDRs (200 subscribers) as Parquet files."""
+    folder = tmp_path_factory.mktemp("parts")
+    circus = get_scenario("telecom").create(200)
+    out = {}
+    for day in (DAY1, DAY2):
+        out[day] = folder / f"{day}.parquet"
+        pq.write_table(circus.run("1D")["voice_cdr"], out[day])
+    return out
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'circus.db'}"
+    url = request.getfixturevalue("postgres")
+    engine = sa.create_engine(url)
+    with engine.begin() as db:  # each test its own tables
+        db.execute(sa.text("DROP TABLE IF EXISTS telecom_voice_cdr"))
+    engine.dispose()
+    return url
+
+
+def part(path: Path, day: str, shard: int = 0) -> DayPart:
+    return DayPart("telecom", "voice_cdr", day, shard, path)
+
+
+def stored(url: str, day: str | None = None) -> pa.Table:
+    """The table's rows (of one day), ordered as written (by time, caller, callee)."""
+    engine = sa.create_engine(url)
+    query = "SELECT * FROM telecom_voice_cdr" + (f" WHERE {DAY_COLUMN} = '{day}'" if day else "")
+    with engine.connect() as db:
+        rows = db.execute(sa.text(query + ' ORDER BY "TIMESTAMP", "A_ID", "B_ID"')).mappings().all()
+    engine.dispose()
+    return pa.Table.from_pylist([dict(r) for r in rows]) if rows else pa.table({})
+
+
+def test_a_day_is_written_to_a_table_made_from_the_log_schema(url: str, days: dict[str, Path]) -> None:
+    sink = SqlSink(url)
+    written = sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    source = pq.read_table(days[DAY1])
+    assert written.rows == source.num_rows > 100 and "telecom_voice_cdr" in written.where
+    got = stored(url)
+    assert got.num_rows == source.num_rows
+    assert set(got.column_names) == {*source.column_names, DAY_COLUMN, SHARD_COLUMN}
+    order = pc.sort_indices(source, [("TIMESTAMP", "ascending"), ("A_ID", "ascending"), ("B_ID", "ascending")])
+    source = source.take(order)
+    for name in ("A_ID", "B_ID", "DURATION", "A_MSISDN", "CURRENCY"):
+        assert got[name].to_pylist() == source[name].to_pylist(), name
+    assert got["PRICE"].to_pylist() == pytest.approx(source["PRICE"].to_pylist())
+
+
+def test_delivering_a_day_again_replaces_exactly_that_day(url: str, days: dict[str, Path], tmp_path: Path) -> None:
+    sink = SqlSink(url)
+    sink.write(part(days[DAY1], DAY1))
+    sink.write(part(days[DAY2], DAY2))
+    day2 = stored(url, DAY2)
+    sink.write(part(days[DAY1], DAY1))  # a retry: no duplicate
+    assert stored(url, DAY1).num_rows == pq.read_metadata(days[DAY1]).num_rows
+    smaller = tmp_path / "redo.parquet"
+    pq.write_table(pq.read_table(days[DAY1]).slice(0, 10), smaller)
+    sink.write(part(smaller, DAY1))  # a redo with other content: that day's rows only
+    sink.close()
+    assert stored(url, DAY1).num_rows == 10
+    assert stored(url, DAY2).equals(day2)
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_rows(
+    url: str, days: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = SqlSink(url)
+    sink.write(part(days[DAY1], DAY1))
+    before = stored(url, DAY1)
+    original = SqlSink._insert
+
+    def dies_after_inserting(self: SqlSink, *args: object) -> None:
+        original(self, *args)  # the new rows are in, the old ones deleted -- then the writer fails
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(SqlSink, "_insert", dies_after_inserting)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    assert stored(url, DAY1).equals(before)
+
+
+def test_a_table_that_does_not_fit_is_named_with_every_bad_column(url: str, days: dict[str, Path]) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        db.execute(sa.text('CREATE TABLE telecom_voice_cdr ("TIMESTAMP" timestamp, "DURATION" text, "A_ID" bigint)'))
+        db.execute(sa.text('INSERT INTO telecom_voice_cdr ("A_ID") VALUES (42)'))
+    engine.dispose()
+    sink = SqlSink(url)
+    with pytest.raises(SqlSinkError) as failed:
+        sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    text = str(failed.value)
+    assert "table telecom_voice_cdr does not fit" in text
+    assert "column 'DURATION' is" in text and "'PRICE' is missing" in text and f"'{DAY_COLUMN}' is missing" in text
+    assert "'A_ID'" not in text  # a column that fits is not named
+    engine = sa.create_engine(url)
+    with engine.connect() as db:  # nothing written, nothing removed
+        assert db.execute(sa.text('SELECT "A_ID" FROM telecom_voice_cdr')).scalars().all() == [42]
+    engine.dispose()
+
+
+def test_an_unreachable_database_is_named_without_its_password(days: dict[str, Path]) -> None:
+    url = f"postgresql+psycopg://circus:s3cret-pw@127.0.0.1:{free_port()}/circus"
+    sink = SqlSink(url)
+    with pytest.raises(SqlSinkError) as failed:
+        sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    text = str(failed.value)
+    assert "s3cret-pw" not in text and "circus:***@127.0.0.1" in text and "telecom_voice_cdr" in text
+    assert "OperationalError" in text
