@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.sql_export import SqlResource
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
 from resources.storage import StorageResource
@@ -23,7 +24,8 @@ def _setting(env: str, default: str) -> str | dg.EnvVar:
 
 
 def simulation_resources() -> dict[str, Any]:
-    """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*) and ``dask`` (CIRCUS_DASK_ADDRESS).
+    """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*), ``dask`` (CIRCUS_DASK_ADDRESS) and
+    ``sql`` (CIRCUS_SQL_URL, CIRCUS_SQL_TABLE_PREFIX: the database of ``sql_export``).
 
     The same objects on every call with the same settings: several components in one project
     share them (Dagster refuses two different resources under one key)."""
@@ -42,6 +44,7 @@ def _simulation_resources(settings: tuple[tuple[str, str], ...]) -> dict[str, An
             project=_setting("CIRCUS_GCP_PROJECT", ""),
         ),
         "dask": DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", "")),
+        "sql": SqlResource(url=_setting("CIRCUS_SQL_URL", ""), table_prefix=_setting("CIRCUS_SQL_TABLE_PREFIX", "")),
     }
 
 
