@@ -15,7 +15,8 @@ the scale-out of sharded worlds (`benchmarks.scaleout`: telecom and mobile_app, 
 members, on a 1- and a 2-worker Dask cluster and unsharded; ``--no-scaleout`` skips it); and the
 Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it).
 `benchmarks.costmodel` (not in the matrix) turns one-day runs of every shipped scenario into the
-README's cost model.
+README's cost model; `benchmarks.sql` (not in the matrix either: it starts a PostgreSQL server)
+measures rows/s of a day of telecom into SQLite and PostgreSQL.
 Run it on an otherwise idle machine and quote medians over ``--repeat`` runs.
 """
 
