@@ -299,7 +299,7 @@ def build_export_asset(
                 hold(
                     store.backend,
                     f"{scenario.name}/export/{settings.bucket}/{settings.prefix or '_'}/_LEASE.json",
-                    f"run {context.run_id} ({scenario.name}/gcs_export {days[0]}..{days[-1]})",
+                    f"run {context.run.run_id} ({scenario.name}/gcs_export {days[0]}..{days[-1]})",
                     target,
                 ),
                 dask.runner(shards) if shards > 1 else contextlib.nullcontext() as runner,

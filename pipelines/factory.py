@@ -148,7 +148,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             )
         world = scenario.world_fingerprint(size, seed, count)
         try:
-            with store.lease(f"run {context.run_id} ({name}/initial_state)"):
+            with store.lease(f"run {context.run.run_id} ({name}/initial_state)"):
                 _replace_world(context, store, world, config.reset)
                 if count > 1 or dask.address:
                     return _sharded_initial(context, store, dask, count, size, seed, str(world["id"]))
@@ -217,7 +217,7 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
             return True
 
         try:
-            with store.lease(f"run {context.run_id} ({name}/simulation {days[0]}..{days[-1]})") as lease:
+            with store.lease(f"run {context.run.run_id} ({name}/simulation {days[0]}..{days[-1]})") as lease:
                 if count == 1 and not dask.address:
                     for day in days:
                         if not skip(day):

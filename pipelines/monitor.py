@@ -28,7 +28,7 @@ def tag_run(context: dg.AssetExecutionContext) -> None:
     """Record which process executes this run (once per run; cheap)."""
     tags = context.run.tags
     if tags.get(PID_TAG) != str(os.getpid()):
-        context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+        context.instance.add_run_tags(context.run.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
 
 
 def reconcile(instance: dg.DagsterInstance) -> list[str]:

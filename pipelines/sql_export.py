@@ -99,7 +99,7 @@ def build_sql_definitions(scenario: Scenario) -> dg.Definitions:
         sink = sql.sink(storage)
         try:
             lease_key = f"{scenario.name}/sql/{_slug(sink.target)}/_LEASE.json"
-            holder = f"run {context.run_id} ({scenario.name}/sql_export {days[0]}..{days[-1]})"
+            holder = f"run {context.run.run_id} ({scenario.name}/sql_export {days[0]}..{days[-1]})"
             with hold(store.backend, lease_key, holder, f"{scenario.name}'s days into {sink.target}"):
                 written = export_days_to_sql(store, sink, days, context.log.info)
         except CircusError as exc:

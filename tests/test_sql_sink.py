@@ -145,3 +145,31 @@ def test_an_unreachable_database_is_named_without_its_password(days: dict[str, P
     text = str(failed.value)
     assert "s3cret-pw" not in text and "circus:***@127.0.0.1" in text and "telecom_voice_cdr" in text
     assert "OperationalError" in text
+
+
+def test_a_role_without_permission_is_refused_naming_the_table_not_the_password(
+    postgres: str, days: dict[str, Path]
+) -> None:
+    """A database user that may read but not write: the part fails naming the database (password
+    hidden) and the table, and the rows already there stay."""
+    admin = sa.create_engine(postgres)
+    with admin.begin() as db:
+        db.execute(sa.text("DROP TABLE IF EXISTS telecom_voice_cdr"))
+    sink = SqlSink(postgres)
+    sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    with admin.begin() as db:
+        db.execute(sa.text("DROP ROLE IF EXISTS reader"))
+        db.execute(sa.text("CREATE ROLE reader LOGIN PASSWORD 'r3ader-pw'"))
+        db.execute(sa.text("GRANT SELECT ON telecom_voice_cdr TO reader"))
+    admin.dispose()
+    url = sa.make_url(postgres).set(username="reader", password="r3ader-pw")
+    reader = SqlSink(url)
+    with pytest.raises(SqlSinkError) as failed:
+        reader.write(part(days[DAY2], DAY2))
+    reader.close()
+    text = str(failed.value)
+    assert "r3ader-pw" not in text and "reader:***@" in text and "telecom_voice_cdr" in text
+    assert "permission denied" in text
+    assert stored(postgres, DAY1).num_rows == pq.read_metadata(days[DAY1]).num_rows
+    assert stored(postgres, DAY2).num_rows == 0

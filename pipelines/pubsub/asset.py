@@ -128,7 +128,7 @@ def build_publish_asset(
                     hold(
                         backend,
                         f"{progress.prefix}/_LEASE.json",
-                        f"run {context.run_id} ({scenario.name}/pubsub_publish {days[0]}..{days[-1]})",
+                        f"run {context.run.run_id} ({scenario.name}/pubsub_publish {days[0]}..{days[-1]})",
                         f"{scenario.name}'s events to {settings.topic_path}",
                     )
                 )
