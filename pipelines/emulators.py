@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["free_port", "gcs_emulator", "pubsub_emulator", "pull_all", "setenv"]
+__all__ = ["free_port", "gcs_emulator", "pubsub_emulator", "pull_all", "setenv", "stop_group"]
 
 
 def free_port() -> int:
@@ -46,11 +46,12 @@ def setenv(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 10) -> None:
+    """Stop a server started in its own process group: ``sig``, then SIGKILL after ``timeout_s``."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -84,7 +85,7 @@ def pubsub_emulator(project: str, start_timeout_s: float = 90.0) -> Iterator[str
                 time.sleep(0.2)
         if up:
             break
-        _stop_group(proc)
+        stop_group(proc)
         log.seek(0)
         output = log.read().decode(errors="replace")
         log.close()
@@ -94,7 +95,7 @@ def pubsub_emulator(project: str, start_timeout_s: float = 90.0) -> Iterator[str
         with setenv(PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}", PUBSUB_PROJECT_ID=project):
             yield f"127.0.0.1:{port}"
     finally:
-        _stop_group(proc)
+        stop_group(proc)
         log.close()
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "preview",
     "profiled_stories",
     "refuse_failed_days",
+    "require_deliverable",
 ]
 
 #: the checks that stop a day's delivery when they fail
@@ -441,6 +442,18 @@ def _outside_day(table: pa.Table, day: str) -> list[str]:
             elif (col.min() < start) or (col.max() >= end):
                 problems.append(f"{day}: {name} spans {col.min()} .. {col.max()}")
     return problems
+
+
+def require_deliverable(instance: dg.DagsterInstance, store: DayStore, days: Sequence[str], what: str) -> None:
+    """Before a delivery (``what``) sends anything: every day committed, none with a failed
+    blocking check (`refuse_failed_days`)."""
+    for day in days:
+        if not store.is_committed(day):
+            raise dg.Failure(
+                f"{store.scenario.name}: day {day} is not committed; materialise the simulation for it first",
+                allow_retries=False,
+            )
+    refuse_failed_days(instance, store.scenario, days, what)
 
 
 def refuse_failed_days(instance: dg.DagsterInstance, scenario: Scenario, days: Sequence[str], what: str) -> None:

@@ -9,7 +9,6 @@ PostgreSQL refuses to run as root.  ``make test`` installs the package when it i
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from circus_core import CircusError
-from pipelines.emulators import free_port
+from pipelines.emulators import free_port, stop_group
 
 __all__ = ["PostgresNotInstalledError", "postgres_bin", "postgres_server"]
 
@@ -103,14 +102,7 @@ def postgres_server() -> Iterator[str]:
         yield f"postgresql+psycopg://{USER}@127.0.0.1:{port}/{DATABASE}"
     finally:
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)  # fast shutdown
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, signal.SIGINT, 30)  # SIGINT: PostgreSQL's fast shutdown
         shutil.rmtree(base, ignore_errors=True)
 
 

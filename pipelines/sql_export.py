@@ -3,7 +3,7 @@ SQL sink (`resources.sql.SqlSink`): SQLite by default (a file beside the storage
 SQLAlchemy URL with ``CIRCUS_SQL_URL`` (PostgreSQL by COPY).
 
 Like the other deliveries: the days must be committed and their blocking checks not failed
-(`pipelines.log_assets.refuse_failed_days`) before anything is written; one writer per world and
+(`pipelines.log_assets.require_deliverable`) before anything is written; one writer per world and
 database (a lease); each day's part replaces that day's rows in one transaction, so a retry or a
 redo never duplicates and a failure leaves the days written before as they were.
 """
@@ -17,7 +17,7 @@ import dagster as dg
 from circus_core import CircusError
 from pipelines.daystore import DayStore, log_parts
 from pipelines.lease import hold
-from pipelines.log_assets import delivery_condition, refuse_failed_days
+from pipelines.log_assets import delivery_condition, require_deliverable
 from pipelines.scenarios import Scenario
 from pipelines.scratch import scratch
 from resources.sinks import DayPart, Written
@@ -89,13 +89,7 @@ def build_sql_definitions(scenario: Scenario) -> dg.Definitions:
     ) -> dg.MaterializeResult:
         store = DayStore(storage.backend(), scenario)
         days = sorted(context.partition_keys)
-        for day in days:  # every day must be committed before the first row is written
-            if not store.is_committed(day):
-                raise dg.Failure(
-                    f"{scenario.name}: day {day} is not committed; materialise the simulation for it first",
-                    allow_retries=False,
-                )
-        refuse_failed_days(context.instance, scenario, days, "sql_export")
+        require_deliverable(context.instance, store, days, "sql_export")  # before the first row is written
         sink = sql.sink(storage)
         try:
             lease_key = f"{scenario.name}/sql/{_slug(sink.target)}/_LEASE.json"

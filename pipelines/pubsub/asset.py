@@ -17,7 +17,7 @@ from pydantic import Field, create_model
 from circus_core import CircusError
 from pipelines.daystore import DayStore
 from pipelines.lease import hold
-from pipelines.log_assets import refuse_failed_days
+from pipelines.log_assets import require_deliverable
 from pipelines.pubsub.messages import DayEvents, avro_schema
 from pipelines.pubsub.progress import ProgressStore, day_fingerprint
 from pipelines.pubsub.publisher import PublishReport, make_client, publish_day
@@ -89,13 +89,7 @@ def build_publish_asset(
         backend = storage.backend()
         store = DayStore(backend, scenario)
         days = sorted(context.partition_keys)
-        for day in days:  # every day must be committed before the first message is sent
-            if not store.is_committed(day):
-                raise dg.Failure(
-                    f"{scenario.name}: day {day} is not committed; materialise the simulation for it first",
-                    allow_retries=False,
-                )
-        refuse_failed_days(context.instance, scenario, days, "pubsub_publish")
+        require_deliverable(context.instance, store, days, "pubsub_publish")  # before the first message is sent
         progress = ProgressStore(backend, scenario.name, settings.project, settings.topic)
         client = make_client(settings)
         reports: list[PublishReport] = []
