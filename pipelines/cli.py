@@ -5,6 +5,7 @@
     circus run coffee.yaml --days 7              simulate on this machine (engine only, resumable)
     circus new coffee                            write a commented world file to start from
     circus backfill telecom --from 2026-01-05 --to 2026-01-11   the same days through Dagster
+    circus live telecom --to pubsub              events delivered as they happen (or --to FOLDER)
     circus ui                                    the Dagster UI on http://127.0.0.1:3000
     circus demo                                  the whole graph on local GCS and Pub/Sub emulators
 
@@ -198,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="members of the main population (default: the scenario's)")
     p.add_argument("--seed", type=int, help="root seed (default: the scenario's)")
     p.add_argument("--out", type=Path, default=Path("out"), help="where logs and checkpoints go (default out/)")
-    p.add_argument("--format", default="parquet", choices=list(FORMATS))
+    p.add_argument("--format", default="parquet", choices=list(FORMATS), help="log file format (default parquet)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("new", help="write NAME.yaml, a commented world to start from")
@@ -213,6 +214,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--size", type=int, default=0, help="members of the main population (0: the scenario's)")
     p.set_defaults(fn=cmd_backfill)
+
+    from pipelines.live_cli import add_parser as add_live
+
+    add_live(sub)
 
     p = sub.add_parser("ui", help="the Dagster UI (same instance and files as backfill)")
     p.add_argument("--host", default="127.0.0.1")

@@ -13,6 +13,7 @@ import dagster as dg
 
 from pipelines.export import build_export_asset
 from pipelines.factory import scenario_partitions
+from pipelines.live_job import build_live_job
 from pipelines.log_assets import delivery_condition
 from pipelines.pubsub.asset import build_publish_asset
 from pipelines.scenarios import Scenario
@@ -22,7 +23,7 @@ __all__ = ["build_delivery_definitions"]
 
 def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
     """``<scenario>/gcs_export`` and ``<scenario>/pubsub_publish``, with jobs ``<scenario>_export``
-    and ``<scenario>_publish``.
+    and ``<scenario>_publish``, and the live job ``<scenario>_live`` (`pipelines.live_job`).
 
     Apart from `build_scenario_definitions` because delivery needs resources of its own ("gcs",
     "export", "pubsub") that a simulation-only set of assets must not require, and kept out of the
@@ -58,4 +59,4 @@ def build_delivery_definitions(scenario: Scenario) -> dg.Definitions:
         )
         for job, hour in zip(jobs, (2, 2), strict=True)
     ]
-    return dg.Definitions(assets=[export, publish], jobs=jobs, schedules=schedules)
+    return dg.Definitions(assets=[export, publish], jobs=[*jobs, build_live_job(scenario)], schedules=schedules)

@@ -82,6 +82,10 @@ class Progress:
     #: since is sent again by the next run, and counted then)
     sent: int = 0
     runs: int = 0
+    #: events counted as delivered without being sent: before the start of a live run (live mode)
+    skipped: int = 0
+    #: what the sender needs to resume exactly (a live file: its length at the save)
+    sink_state: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         body = {"version": VERSION, **self.__dict__}
@@ -102,10 +106,18 @@ class ProgressStore:
     """Progress files of one scenario and topic on a storage backend."""
 
     def __init__(
-        self, backend: StorageBackend, scenario: str, project: str, topic: str, shard: int | None = None
+        self,
+        backend: StorageBackend,
+        scenario: str,
+        project: str,
+        topic: str,
+        shard: int | None = None,
+        area: str | None = None,
     ) -> None:
+        """Files under ``<scenario>/publish/<project>/<topic>``, or ``<scenario>/<area>`` (live mode
+        keeps its own, so that a live run and the batch ``pubsub_publish`` never share progress)."""
         self.backend, self.shard = backend, shard
-        self.prefix = f"{scenario}/publish/{project}/{topic}"
+        self.prefix = f"{scenario}/{area}" if area else f"{scenario}/publish/{project}/{topic}"
 
     def key(self, day: str) -> str:
         """The day's progress file; one per shard for a sharded day (watermarks per log and shard)."""

@@ -34,8 +34,8 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -47,10 +47,10 @@ from google.pubsub_v1.types import pubsub as pubsub_types
 from circus_core import CircusError
 from pipelines.pubsub.messages import DayEvents, EncodedChunk, Encoder, const_field
 from pipelines.pubsub.progress import AckTracker, Progress, ProgressStore
-from pipelines.pubsub.throttle import Pacer, TokenBucket
+from pipelines.pubsub.throttle import LivePacer, Pacer, TokenBucket
 from resources.pubsub_settings import PublishSettings
 
-__all__ = ["TRANSIENT", "DayPublisher", "PublishError", "PublishReport", "make_client", "publish_day"]
+__all__ = ["TRANSIENT", "DayPublisher", "PublishError", "PublishReport", "Sender", "make_client", "publish_day"]
 
 #: the status codes google-cloud-pubsub's own publish retry treats as transient
 TRANSIENT: tuple[type[Exception], ...] = (
@@ -88,6 +88,8 @@ class PublishReport:
     throttled_s: float = 0.0
     already_complete: bool = False
     progress_url: str = ""
+    #: live mode: each delivered event's lag in seconds (acknowledged minus due), in send order
+    lags: list[np.ndarray] = field(default_factory=list)
 
 
 def make_client(settings: PublishSettings) -> pubsub_v1.PublisherClient:
@@ -156,6 +158,22 @@ class _Batch:
     count: int
     bytes: int
     ranges: list[tuple[str, int, int]]  # (log_id, lo, hi) ranks acknowledged with it
+    start: int = 0  # position in ``todo`` of its first event
+
+
+class Sender(Protocol):
+    """Where batches go: the Pub/Sub senders below, or a live file (`pipelines.live.FileSender`).
+
+    ``submit`` sends events ``lo..hi-1`` of an encoded chunk and returns a future done when they
+    are acknowledged (durably written).  A sender may also have ``state() -> dict`` (saved with the
+    progress file) and ``resume(state, acked)`` (called before the first batch with the saved state
+    and watermarks, to undo what was written beyond them: a live file is then exactly-once)."""
+
+    retries: int
+
+    def submit(self, chunk: EncodedChunk, lo: int, hi: int) -> Future[None]: ...
+
+    def close(self) -> None: ...
 
 
 class _RpcSender:
@@ -276,7 +294,7 @@ class _Chunks:
         for i in np.unique(logs):
             ranks = self.events.rank[positions[logs == i]]
             ranges.append((self.events.log_ids[i], int(ranks[0]), int(ranks[-1]) + 1))
-        return _Batch(hi - lo, int(chunk.sizes[lo:hi].sum()), ranges), chunk, lo, hi
+        return _Batch(hi - lo, int(chunk.sizes[lo:hi].sum()), ranges, pos), chunk, lo, hi
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -338,18 +356,31 @@ class DayPublisher:
         republish: bool = False,
         log: Callable[[str], Any] = print,
         progress_every_s: float = 5.0,
+        pacing: Callable[[np.ndarray], LivePacer] | None = None,
+        sender: Sender | None = None,
+        skip_before_us: int | None = None,
+        checkpoint_every_s: float = 0.0,
+        target: str | None = None,
     ) -> None:
+        """Live mode (`pipelines.live`) adds: ``pacing`` (the pacer of the events to send, from
+        their event times), ``sender`` (instead of Pub/Sub through ``client``, whose topic is then
+        not checked), ``skip_before_us`` (a day started afresh does not send its events before
+        that time: they count as delivered), ``checkpoint_every_s`` (progress saved at least that
+        often while events flow) and ``target`` (what is delivered to, for the report and logs)."""
         self.events, self.settings, self.store, self.client = events, settings, store, client
         self.fingerprint, self.member_fields, self.republish = fingerprint, member_fields, republish
         self.log, self.progress_every_s = log, progress_every_s
-        self.day, self.topic = events.day, settings.topic_path
+        self.pacing, self.own_sender, self.skip_before_us = pacing, sender, skip_before_us
+        self.checkpoint_every_s = checkpoint_every_s
+        self.day, self.topic = events.day, target or settings.topic_path
         # ordering keys and paced replays: one request in flight, so the service receives events in publish order
-        in_order = settings.ordering or settings.pacing_speed > 0
+        in_order = settings.ordering or settings.pacing_speed > 0 or pacing is not None
         self.workers = 1 if in_order else max(1, min(8, settings.flow_max_messages // settings.batch_max_messages))
         self.max_batch = settings.batch_max_messages
         if settings.max_messages_per_second > 0:  # small batches under a cap: a smooth rate, not bursts
             self.max_batch = int(min(self.max_batch, max(1, settings.max_messages_per_second / 20)))
-        self.latency = settings.batch_max_latency_ms / 1000
+        # live events are never sent before they are due; a replay may send a batch's worth early
+        self.latency = 0.0 if pacing is not None else settings.batch_max_latency_ms / 1000
         self.inflight = _InFlight(settings)
         self.pos = 0  # events of ``todo`` sent
         self.failure: BaseException | None = None  # the first batch that failed
@@ -362,7 +393,8 @@ class DayPublisher:
             url = self.store.url(self.day)
             return PublishReport(self.day, self.topic, n, skipped=n, already_complete=True, progress_url=url)
         self._plan(progress)
-        check_topic(self.client, self.settings, self.log)
+        if self.own_sender is None:
+            check_topic(self.client, self.settings, self.log)
         self._open()
         try:
             self._loop()
@@ -390,6 +422,13 @@ class DayPublisher:
         if progress is None or self.republish:
             totals = events.totals()
             progress = Progress(day, self.topic, settings.format, self.fingerprint, totals, dict.fromkeys(totals, 0))
+            if self.skip_before_us is not None and len(events):  # ranks follow event time: a prefix per log
+                past = events.time_us < self.skip_before_us
+                counts = np.bincount(events.log[past], minlength=len(events.log_ids))
+                progress.acked = {k: int(n) for k, n in zip(events.log_ids, counts, strict=True)}
+                progress.skipped = int(counts.sum())
+                if progress.skipped:
+                    self.log(f"{day}: {progress.skipped:,} events before the live start are skipped")
         progress.runs += 1
         progress.complete = False
         return progress
@@ -413,18 +452,28 @@ class DayPublisher:
         self.tracker = AckTracker(self.progress.acked)
         members = self.member_fields if settings.ordering else None
         encoder = Encoder(events, settings.format, settings.content_type, members)
-        self.sender: _RpcSender | _ClientSender = (
+        self.sender: Sender = self.own_sender or (
             _RpcSender(self.client, settings, self.workers)
             if settings.client == "rpc"
             else _ClientSender(self.client, settings)
         )
+        resume = getattr(self.sender, "resume", None)
+        if resume is not None:  # undo what was written beyond the saved watermarks
+            resume(self.progress.sink_state, self.progress.acked)
         self.msg_bucket = TokenBucket(settings.max_messages_per_second)
         self.byte_bucket = TokenBucket(
             settings.max_bytes_per_second, capacity=max(settings.max_bytes_per_second * 0.1, settings.batch_max_bytes)
         )
         paced = settings.pacing_speed > 0 and len(self.todo)
-        self.pacer = Pacer(events.time_us[self.todo], settings.pacing_speed) if paced else None
+        self.pacer: Pacer | LivePacer | None = (
+            self.pacing(events.time_us[self.todo])
+            if self.pacing is not None
+            else Pacer(events.time_us[self.todo], settings.pacing_speed)
+            if paced
+            else None
+        )
         self.saved_at = self.tracker.total
+        self.saved_time = time.monotonic()
         self.sent_before = self.progress.sent  # the earlier runs' messages
         self.t0 = self.last_report = time.perf_counter()
         self.chunks = _Chunks(events, self.todo, encoder, settings.batch_max_bytes)
@@ -484,14 +533,20 @@ class DayPublisher:
                 continue
             self.report.sent += batch.count
             self.report.bytes += batch.bytes
+            if isinstance(self.pacer, LivePacer):
+                due = self.pacer.due_at[batch.start : batch.start + batch.count]
+                self.report.lags.append(self.pacer.clock() - due)
             for log_id, lo_rank, hi_rank in batch.ranges:
                 self.tracker.ack(log_id, lo_rank, hi_rank)
 
     def _checkpoint(self) -> None:
-        """Save the progress file every ``checkpoint_every`` acknowledged messages."""
-        if self.tracker.total - self.saved_at >= self.settings.checkpoint_every:
+        """Save the progress file every ``checkpoint_every`` acknowledged messages (and every
+        ``checkpoint_every_s`` seconds while some are acknowledged)."""
+        new = self.tracker.total - self.saved_at
+        late = self.checkpoint_every_s > 0 and time.monotonic() - self.saved_time >= self.checkpoint_every_s
+        if new >= self.settings.checkpoint_every or (new > 0 and late):
             self._save()
-            self.saved_at = self.tracker.total
+            self.saved_at, self.saved_time = self.tracker.total, time.monotonic()
 
     def _log_rate(self) -> None:
         """Every ``progress_every_s`` seconds, log how far the day is."""
@@ -508,6 +563,9 @@ class DayPublisher:
         self.progress.acked = dict(self.tracker.watermarks)
         self.progress.sent = self.sent_before + self.report.sent
         self.progress.complete = complete
+        state = getattr(self.sender, "state", None)
+        if state is not None:
+            self.progress.sink_state = state()
         self.store.save(self.progress)
 
     def _close(self) -> None:
@@ -516,7 +574,9 @@ class DayPublisher:
         self.sender.close()
         self.report.retries = self.sender.retries
         self.report.seconds = time.perf_counter() - self.t0
-        done = self.failure is None and self.pos >= len(self.todo) and self.tracker.total == len(self.events)
+        # complete: the whole day, not a prefix of it (a live run that stops at a time, a benchmark)
+        whole = sum(self.progress.totals.values())
+        done = self.failure is None and self.pos >= len(self.todo) and self.tracker.total == whole
         self._save(complete=done)
 
     def _finish(self) -> PublishReport:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Pacer", "TokenBucket"]
+__all__ = ["LivePacer", "Pacer", "TokenBucket"]
 
 
 class TokenBucket:
@@ -85,3 +85,26 @@ class Pacer:
         if pos >= len(self.offsets):
             return 0.0
         return max(0.0, self.start + float(self.offsets[pos]) - self.clock())
+
+
+class LivePacer:
+    """Sends each event at a given wall-clock time (``due_at``, seconds since the epoch, in send
+    order, non-decreasing): the pacing of live mode (`pipelines.live`), where an event is due when
+    the live clock reaches its timestamp, or later when a catch-up rate spreads overdue events.
+
+    Same interface as `Pacer` (the publisher does not know which it has); ``due_at`` is kept so
+    that the delivery lag of each event (acknowledged minus due) can be measured.
+    """
+
+    def __init__(self, due_at: np.ndarray, clock: Callable[[], float] = time.time) -> None:
+        self.due_at, self.clock = np.asarray(due_at, dtype=np.float64), clock
+
+    def due(self, pos: int, latency: float = 0.0) -> int:
+        """Index after the last event due by now (+ ``latency``), at least ``pos``."""
+        return max(pos, int(np.searchsorted(self.due_at, self.clock() + latency, side="right")))
+
+    def wait_for(self, pos: int) -> float:
+        """Seconds until event ``pos`` is due (0 if it is)."""
+        if pos >= len(self.due_at):
+            return 0.0
+        return max(0.0, float(self.due_at[pos]) - self.clock())
