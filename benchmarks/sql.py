@@ -1,6 +1,7 @@
 """Rows per second into SQL databases (issue 14): one day of telecom, written by the SQL sink
-(`resources.sql.SqlSink`) into SQLite (a file) and into a real PostgreSQL server started for
-the run (`pipelines.postgres`, fsync off), each day delivered twice (the second time replaces).
+(`resources.sql.SqlSink`) into SQLite (a file), into a real PostgreSQL server started for the
+run (`pipelines.postgres`, fsync off) and into DuckDB (a file), each day delivered twice (the
+second time replaces).
 
     python -m benchmarks.sql [--size 100000] [--repeat 3]
 
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="circus-sql-bench-") as tmp:
         files = day_files(args.size, Path(tmp) / "logs")
         with postgres_server() as postgres:
-            targets = {"sqlite": f"sqlite:///{Path(tmp) / 'bench.sqlite'}", "postgresql": postgres}
+            targets = {
+                "sqlite": f"sqlite:///{Path(tmp) / 'bench.sqlite'}",
+                "postgresql": postgres,
+                "duckdb": f"duckdb:///{Path(tmp) / 'bench.duckdb'}",
+            }
             print(f"telecom, {args.size:,} subscribers, 1 day")
             print(f"{'database':<12} {'pass':<8} {'rows':>12} {'seconds':>9} {'rows/s':>12}")
             for name, url in targets.items():

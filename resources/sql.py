@@ -1,5 +1,5 @@
-"""SQL databases as a `resources.sinks.Sink` (issue 14): SQLite (the embedded default) and
-PostgreSQL, through SQLAlchemy 2.
+"""SQL databases as a `resources.sinks.Sink` (issue 14): SQLite (the embedded default),
+PostgreSQL and DuckDB, through SQLAlchemy 2.
 
 Each log goes to a table ``<scenario>_<log_id>`` with the log's columns and two of Circus's own,
 ``circus_day`` and ``circus_shard``: a part is written in one transaction that deletes the rows
@@ -7,7 +7,9 @@ of its (day, shard) and inserts the new ones, so re-delivering a day replaces ex
 rows and a failure leaves the previous rows.  A missing table is created from the log's Arrow
 schema; an existing one is checked first, and every column that is missing or of another type
 is named.  Bulk paths, not row inserts: PostgreSQL by ``COPY ... FROM STDIN`` (CSV written by
-Arrow, psycopg 3), SQLite by ``executemany`` inside the transaction.
+Arrow, psycopg 3), SQLite by ``executemany`` inside the transaction, DuckDB (``duckdb:///file``,
+duckdb and duckdb-engine, in the ``sql`` extra) by one ``INSERT ... SELECT`` from the Arrow table
+registered on the connection.
 
 Errors name the database as `sqlalchemy.engine.URL.render_as_string` with the password hidden,
 the table and the column; never the password.
@@ -34,6 +36,8 @@ __all__ = ["DAY_COLUMN", "SHARD_COLUMN", "SqlSink", "SqlSinkError", "sql_type"]
 DAY_COLUMN, SHARD_COLUMN = "circus_day", "circus_shard"
 #: rows per executemany / COPY chunk (memory: one chunk of Python rows or CSV at a time)
 CHUNK_ROWS = 50_000
+#: the pyproject.toml extra that installs a backend's driver (SQLite's is Python's own)
+_EXTRAS = {"postgresql": "sql", "duckdb": "sql"}
 
 
 class SqlSinkError(CircusError):
@@ -84,7 +88,12 @@ class SqlSink(Sink):
         self.url = sa.make_url(url)
         self.target = self.url.render_as_string(hide_password=True)
         self.table_prefix = table_prefix
-        self.engine = sa.create_engine(self.url)
+        try:
+            self.engine = sa.create_engine(self.url)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:  # the driver is an extra: say which
+            extra = _EXTRAS.get(self.url.get_backend_name())
+            how = f": pip install 'circus-sim[{extra}]'" if extra else ""
+            raise SqlSinkError(f"SQL sink {self.target}: no driver for {self.url.drivername} ({exc}){how}") from None
         self._checked: set[str] = set()
 
     def table_name(self, part: DayPart) -> str:
@@ -129,11 +138,10 @@ class SqlSink(Sink):
         table = sa.Table(name, sa.MetaData(), *wanted, sa.Index(f"{name}_{DAY_COLUMN}", DAY_COLUMN, SHARD_COLUMN))
         if name in self._checked:
             return table
-        inspector = sa.inspect(conn)
-        if not inspector.has_table(name):
+        if not sa.inspect(conn).has_table(name):
             table.create(conn)
         else:
-            found = {c["name"]: c["type"] for c in inspector.get_columns(name)}
+            found = _columns(conn, name)
             problems = []
             for column in wanted:
                 have = found.get(column.name)
@@ -156,6 +164,9 @@ class SqlSink(Sink):
             return
         if conn.dialect.name == "sqlite":
             self._executemany(conn, target, table, part)
+            return
+        if conn.dialect.name == "duckdb":
+            self._insert_arrow(conn, target, table, part)
             return
         day = _date(part.day)
         for batch in table.to_batches(CHUNK_ROWS):  # executemany, in the caller's transaction
@@ -195,6 +206,69 @@ class SqlSink(Sink):
                     pcsv.WriteOptions(include_header=False, quoting_style="needed"),
                 )
                 copy.write(buffer.getvalue())
+
+    def _insert_arrow(self, conn: sa.Connection, target: sa.Table, table: pa.Table, part: DayPart) -> None:
+        """DuckDB's bulk path: the Arrow table registered on the caller's connection (a view DuckDB
+        scans in place, no Python rows, no text) and copied by one ``INSERT ... SELECT`` in the
+        caller's transaction -- the same one that deleted the part's previous rows."""
+        quote = conn.dialect.identifier_preparer.quote
+        duck = conn.connection.driver_connection  # duckdb_engine's wrapper of the DuckDBPyConnection
+        view = f"circus_arrow_{target.name}"
+        columns = ", ".join(quote(c) for c in table.column_names)
+        # literals, not parameters: a date checked by date.fromisoformat and an int
+        sql = (
+            f"INSERT INTO {quote(target.name)} ({columns}, {quote(DAY_COLUMN)}, {quote(SHARD_COLUMN)}) "
+            f"SELECT {columns}, DATE '{_date(part.day).isoformat()}', {int(part.shard)} FROM {quote(view)}"
+        )
+        duck.register(view, table)
+        try:
+            conn.exec_driver_sql(sql)
+        finally:
+            duck.unregister(view)
+
+
+def _columns(conn: sa.Connection, name: str) -> dict[str, sa.types.TypeEngine]:
+    """The columns of an existing table and their types.  DuckDB's from its information schema:
+    duckdb-engine 0.17's reflection queries ``pg_catalog.pg_collation``, which DuckDB lacks and
+    SQLAlchemy >= 2.0.45 asks for (duckdb_engine issue 1379, duckdb issue 22069)."""
+    if conn.dialect.name != "duckdb":
+        return {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(name)}
+    rows = conn.execute(
+        sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = :name AND table_schema = current_schema() ORDER BY ordinal_position"
+        ),
+        {"name": name},
+    )
+    return {column: _duckdb_type(conn.dialect, data_type) for column, data_type in rows}
+
+
+def _duckdb_type(dialect: sa.Dialect, data_type: str) -> sa.types.TypeEngine:
+    """A DuckDB type name (``BIGINT``, ``DECIMAL(18,3)``, ``TIMESTAMP WITH TIME ZONE``) as the
+    SQLAlchemy type `_kind` compares; an unknown one keeps its name, so a misfit is named as DuckDB
+    calls it."""
+    base = data_type.split("(")[0].strip().lower()
+    known = _DUCKDB_NAMES.get(base) or getattr(dialect, "ischema_names", {}).get(base)
+    return known() if known is not None else _Named(data_type)
+
+
+#: DuckDB's names that the PostgreSQL ones duckdb-engine inherits lack
+_DUCKDB_NAMES: dict[str, type[sa.types.TypeEngine]] = {
+    "double": sa.Double,
+    "decimal": sa.Numeric,
+}
+
+
+class _Named(sa.types.UserDefinedType):
+    """A column type Circus does not map, shown by its database's name."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: object) -> str:
+        return self.name
 
 
 def _plain(column: pa.Array) -> list[object]:

@@ -81,17 +81,19 @@ def test_costmodel_derives_the_plan_from_two_runs() -> None:
     assert plan["hours_per_day"] == round(1e9 / 550_000 / 3600 / 6, 2)  # on their 6 cores
 
 
-def test_sql_benchmark_writes_a_day_into_sqlite_and_postgresql(capsys) -> None:
+def test_sql_benchmark_writes_a_day_into_sqlite_postgresql_and_duckdb(capsys) -> None:
     from benchmarks import sql
 
     assert sql.main(["--size", "300"]) == 0
     out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.startswith(("sqlite", "postgresql"))]
+    rows = [line.split() for line in out.splitlines() if line.startswith(("sqlite", "postgresql", "duckdb"))]
     assert [(r[0], r[1]) for r in rows] == [
         ("sqlite", "first"),
         ("sqlite", "replace"),
         ("postgresql", "first"),
         ("postgresql", "replace"),
+        ("duckdb", "first"),
+        ("duckdb", "replace"),
     ]
     assert len({r[2] for r in rows}) == 1 and int(rows[0][2].replace(",", "")) > 0  # the same rows each time
     assert "peak RSS" in out

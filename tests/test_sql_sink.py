@@ -1,10 +1,13 @@
-"""The SQL sink (resources/sql.py) against SQLite and a real PostgreSQL server
-(pipelines/postgres.py): tables from the log's schema, a day replaced exactly, in one
-transaction, and errors that name the database (never its password), table and column."""
+"""The SQL sink (resources/sql.py) against SQLite, a real PostgreSQL server
+(pipelines/postgres.py) and a DuckDB file: tables from the log's schema, a day replaced exactly,
+in one transaction, and errors that name the database (never its password), table and column."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,10 +43,12 @@ def postgres() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "duckdb"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'circus.db'}"
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'circus.duckdb'}"
     url = request.getfixturevalue("postgres")
     engine = sa.create_engine(url)
     with engine.begin() as db:  # each test its own tables
@@ -80,6 +85,13 @@ def test_a_day_is_written_to_a_table_made_from_the_log_schema(url: str, days: di
     for name in ("A_ID", "B_ID", "DURATION", "A_MSISDN", "CURRENCY"):
         assert got[name].to_pylist() == source[name].to_pylist(), name
     assert got["PRICE"].to_pylist() == pytest.approx(source["PRICE"].to_pylist())
+    assert [utc(t) for t in got["TIMESTAMP"].to_pylist()] == source["TIMESTAMP"].to_pylist()  # the same instants
+    assert {str(d) for d in got[DAY_COLUMN].to_pylist()} == {DAY1} and set(got[SHARD_COLUMN].to_pylist()) == {0}
+
+
+def utc(t: datetime | str) -> datetime:
+    """A stored time as the instant in UTC (SQLite keeps UTC times as text, the others zone-aware)."""
+    return datetime.fromisoformat(t).replace(tzinfo=UTC) if isinstance(t, str) else t.astimezone(UTC)
 
 
 def test_delivering_a_day_again_replaces_exactly_that_day(url: str, days: dict[str, Path], tmp_path: Path) -> None:
@@ -173,3 +185,56 @@ def test_a_role_without_permission_is_refused_naming_the_table_not_the_password(
     assert "permission denied" in text
     assert stored(postgres, DAY1).num_rows == pq.read_metadata(days[DAY1]).num_rows
     assert stored(postgres, DAY2).num_rows == 0
+
+
+def test_a_duckdb_file_held_by_another_process_is_named_and_left_as_it_was(
+    tmp_path: Path, days: dict[str, Path]
+) -> None:
+    """DuckDB has one writing process per file: while another holds it (a notebook, the duckdb
+    shell), the part fails naming the file and the table, and the day written before stays."""
+    path = tmp_path / "held.duckdb"
+    url = f"duckdb:///{path}"
+    sink = SqlSink(url)
+    sink.write(part(days[DAY1], DAY1))
+    sink.close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held'); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        sink = SqlSink(url)
+        with pytest.raises(SqlSinkError) as failed:
+            sink.write(part(days[DAY2], DAY2))
+        sink.close()
+    finally:
+        holder.communicate("")  # stdin closed: the holder exits, releasing the file
+    text = str(failed.value)
+    assert f"SQL sink duckdb:///{path}, table telecom_voice_cdr" in text and "lock" in text
+    assert stored(url, DAY1).num_rows == pq.read_metadata(days[DAY1]).num_rows
+    assert stored(url, DAY2).num_rows == 0
+
+
+def test_a_url_whose_driver_is_not_installed_says_which_extra(tmp_path: Path) -> None:
+    """Without duckdb-engine (blocked from importing, in a fresh interpreter: SQLAlchemy keeps the
+    dialects it loaded) a DuckDB URL is refused in one line naming the database and the extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['duckdb_engine'] = None\n"
+        "from resources.sql import SqlSink, SqlSinkError\n"
+        "try:\n"
+        f"    SqlSink('duckdb:///{tmp_path}/x.duckdb')\n"
+        "except SqlSinkError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.startswith(f"SQL sink duckdb:///{tmp_path}/x.duckdb: no driver for duckdb")
+    assert "pip install 'circus-sim[sql]'" in done.stdout and not (tmp_path / "x.duckdb").exists()
