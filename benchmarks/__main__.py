@@ -13,7 +13,9 @@ Then the generator timings; the engine against its ceiling (`benchmarks.ceiling`
 against a bare numpy + Arrow probe of the same day at 100k members; ``--no-ceiling`` skips it);
 the scale-out of sharded worlds (`benchmarks.scaleout`: telecom and mobile_app, 2 shards x 500,000
 members, on a 1- and a 2-worker Dask cluster and unsharded; ``--no-scaleout`` skips it); and the
-Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it).
+Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it);
+and live mode's delivery lag at 1,000 and 10,000 events/s to files and the Pub/Sub emulator
+(`benchmarks.live`; ``--no-live`` skips it).
 `benchmarks.costmodel` (not in the matrix) turns one-day runs of every shipped scenario into the
 README's cost model; `benchmarks.sql` (not in the matrix either: it starts a PostgreSQL server)
 measures rows/s of a day of telecom into SQLite and PostgreSQL.
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the table shows medians")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--no-publish", action="store_true", help="skip the Pub/Sub publishing benchmark")
+    parser.add_argument("--no-live", action="store_true", help="skip the live-mode delivery lag benchmark")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the engine-against-probe ratio")
     parser.add_argument(
         "--no-scaleout", action="store_true", help="skip the sharded-world benchmark (1 vs 2 Dask workers)"
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.publish import main as publish
 
         publish([])
+    if not args.no_live:
+        print()
+        from benchmarks.live import main as live
+
+        live([])
 
 
 if __name__ == "__main__":

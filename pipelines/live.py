@@ -411,17 +411,18 @@ def ensure_days(
 
 
 class _Ahead:
-    """The next day simulated in a background thread while the current one is delivered."""
+    """The next day simulated and its events read and ordered in a background thread while the
+    current one is delivered: at midnight the next day only has to start sending."""
 
-    def __init__(self, run: Callable[[str], list[str]]) -> None:
+    def __init__(self, run: Callable[[str], tuple[list[str], _Day]]) -> None:
         self.run = run
         self.thread: threading.Thread | None = None
         self.day: str | None = None
-        self.result: list[str] = []
+        self.result: tuple[list[str], _Day] | None = None
         self.error: BaseException | None = None
 
     def start(self, day: str) -> None:
-        self.day, self.error, self.result = day, None, []
+        self.day, self.error, self.result = day, None, None
 
         def work() -> None:
             try:
@@ -432,15 +433,61 @@ class _Ahead:
         self.thread = threading.Thread(target=work, name=f"circus-live-ahead-{day}", daemon=True)
         self.thread.start()
 
-    def wait(self, day: str) -> list[str]:
-        """Wait for ``day`` if it is the one being simulated; re-raise its error."""
+    def wait(self, day: str) -> tuple[list[str], _Day] | None:
+        """What was made for ``day`` (None if it was not started for it); re-raises its error."""
         if self.thread is None or self.day != day:
-            return []
+            return None
         self.thread.join()
         self.thread = None
         if self.error is not None:
             raise self.error
         return self.result
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            if self.result is not None:
+                self.result[1].close()
+
+
+class _Day:
+    """A committed day's log files fetched to a scratch folder and its events in publish order (up
+    to ``until_us``), kept until the day is delivered (the rows are read lazily)."""
+
+    def __init__(self, store: DayStore, day: str, until_us: int | None) -> None:
+        self.day = day
+        self._tmp = scratch("live")
+        self.fingerprint = day_fingerprint(store.marker(day))
+        events = DayEvents.from_parquet(store.scenario.name, day, fetch_day_files(store, day, Path(self._tmp.name)))
+        if until_us is not None:
+            events = events.head(int(np.searchsorted(events.time_us, until_us, side="left")))
+        self.events = events
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+class _Clock:
+    """The live clock, started the moment the first events are ready to go (`get`): a scaled clock
+    started before the first day was read would find its first events already late.  A saved clock
+    (a restart) is simply continued."""
+
+    def __init__(self, saved: LiveClock | None, options: LiveOptions, save: Callable[[LiveClock], None]) -> None:
+        self.clock, self.options, self.save = saved, options, save
+        #: where a new clock's simulated time starts (the wall clock: about now)
+        self.start_us = saved.start_us if saved else _utc_us(options.start, "--from") if options.start else _now_us()
+
+    def get(self) -> LiveClock:
+        if self.clock is None:
+            now = time.time()
+            start_us = self.start_us if self.options.start else int(now * US)  # the wall clock is the identity
+            self.clock = LiveClock(start_us, now, self.options.speed, self.options.start)
+            self.save(self.clock)
+        return self.clock
+
+
+def _now_us() -> int:
+    return int(time.time() * US)
 
 
 @contextmanager
@@ -509,38 +556,36 @@ def run_live(
     ):
         saved = _saved_clock(store, destination, options, log)
         progress = ProgressStore(backend, scenario.name, "", "", area=destination.area)
-        if saved is not None:
-            now_us = saved.sim_us()
-        else:
-            now_us = _utc_us(options.start, "--from") if options.start else int(time.time() * US)
-        day = _day_of(now_us)
+        clock = _Clock(saved, options, lambda c: backend.put_bytes(_clock_key(store, destination), c.to_json()))
+        day = _day_of(saved.sim_us() if saved else clock.start_us)
         before = _next_day(day, -1)
         earlier = progress.load(before) if store.is_committed(before) else None
         if earlier is not None and not earlier.complete:  # killed before midnight: finish that day first
             day = before
         report.simulated += ensure_days(store, day, options.size, options.seed, log)
-        clock = saved
-        if clock is None:  # a new clock starts once its first day is ready (a scaled one would run ahead)
-            clock = LiveClock.starting(options.start, options.speed)
-            backend.put_bytes(_clock_key(store, destination), clock.to_json())
-        ahead = _Ahead(lambda d: ensure_days(store, d, log=log))
+        ahead = _Ahead(lambda d: (ensure_days(store, d, log=log), _Day(store, d, until_us)))
+        current: _Day | None = _Day(store, day, until_us)
         first = True
         try:
             while until_us is None or _day_start_us(day) < until_us:
-                report.simulated += ahead.wait(day)
+                if current is None:
+                    simulated, current = ahead.wait(day) or ([], _Day(store, day, until_us))
+                    report.simulated += simulated
                 if until_us is None or _day_start_us(_next_day(day)) < until_us:
                     ahead.start(_next_day(day))
                 # a day begun afresh skips what was before the clock's start (a restart resumes its
                 # progress instead; a day that had none starts again from the clock's start)
                 skip = clock.start_us if first and options.past == "skip" else None
-                report.days.append(_deliver_day(store, destination, progress, clock, day, until_us, skip, options, log))
-                first = False
+                try:
+                    report.days.append(_deliver_day(current, destination, progress, clock, skip, options, log))
+                finally:
+                    current.close()
+                current, first = None, False
                 day = _next_day(day)
             if until_us is not None:  # the last event may come well before the end: the run ends on time
-                time.sleep(max(0.0, float(clock.wall_at(np.array([until_us]))[0]) - time.time()))
+                time.sleep(max(0.0, float(clock.get().wall_at(np.array([until_us]))[0]) - time.time()))
         finally:
-            if ahead.thread is not None:
-                ahead.thread.join()
+            ahead.close()
             destination.close()
     lag = report.lag_summary()
     log(
@@ -556,37 +601,37 @@ def _day_start_us(day: str) -> int:
 
 
 def _deliver_day(
-    store: DayStore,
+    prepared: _Day,
     destination: Destination,
     progress: ProgressStore,
-    clock: LiveClock,
-    day: str,
-    until_us: int | None,
+    clock: _Clock,
     skip_before_us: int | None,
     options: LiveOptions,
     log: Callable[[str], Any],
 ) -> PublishReport:
-    """One day's events (up to ``until_us``) through the destination, paced by the clock."""
-    with scratch("live") as tmp:  # the day's files, read lazily while it is delivered
-        events = DayEvents.from_parquet(store.scenario.name, day, fetch_day_files(store, day, Path(tmp)))
-        if until_us is not None:
-            events = events.head(int(np.searchsorted(events.time_us, until_us, side="left")))
-        log(f"live {store.scenario.name} {day}: {len(events):,} events to {destination.target}")
-        publisher = DayPublisher(
-            events,
-            destination.settings,
-            progress,
-            day_fingerprint(store.marker(day)),
-            destination.client(),
-            member_fields=destination.members(events),
-            log=log,
-            pacing=lambda t: LivePacer(due_times(t, clock, options.catchup_rate, time.time())),
-            sender=destination.sender(events),
-            skip_before_us=skip_before_us,
-            checkpoint_every_s=options.checkpoint_every_s,
-            target=destination.target,
-        )
-        return publisher.run()
+    """One day's events through the destination, paced by the clock (started, if it is new, when
+    the first events are encoded and ready to go)."""
+    events = prepared.events
+    log(f"live {events.scenario} {events.day}: {len(events):,} events to {destination.target}")
+
+    def pacing(time_us: np.ndarray) -> LivePacer:
+        return LivePacer(lambda: due_times(time_us, clock.get(), options.catchup_rate, time.time()))
+
+    publisher = DayPublisher(
+        events,
+        destination.settings,
+        progress,
+        prepared.fingerprint,
+        destination.client(),
+        member_fields=destination.members(events),
+        log=log,
+        pacing=pacing,
+        sender=destination.sender(events),
+        skip_before_us=skip_before_us,
+        checkpoint_every_s=options.checkpoint_every_s,
+        target=destination.target,
+    )
+    return publisher.run()
 
 
 def lag_line(report: LiveReport) -> str:

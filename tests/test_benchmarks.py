@@ -97,3 +97,18 @@ def test_sql_benchmark_writes_a_day_into_sqlite_postgresql_and_duckdb(capsys) ->
     ]
     assert len({r[2] for r in rows}) == 1 and int(rows[0][2].replace(",", "")) > 0  # the same rows each time
     assert "peak RSS" in out
+
+
+def test_live_benchmark_reports_the_lag_to_files_and_pubsub(capsys) -> None:
+    """The live benchmark simulates a day, delivers a slice of it at each target rate to files and
+    to the emulator, and prints the lag percentiles."""
+    from benchmarks import live
+
+    assert live.main(["--rates", "200", "--seconds", "1", "--size", "2000"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("files", "pubsub"))]
+    assert [r[0] for r in rows] == ["files", "pubsub"]
+    for row in rows:
+        events, p50, p99 = int(row[2].replace(",", "")), float(row[5]), float(row[6])
+        assert 150 <= events <= 250 and 0 <= p50 <= p99  # about one second of 200 events/s
+    assert "peak RSS" in out

@@ -88,23 +88,34 @@ class Pacer:
 
 
 class LivePacer:
-    """Sends each event at a given wall-clock time (``due_at``, seconds since the epoch, in send
-    order, non-decreasing): the pacing of live mode (`pipelines.live`), where an event is due when
-    the live clock reaches its timestamp, or later when a catch-up rate spreads overdue events.
+    """Sends each event at a given wall-clock time (seconds since the epoch, in send order,
+    non-decreasing): the pacing of live mode (`pipelines.live`), where an event is due when the
+    live clock reaches its timestamp, or later when a catch-up rate spreads overdue events.
 
-    Same interface as `Pacer` (the publisher does not know which it has); ``due_at`` is kept so
-    that the delivery lag of each event (acknowledged minus due) can be measured.
+    The times come from ``plan``, called on first use -- once the publisher has its first events
+    encoded and is ready to send -- so that a live clock can start at that moment.  Same interface
+    as `Pacer` (the publisher does not know which it has); `due_at` is kept so that the delivery
+    lag of each event (acknowledged minus due) can be measured.
     """
 
-    def __init__(self, due_at: np.ndarray, clock: Callable[[], float] = time.time) -> None:
-        self.due_at, self.clock = np.asarray(due_at, dtype=np.float64), clock
+    def __init__(self, plan: Callable[[], np.ndarray], clock: Callable[[], float] = time.time) -> None:
+        self.plan, self.clock = plan, clock
+        self._due_at: np.ndarray | None = None
+
+    @property
+    def due_at(self) -> np.ndarray:
+        if self._due_at is None:
+            self._due_at = np.asarray(self.plan(), dtype=np.float64)
+        return self._due_at
 
     def due(self, pos: int, latency: float = 0.0) -> int:
         """Index after the last event due by now (+ ``latency``), at least ``pos``."""
-        return max(pos, int(np.searchsorted(self.due_at, self.clock() + latency, side="right")))
+        due_at = self.due_at
+        return max(pos, int(np.searchsorted(due_at, self.clock() + latency, side="right")))
 
     def wait_for(self, pos: int) -> float:
         """Seconds until event ``pos`` is due (0 if it is)."""
-        if pos >= len(self.due_at):
+        due_at = self.due_at
+        if pos >= len(due_at):
             return 0.0
-        return max(0.0, float(self.due_at[pos]) - self.clock())
+        return max(0.0, float(due_at[pos]) - self.clock())
