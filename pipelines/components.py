@@ -12,11 +12,12 @@ which writes ``defs/coffee/defs.yaml`` and a commented world file next to it
       world: world.yaml        # relative to this folder; or `scenario: telecom` (a known scenario)
 
 and the project gets the same asset group as the Circus code location: ``<scenario>/initial_state``,
-the daily ``<scenario>/simulation`` and one asset per log, with their job and schedule, and the
-``storage`` and ``dask`` resources (configured by the same environment variables as
-`pipelines.definitions`).  ``delivery: true`` adds ``gcs_export`` and ``pubsub_publish`` (the
-``gcp`` extra).  The component type is registered for ``dg list components`` by the entry point
-group ``dagster_dg_cli.registry_modules``.
+the daily ``<scenario>/simulation``, one asset per log and the local deliveries ``sql_export`` and
+``file_export``, with their jobs and schedule, and the ``storage``, ``dask``, ``sql`` and ``files``
+resources (configured by the same environment variables as `pipelines.definitions`).
+``delivery: true`` adds ``gcs_export`` and ``pubsub_publish`` (the ``gcp`` extra).  The component
+type is registered for ``dg list components`` by the entry point group
+``dagster_dg_cli.registry_modules``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pipelines.factory import build_scenario_definitions
 from pipelines.scenarios import get_scenario
 from pipelines.scenarios.base import Scenario
 from pipelines.scenarios.worlds import scenario_from_file
+from pipelines.sink_assets import build_sink_deliveries
 
 __all__ = ["CircusScenario", "CircusScenarioScaffolder"]
 
@@ -50,7 +52,8 @@ class CircusScenarioScaffolder(dg.Scaffolder):
 
 @dg.scaffold_with(CircusScenarioScaffolder)
 class CircusScenario(dg.Component, dg.Model, dg.Resolvable):
-    """A Circus scenario's assets: its initial state, its daily simulation and one asset per log.
+    """A Circus scenario's assets: its initial state, its daily simulation, one asset per log, and
+    its deliveries to SQL and to files (`pipelines.sink_assets.build_sink_deliveries`).
 
     Give ``world`` (a YAML or JSON world file, relative to this defs.yaml) or ``scenario`` (the
     name of a shipped scenario, one of ``CIRCUS_SCENARIOS`` or of an installed package)."""
@@ -74,7 +77,11 @@ class CircusScenario(dg.Component, dg.Model, dg.Resolvable):
         from pipelines.settings import delivery_resources, simulation_resources
 
         scenario = self.load_scenario(Path(context.path))
-        parts = [build_scenario_definitions(scenario), dg.Definitions(resources=simulation_resources())]
+        parts = [
+            build_scenario_definitions(scenario),
+            build_sink_deliveries(scenario),
+            dg.Definitions(resources=simulation_resources()),
+        ]
         if self.delivery:
             from pipelines.delivery import build_delivery_definitions
 

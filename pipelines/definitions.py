@@ -20,13 +20,19 @@ and for ``<scenario>/gcs_export`` (the code location loads without them; the exp
 
     CIRCUS_EXPORT_BUCKET  bucket the days' log files are delivered to
     CIRCUS_EXPORT_PREFIX  object prefix (default "circus")
-    CIRCUS_EXPORT_FORMAT  "parquet" (default), "csv" or "jsonl"
+    CIRCUS_EXPORT_FORMAT  "parquet" (default), "csv", "jsonl", "csv.gz" or "jsonl.gz"
 
 and for ``<scenario>/sql_export`` (SQLite at ``<CIRCUS_ROOT>/circus.sqlite`` without them):
 
     CIRCUS_SQL_URL           a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (its delivery then
                              runs by itself on each new day, like the others)
     CIRCUS_SQL_TABLE_PREFIX  prefix of the table names (<prefix><scenario>_<log_id>)
+
+and for ``<scenario>/file_export`` (files under ``<CIRCUS_ROOT>/files`` without them):
+
+    CIRCUS_FILES_DIR      the folder the days' files are written to (its delivery then runs by
+                          itself on each new day, like the others)
+    CIRCUS_FILES_FORMAT   "jsonl" (default), "csv", "parquet", "jsonl.gz" or "csv.gz"
 
 and for ``<scenario>/pubsub_publish`` (the topic is needed only to run it): ``CIRCUS_PUBSUB_<SETTING>``
 for every field of `resources.pubsub.PubSubResource`, e.g. CIRCUS_PUBSUB_PROJECT, CIRCUS_PUBSUB_TOPIC,
@@ -44,7 +50,7 @@ from pipelines.factory import build_scenario_definitions
 from pipelines.monitor import dead_runs_sensor
 from pipelines.scenarios import Discovery, discover
 from pipelines.settings import delivery_resources, simulation_resources
-from pipelines.sql_export import build_sql_definitions
+from pipelines.sink_assets import build_sink_deliveries
 
 __all__ = ["defs"]
 
@@ -98,12 +104,12 @@ def _load_errors(problems: list[tuple[str, str]]) -> dg.Definitions:
 
 
 def _scenario_definitions(found: Discovery) -> list[dg.Definitions]:
-    """Each scenario's asset group (with its SQL delivery); one whose assets cannot be built
-    becomes a load problem."""
+    """Each scenario's asset group (with its SQL and file deliveries); one whose assets cannot be
+    built becomes a load problem."""
     built = []
     for name, scenario in list(found.scenarios.items()):
         try:
-            built.append(dg.Definitions.merge(build_scenario_definitions(scenario), build_sql_definitions(scenario)))
+            built.append(dg.Definitions.merge(build_scenario_definitions(scenario), build_sink_deliveries(scenario)))
         except Exception as exc:
             found.problems.append((found.origins.pop(name), f"{type(exc).__name__}: {exc}"))
             del found.scenarios[name]

@@ -8,6 +8,10 @@
                                  (pipelines/export.py, `pipelines.delivery`; job <scenario>_export)
     <scenario>/pubsub_publish    daily partitions: each event of the day as a Pub/Sub message
                                  (pipelines/pubsub/, `pipelines.delivery`; job <scenario>_publish)
+    <scenario>/sql_export        daily partitions: the day's rows in a SQL database
+                                 (pipelines/sql_export.py, `pipelines.sink_assets`; job <scenario>_sql)
+    <scenario>/file_export       daily partitions: the day's logs as files in a folder
+                                 (pipelines/file_export.py, `pipelines.sink_assets`; job <scenario>_files)
 
 Large data never goes through an IO manager: assets write through the storage resource and
 return metadata.  Backfills run in one run that loops over the days in order

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.file_export import FilesResource
 from pipelines.sql_export import SqlResource
 from resources.cluster import DaskResource
 from resources.pubsub import PubSubResource
@@ -24,8 +25,9 @@ def _setting(env: str, default: str) -> str | dg.EnvVar:
 
 
 def simulation_resources() -> dict[str, Any]:
-    """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*), ``dask`` (CIRCUS_DASK_ADDRESS) and
-    ``sql`` (CIRCUS_SQL_URL, CIRCUS_SQL_TABLE_PREFIX: the database of ``sql_export``).
+    """``storage`` (CIRCUS_STORAGE, CIRCUS_ROOT, CIRCUS_GCS_*), ``dask`` (CIRCUS_DASK_ADDRESS),
+    ``sql`` (CIRCUS_SQL_URL, CIRCUS_SQL_TABLE_PREFIX: the database of ``sql_export``) and ``files``
+    (CIRCUS_FILES_DIR, CIRCUS_FILES_FORMAT: the folder and format of ``file_export``).
 
     The same objects on every call with the same settings: several components in one project
     share them (Dagster refuses two different resources under one key)."""
@@ -45,6 +47,10 @@ def _simulation_resources(settings: tuple[tuple[str, str], ...]) -> dict[str, An
         ),
         "dask": DaskResource(address=_setting("CIRCUS_DASK_ADDRESS", "")),
         "sql": SqlResource(url=_setting("CIRCUS_SQL_URL", ""), table_prefix=_setting("CIRCUS_SQL_TABLE_PREFIX", "")),
+        # the folder defaults to <CIRCUS_ROOT>/files (FilesResource.sink), the format to JSON lines
+        "files": FilesResource(
+            folder=_setting("CIRCUS_FILES_DIR", ""), format=_setting("CIRCUS_FILES_FORMAT", "jsonl")
+        ),
     }
 
 

@@ -9,42 +9,20 @@ before anything is written, so a run with a bad setting fails at once, naming it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 from dagster_gcp import GCSResource
 
+from resources.gcs_sink import EXPORT_FORMATS, ExportSettings
+
 __all__ = ["EXPORT_FORMATS", "ExportResource", "ExportSettings", "LazyGCSResource"]
-
-#: format -> (file extension, content type of the uploaded objects)
-EXPORT_FORMATS: dict[str, tuple[str, str]] = {
-    "parquet": ("parquet", "application/vnd.apache.parquet"),
-    "csv": ("csv", "text/csv"),
-    "jsonl": ("jsonl", "application/jsonl"),
-}
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """Validated export settings: the bucket is set, the format is known, the prefix has no slashes at its ends."""
-
-    bucket: str
-    prefix: str
-    format: str
-
-    @property
-    def extension(self) -> str:
-        return EXPORT_FORMATS[self.format][0]
-
-    @property
-    def content_type(self) -> str:
-        return EXPORT_FORMATS[self.format][1]
 
 
 class ExportResource(dg.ConfigurableResource):
     """Bucket (``CIRCUS_EXPORT_BUCKET``), object prefix (``CIRCUS_EXPORT_PREFIX``) and file format
-    (``CIRCUS_EXPORT_FORMAT``: parquet, csv or jsonl) of the GCS export."""
+    (``CIRCUS_EXPORT_FORMAT``: parquet, csv, jsonl, csv.gz or jsonl.gz) of the GCS export; the
+    settings of `resources.gcs_sink.GcsSink`."""
 
     bucket: str = ""
     prefix: str = "circus"
@@ -62,7 +40,7 @@ class ExportResource(dg.ConfigurableResource):
         if fmt not in EXPORT_FORMATS:
             raise dg.Failure(
                 f"unknown export format {self.format!r} (CIRCUS_EXPORT_FORMAT): "
-                f"expected one of {sorted(EXPORT_FORMATS)}",
+                f"expected one of {', '.join(EXPORT_FORMATS)}",
                 allow_retries=False,
             )
         return ExportSettings(bucket=self.bucket, prefix=self.prefix.strip("/"), format=fmt)

@@ -3,14 +3,17 @@ part of one log at a time (a shard's Parquet file), replacing whatever it wrote 
 part before, so that re-delivering a day -- after a retry, a redo, a crash -- never duplicates
 nor mixes versions.  ``finish`` closes a day (verifications, removal of stale parts).
 
-A new destination is one module implementing `Sink` and one asset from the delivery factory.
+A new destination is one module implementing `Sink` and one asset from the delivery factory
+(``pipelines/sink_assets.py``); what feeds a sink -- the committed parts of days, read from
+storage -- is ``pipelines.deliver.deliver_days``, the same for every sink.  The sinks: SQL
+(`resources.sql`), files (`resources.file_sink`), GCS objects (`resources.gcs_sink`).
 No Dagster here: sinks are used by the assets, the command line and the Python API alike.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +33,13 @@ class DayPart:
 
 @dataclass(frozen=True)
 class Written:
-    """What a sink did with a part: where the rows are now, and how many."""
+    """What a sink did with a part: where the rows are now, how many, and the size of the file or
+    object written (``None`` when the sink writes no file: a database)."""
 
     part: DayPart
     where: str
     rows: int
+    bytes: int | None = None
 
 
 class Sink(ABC):
@@ -48,8 +53,25 @@ class Sink(ABC):
         """Deliver ``part``, replacing what was delivered for the same (scenario, log, day,
         shard) before, in one step: a failure leaves the previous delivery as it was."""
 
-    def finish(self, scenario: str, day: str, written: Sequence[Written]) -> None:  # noqa: B027 -- optional
-        """Close the delivery of a day after all its parts (nothing to do by default)."""
+    def prepare(self) -> None:  # noqa: B027 -- optional
+        """Check the destination before the first part is written (a bucket that does not exist,
+        a folder that is a file), so that a bad destination fails with nothing written (nothing to
+        check by default)."""
+
+    def finish(  # noqa: B027 -- optional
+        self, scenario: str, day: str, written: Sequence[Written], logs: Sequence[str] = ()
+    ) -> None:
+        """Close the delivery of a day after all its parts (nothing to do by default).
+
+        ``written`` is every part of the day (from this sink or from the workers' copies of it,
+        `worker`); ``logs`` every log of the scenario and day, including those without a part that
+        day (no event), whose earlier delivery -- a redo of a day, another shard count -- is stale."""
+
+    def worker(self) -> Callable[[], Sink] | None:
+        """A picklable function that makes an equivalent sink in another process (a Dask worker
+        writing a shard's part), or ``None``: the parts are written here, by this sink (the default:
+        a folder or a database connection may not be reachable from the workers)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 -- optional
         """Release connections (nothing to do by default)."""

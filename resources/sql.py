@@ -18,7 +18,7 @@ the table and the column; never the password.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 
@@ -112,6 +112,25 @@ class SqlSink(Sink):
                 self._insert(conn, target, table, part)
             conn.commit()
         return Written(part, f"{self.target} table {name}", table.num_rows)
+
+    def finish(self, scenario: str, day: str, written: Sequence[Written], logs: Sequence[str] = ()) -> None:
+        """Remove the day's rows that this delivery did not write: of a shard that no longer
+        exists (the world was simulated with fewer shards) or of a log without any event that day
+        now -- a redo of the day must leave exactly its rows, as the file and GCS sinks do."""
+        shards: dict[str, set[int]] = {}
+        for w in written:
+            shards.setdefault(w.part.log_id, set()).add(w.part.shard)
+        for log_id in sorted(set(logs) | set(shards)):
+            name = f"{self.table_prefix}{scenario}_{log_id}"
+            with self._connection(name) as conn:
+                if not sa.inspect(conn).has_table(name):
+                    continue
+                target = sa.Table(name, sa.MetaData(), sa.Column(DAY_COLUMN), sa.Column(SHARD_COLUMN))
+                stale = target.c[DAY_COLUMN] == _date(day)
+                if shards.get(log_id):
+                    stale = sa.and_(stale, target.c[SHARD_COLUMN].not_in(sorted(shards[log_id])))
+                conn.execute(sa.delete(target).where(stale))
+                conn.commit()
 
     def close(self) -> None:
         self.engine.dispose()

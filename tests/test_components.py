@@ -86,8 +86,11 @@ def test_scaffold_list_and_materialise_a_world_as_a_dagster_component(tmp_path: 
     listed = json.loads(_run(["dg", "list", "defs", "--json"], project, env).stdout)
     keys = {a["asset_key"] for a in listed["assets"]}
     assert {"coffee/initial_state", "coffee/simulation", "coffee/orders", "point_of_sale/purchases"} <= keys
-    assert {"storage", "dask"} <= {r["name"] for r in listed["resources"]}
+    # the same assets as the code location's factory: the local deliveries too (no gcp extra needed)
+    assert {"coffee/sql_export", "coffee/file_export", "point_of_sale/file_export"} <= keys
+    assert {"storage", "dask", "sql", "files"} <= {r["name"] for r in listed["resources"]}
     assert "coffee_daily_schedule" in {s["name"] for s in listed["schedules"]}
+    assert {"coffee_sql", "coffee_files"} <= {j["name"] for j in listed["jobs"]}
 
     dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "proj.definitions"]
     _run([*dagster, "--select", "coffee/initial_state"], project, env)

@@ -239,8 +239,8 @@ def test_every_scenario_is_its_own_asset_group(assets: dict[str, dict[str, Any]]
     for name, scenario in scenarios.items():
         assert scenario.log_ids, f"{name} declares no log stream"
         expected = {f"{name}/initial_state", f"{name}/simulation", *(f"{name}/{log_id}" for log_id in scenario.log_ids)}
-        # pipelines/export.py, pipelines/pubsub/, pipelines/sql_export.py
-        delivery = {f"{name}/gcs_export", f"{name}/pubsub_publish", f"{name}/sql_export"}
+        # pipelines/export.py, pipelines/pubsub/, pipelines/sql_export.py, pipelines/file_export.py
+        delivery = {f"{name}/gcs_export", f"{name}/pubsub_publish", f"{name}/sql_export", f"{name}/file_export"}
         assert groups[name] == {*expected, *delivery}, name
 
 

@@ -109,6 +109,24 @@ def test_delivering_a_day_again_replaces_exactly_that_day(url: str, days: dict[s
     assert stored(url, DAY2).equals(day2)
 
 
+def test_finishing_a_day_removes_its_rows_of_shards_and_logs_it_no_longer_has(url: str, days: dict[str, Path]) -> None:
+    """A day delivered as 2 shards, then again as 1 (the world simulated unsharded) or with the
+    log empty that day: the day's table rows are exactly the new delivery's; other days stay."""
+    sink = SqlSink(url)
+    sink.write(part(days[DAY2], DAY2))
+    day2 = stored(url, DAY2)
+    first = [sink.write(part(days[DAY1], DAY1, shard)) for shard in (0, 1)]
+    sink.finish("telecom", DAY1, first, logs=["voice_cdr", "sms_cdr"])
+    assert stored(url, DAY1).num_rows == 2 * first[0].rows
+    again = [sink.write(part(days[DAY1], DAY1, 0))]
+    sink.finish("telecom", DAY1, again, logs=["voice_cdr", "sms_cdr"])  # sms_cdr has no table: nothing to do
+    assert stored(url, DAY1).num_rows == again[0].rows and set(stored(url, DAY1)[SHARD_COLUMN].to_pylist()) == {0}
+    sink.finish("telecom", DAY1, [], logs=["voice_cdr"])  # no voice call that day any more
+    sink.close()
+    assert stored(url, DAY1).num_rows == 0
+    assert stored(url, DAY2).equals(day2)
+
+
 def test_a_write_that_fails_midway_leaves_the_previous_rows(
     url: str, days: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,12 +1,21 @@
-"""Writing log tables to files: Parquet datasets (or CSV, JSON lines) partitioned by simulated day.
+"""Writing log tables to files: Parquet datasets (or CSV, JSON lines, either gzipped) partitioned
+by simulated day.
 
-Layout: ``<out>/<log_id>/date=YYYY-MM-DD/part-<n>.parquet``.  The engine hands logs over as
-Arrow tables and never writes; drivers (the CLI, benchmarks, the Dagster assets) use this.
+Layout: ``<out>/<log_id>/date=YYYY-MM-DD/part-<n>.<format>``.  The engine hands logs over as
+Arrow tables and never writes; drivers (the CLI, benchmarks, the Dagster assets, the sinks of
+``resources/``) use this.
+
+`write_log` is the one writer of every format's bytes: `write_day` (``circus run --format``) writes
+a day's tables with it, and the deliveries (the GCS export, the file sink) convert a committed
+day's Parquet file with it, so a day is byte for byte the same file whichever way it was made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gzip
+import io
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
 
@@ -15,13 +24,43 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from circus_core.checks import check_day, check_int, check_path_name
-from circus_core.errors import CircusError, InvalidParameterError, InvalidPathError
-from circus_core.io.json_rows import json_lines
+from circus_core.errors import InvalidParameterError, InvalidPathError
+from circus_core.io.json_rows import iso_utc, json_lines
 from circus_core.operations import concat_tables
 
-__all__ = ["DayWriter", "LogWriter", "check_day_logs", "write_day", "write_jsonl"]
+__all__ = [
+    "FORMATS",
+    "MEDIA_TYPES",
+    "DayWriter",
+    "LogWriter",
+    "check_day_logs",
+    "check_format",
+    "write_day",
+    "write_jsonl",
+    "write_log",
+]
 
-FORMATS = ("parquet", "csv", "jsonl")
+#: the formats of a log file, each also the file's extension (``part-00000.csv.gz``)
+FORMATS = ("parquet", "csv", "jsonl", "csv.gz", "jsonl.gz")
+
+#: what each format's files are called by object stores and HTTP (``Content-Type``).  A gzipped
+#: file is ``application/gzip`` -- the object *is* the compressed file, byte for byte the one
+#: `write_day` writes -- not ``text/csv`` with ``Content-Encoding: gzip``, with which GCS would
+#: decompress it on download (decompressive transcoding): the bytes read would not be the file's
+#: and its crc32c would not be theirs.
+MEDIA_TYPES = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv",
+    "jsonl": "application/jsonl",
+    "csv.gz": "application/gzip",
+    "jsonl.gz": "application/gzip",
+}
+
+#: zlib level of the ``.gz`` formats: gzip's own default (9 is ~3x slower for ~3% smaller files)
+GZIP_LEVEL = 6
+
+#: rows per batch encoded as CSV / JSON lines (memory: one batch of text at a time)
+TEXT_BATCH_ROWS = 65_536
 
 #: rows per Parquet row group: readers that want a part of a day (the Pub/Sub publisher walking it in
 #: event time, query engines) read a group at a time, so memory stays bounded on large days
@@ -31,7 +70,8 @@ ROW_GROUP_ROWS = 262_144
 def write_day(
     logs: Mapping[str, pa.Table], out: str | Path, date: str, fmt: str = "parquet", part: int = 0
 ) -> dict[str, Path]:
-    """Write one day's tables: one file per log id; returns the paths written."""
+    """Write one day's tables, one file per log id (``<out>/<log_id>/date=<date>/part-<part>.<fmt>``,
+    each moved into place when complete, in `write_log`'s bytes); returns the paths written."""
     check_day_logs(logs, out, date, fmt, part)  # all of it, before anything is written
     written = {}
     for log_id, table in logs.items():
@@ -39,15 +79,88 @@ def write_day(
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"part-{part:05d}.{fmt}"
         tmp = path.with_name(f".{path.name}.tmp")
-        if fmt == "parquet":
-            pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-        elif fmt == "jsonl":
-            write_jsonl(table, tmp)
-        else:
-            pacsv.write_csv(table, tmp)
+        write_log(table, tmp, fmt)
         tmp.replace(path)
         written[log_id] = path
     return written
+
+
+def check_format(fmt: object, where: str) -> str:
+    """``fmt`` if it is one of `FORMATS`; else an error naming the value and ``where`` it came from
+    (a parameter, an option, a setting)."""
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise InvalidParameterError(f"unknown log format {fmt!r} ({where}); expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def write_log(rows: pa.Table | str | PathLike[str], path: str | Path, fmt: str) -> Path:
+    """Write ``rows`` -- a log table, or the path of a day's Parquet log file -- to ``path`` in ``fmt``.
+
+    The one source of every format's bytes, so that a day written by `write_day` and the same day
+    delivered from its Parquet file (the GCS export, ``resources.file_sink.FileSink``) are the same
+    file, byte for byte:
+
+    - ``parquet``: a table with zstd in `ROW_GROUP_ROWS`-row groups (what `write_day` and `DayWriter`
+      write); a Parquet file is copied as it is;
+    - ``csv``: a header line, then the rows as pyarrow's CSV writer writes them (quotes where needed),
+      except timestamps: ISO-8601 in UTC with microseconds, ``2026-01-05T09:30:00.000000Z`` (naive
+      ones taken as UTC), as in JSON lines and Pub/Sub messages -- not pyarrow's own
+      ``2026-01-05 09:30:00.000000Z``;
+    - ``jsonl``: one JSON object per row and line (`circus_core.io.json_rows`: floats exact,
+      timestamps as in CSV);
+    - ``csv.gz``, ``jsonl.gz``: those bytes gzip-compressed (level `GZIP_LEVEL`) with a header that
+      holds neither a time (mtime 0) nor a file name, so the same day gives the same bytes.
+
+    A file is read and encoded `TEXT_BATCH_ROWS` rows at a time (days larger than memory); the
+    bytes do not depend on the batches.  ``path`` is written in place: callers that need the
+    file to appear whole write a temporary name and move it (`write_day` does).
+    """
+    fmt = check_format(fmt, "write_log fmt")
+    path = Path(path)
+    if isinstance(rows, pa.Table):
+        if fmt == "parquet":
+            pq.write_table(rows, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+            return path
+        schema, batches = rows.schema, iter(rows.to_batches(max_chunksize=TEXT_BATCH_ROWS))
+    else:
+        if fmt == "parquet":
+            shutil.copyfile(rows, path)
+            return path
+        source = pq.ParquetFile(rows)
+        schema, batches = source.schema_arrow, source.iter_batches(batch_size=TEXT_BATCH_ROWS)
+    with path.open("wb") as raw:
+        if fmt.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0) as packed:
+                for chunk in _encoded(fmt, schema, batches):
+                    packed.write(chunk)
+        else:
+            for chunk in _encoded(fmt, schema, batches):
+                raw.write(chunk)
+    return path
+
+
+def _encoded(fmt: str, schema: pa.Schema | None, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """The text of a CSV or JSON-lines file (``fmt``, with or without ``.gz``), batch by batch
+    (``schema``: the rows', for the header of a CSV file; JSON lines need none)."""
+    if fmt.startswith("jsonl"):
+        for batch in batches:
+            yield json_lines(pa.Table.from_batches([batch], schema=schema))
+        return
+    if schema is None:
+        raise InvalidParameterError(f"a {fmt} file needs the rows' schema for its header")
+    yield _csv(schema.empty_table(), header=True)  # the header, also for a day without rows
+    for batch in batches:
+        if batch.num_rows:
+            yield _csv(batch, header=False)
+
+
+def _csv(rows: pa.Table | pa.RecordBatch, header: bool) -> bytes:
+    """Rows as CSV (pyarrow's writer), timestamps as ISO-8601 UTC strings."""
+    columns = [iso_utc(c) if pa.types.is_timestamp(c.type) else c for c in rows.columns]
+    text = pa.Table.from_arrays(columns, names=rows.schema.names)
+    out = io.BytesIO()
+    pacsv.write_csv(text, out, pacsv.WriteOptions(include_header=header))
+    return out.getvalue()
 
 
 class DayWriter:
@@ -123,8 +236,7 @@ def check_day_logs(logs: object, out: object, date: object, fmt: object = "parqu
     """Everything `write_day` is given, checked before it writes a byte: a bad log id or day
     would otherwise create folders outside ``out`` or beside the real days, and a bad table
     would fail after the other logs of the day were already written."""
-    if fmt not in FORMATS:
-        raise CircusError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
+    check_format(fmt, "write_day fmt")
     if not isinstance(out, str | PathLike) or not str(out):
         raise InvalidPathError(f"write_day: out must be a folder path, got {type(out).__name__} {out!r}")
     where = f"write_day to {str(out)!r}"
@@ -146,11 +258,14 @@ def check_day_logs(logs: object, out: object, date: object, fmt: object = "parqu
 
 def write_jsonl(rows: pa.Table | Iterable[pa.RecordBatch], path: str | Path) -> None:
     """A table (or batches of one, for files larger than memory) as JSON lines, one object per row,
-    encoded by `circus_core.io.json_rows` (timestamps as ISO-8601 UTC strings, floats exact)."""
-    batches = rows.to_batches(max_chunksize=65_536) if isinstance(rows, pa.Table) else rows
+    encoded by `circus_core.io.json_rows` (timestamps as ISO-8601 UTC strings, floats exact): the
+    bytes of `write_log`'s ``jsonl``."""
+    if isinstance(rows, pa.Table):
+        write_log(rows, path, "jsonl")
+        return
     with Path(path).open("wb") as f:
-        for batch in batches:
-            f.write(json_lines(pa.Table.from_batches([batch])))
+        for chunk in _encoded("jsonl", None, rows):
+            f.write(chunk)
 
 
 class LogWriter:
@@ -161,8 +276,7 @@ class LogWriter:
     """
 
     def __init__(self, out: str | Path, fmt: str = "parquet") -> None:
-        if fmt not in FORMATS:
-            raise CircusError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
+        check_format(fmt, "LogWriter fmt")
         self.out, self.fmt = Path(out), fmt
         self._day: str | None = None
         self._buffer: dict[str, list[pa.Table]] = {}
