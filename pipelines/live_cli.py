@@ -43,7 +43,8 @@ def add_parser(sub: Any) -> None:
 def cmd_live(args: argparse.Namespace) -> int:
     from pipelines.cli import require, resolve
 
-    require("dagster", "dagster")
+    # the live publisher is the Pub/Sub publisher (its encoder and pacing), also for files
+    require("dagster,gcp", "dagster", "google.cloud.pubsub_v1")
     from pipelines.daystore import DayStore
     from pipelines.live import Destination, FileDestination, LiveOptions, lag_line, run_live
     from resources.storage import StorageResource
@@ -66,12 +67,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         prefix=os.environ.get("CIRCUS_GCS_PREFIX", "circus"),
         project=os.environ.get("CIRCUS_GCP_PROJECT", ""),
     )
-    destination: Destination
-    if args.to == "pubsub":
-        require("gcp", "google.cloud.pubsub_v1")
-        destination = _pubsub(args)
-    else:
-        destination = FileDestination(args.to)
+    destination: Destination = _pubsub(args) if args.to == "pubsub" else FileDestination(args.to)
     # a `kill` (SIGTERM) stops like Ctrl-C: the publisher saves its progress on the way out
     signal.signal(signal.SIGTERM, _interrupt)
     report = run_live(DayStore(storage.backend(), scenario), destination, options)
