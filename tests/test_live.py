@@ -295,3 +295,39 @@ def test_the_dagster_live_job_delivers_the_batch_rows(
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     metadata = output.event_specific_data.metadata  # type: ignore[union-attr]
     assert metadata["events sent"].value == sum(len(v) for v in window(batch, lo, hi).values())
+
+
+def test_live_pubsub_killed_and_restarted_delivers_every_event_at_least_once_with_its_id(
+    emulator: str, batch: dict[tuple[str, str], list[bytes]], tmp_path: Path
+) -> None:
+    """SIGKILL of `circus live --to pubsub` once a watermark is saved, then the same command again:
+    every event of the window arrives, re-sent ones with the same id and bytes (at-least-once)."""
+    _, subscription = _topic("live-kill")
+    root = tmp_path / "store"
+    warm(root, tmp_path)
+    command = [
+        *_live_command(root, tmp_path / "unused", "--speed", "300"),
+        "--to", "pubsub", "--project", PROJECT, "--topic", "live-kill",
+    ]  # fmt: skip
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator}
+    cwd = Path(__file__).parents[1]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=env)
+    progress = root / SCENARIO.name / "live" / "pubsub" / PROJECT / "live-kill" / f"date={DAY1}" / "progress.json"
+    deadline = time.monotonic() + 120
+    while not progress.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = pull_all(subscription)
+    expected = {
+        f"telecom:{log_id}:{day}:{row}": line.rstrip(b"\n")
+        for (log_id, day), rows in window(batch, "2026-01-05T23:40:00", "2026-01-06T00:10:00").items()
+        for row, line in rows
+    }
+    assert {m.attributes["event_id"] for m in got} == set(expected)  # nothing lost
+    assert all(m.data == expected[m.attributes["event_id"]] for m in got)  # a re-sent event is the same event
+    assert json.loads(progress.read_bytes())["runs"] == 2
