@@ -39,7 +39,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -479,9 +479,7 @@ class _Clock:
 
     def get(self) -> LiveClock:
         if self.clock is None:
-            now = time.time()
-            start_us = self.start_us if self.options.start else int(now * US)  # the wall clock is the identity
-            self.clock = LiveClock(start_us, now, self.options.speed, self.options.start)
+            self.clock = LiveClock.starting(self.options.start, self.options.speed)
             self.save(self.clock)
         return self.clock
 
@@ -587,11 +585,9 @@ def run_live(
         finally:
             ahead.close()
             destination.close()
-    lag = report.lag_summary()
     log(
         f"live {scenario.name} to {destination.target}: {report.sent:,} events sent "
-        f"({report.skipped:,} skipped or sent before); lag p50 {lag['p50'] * 1000:.1f} ms, "
-        f"p99 {lag['p99'] * 1000:.1f} ms"
+        f"({report.skipped:,} skipped or sent before); {lag_line(report)}"
     )
     return report
 
@@ -638,8 +634,3 @@ def lag_line(report: LiveReport) -> str:
     """One line about the lag, for logs and the command line."""
     lag = report.lag_summary()
     return f"lag p50 {lag['p50'] * 1000:.1f} ms, p99 {lag['p99'] * 1000:.1f} ms, max {lag['max'] * 1000:.1f} ms"
-
-
-def describe(days: Sequence[PublishReport]) -> str:
-    """Events sent per day, for the run's summary."""
-    return ", ".join(f"{r.day}: {r.sent:,}" for r in days) or "no day"
