@@ -6,6 +6,8 @@
     circus new coffee                            write a commented world file to start from
     circus backfill telecom --from 2026-01-05 --to 2026-01-11   the same days through Dagster
     circus live telecom --to pubsub              events delivered as they happen (or --to FOLDER)
+    circus fit events.csv --member user --time ts -o twin.yaml   a world fitted to a real event log
+    circus fidelity events.csv out/twin/logs/events --world twin.yaml   how close the twin comes
     circus ui                                    the Dagster UI on http://127.0.0.1:3000
     circus demo                                  the whole graph on local GCS and Pub/Sub emulators
 
@@ -215,9 +217,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=0, help="members of the main population (0: the scenario's)")
     p.set_defaults(fn=cmd_backfill)
 
+    from pipelines.fit_cli import add_parsers as add_fit
     from pipelines.live_cli import add_parser as add_live
 
     add_live(sub)
+    add_fit(sub)
 
     p = sub.add_parser("ui", help="the Dagster UI (same instance and files as backfill)")
     p.add_argument("--host", default="127.0.0.1")

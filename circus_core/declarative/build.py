@@ -50,6 +50,7 @@ from circus_core.generators import (
     FakerGenerator,
     Generator,
     NumpyRandomGenerator,
+    QuantileGenerator,
     SequencialGenerator,
     bounded_sigmoid,
 )
@@ -57,6 +58,7 @@ from circus_core.models.arrivals import ArrivalProcess, DailyCurve, create_arriv
 from circus_core.models.engagement import Engagement, EngagementConfig, PurchaseConfig
 from circus_core.models.flows import CsvFlows
 from circus_core.models.flows_csv import FlowDefinition
+from circus_core.models.markov import MarkovChain
 from circus_core.models.state_machine import StateMachine, TransitionLogger
 from circus_core.operations import Apply, DropRow, FieldLogger, Operation
 from circus_core.relationship import make_random_bipartite_data
@@ -217,6 +219,9 @@ class World:
             items = spec["initial_items"]
             bulk = DependentBulkGenerator(circus.get_generator(items["generator"]))
             rel.add_grouped_relations(source.ids, bulk.generate(np.full(source.size, items["count"])))
+        if target is not None and "degrees" in spec:
+            self._edges_by_degree(circus, rel, source, target, spec, path)
+            return
         if target is None or "degree" not in spec:
             return
         p = min(1.0, spec["degree"] / max(target.size, 1))
@@ -231,6 +236,46 @@ class World:
         if "weights" in spec:
             weights = self._generator(circus, spec["weights"], (*path, "weights")).generate(len(src))
         rel.add_relations(take(source.ids, src), take(target.ids, dst), weights=weights)
+
+    def _edges_by_degree(self, circus: Circus, rel: Any, source: Any, target: Any, spec: dict, path: tuple) -> None:
+        """``degrees``: each member's number of edges drawn from a generator, their ends drawn
+        with probability proportional to the target's ``popularity`` attribute, without
+        replacement: the first ``d`` distinct targets of a stream of weighted draws (which is
+        successive weighted sampling without replacement), from ``2d + 10`` draws per member --
+        a member whose draws hold fewer distinct targets (a few very popular ones) gets fewer."""
+        seed = circus.seed_for(f"relationship/{spec['from']}.{spec['name']}")
+        rng = np.random.default_rng(seed)
+        drawn = self._generator(circus, spec["degrees"], (*path, "degrees")).generate(source.size)
+        degrees = np.asarray(drawn, dtype=float)
+        bad = ~np.isfinite(degrees) | (degrees < 0)
+        if bad.any():
+            raise self.error((*path, "degrees"), f"degrees must be >= 0, got {degrees[bad][:3].tolist()}")
+        counts = np.rint(degrees).astype(np.int64)
+        draws = np.where(counts > 0, 2 * counts + 10, 0)
+        src = np.repeat(np.arange(source.size, dtype=np.int64), draws)
+        if "popularity" in spec:
+            weights = np.asarray(target.get_attribute(spec["popularity"]).values, dtype=float)
+            if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+                raise self.error(
+                    (*path, "popularity"), f"attribute {spec['popularity']!r} must hold numbers >= 0, not all 0"
+                )
+            cdf = np.cumsum(weights / weights.sum())
+            cdf[-1] = 1.0
+            dst = np.minimum(np.searchsorted(cdf, rng.random(len(src)), side="right"), target.size - 1)
+        else:
+            dst = rng.integers(0, max(target.size, 1), size=len(src))
+        # keep each member's first distinct targets, in draw order, up to its degree
+        first = np.unique(src * np.int64(max(target.size, 1)) + dst, return_index=True)[1]
+        keep = np.zeros(len(src), dtype=bool)
+        keep[first] = True
+        src, dst = src[keep], dst[keep]
+        rank = np.arange(len(src)) - np.searchsorted(src, src, side="left")
+        within = rank < counts[src]
+        src, dst = src[within], dst[within]
+        weights_of_edges: Any = 1.0
+        if "weights" in spec:
+            weights_of_edges = self._generator(circus, spec["weights"], (*path, "weights")).generate(len(src))
+        rel.add_relations(take(source.ids, src), take(target.ids, dst), weights=weights_of_edges)
 
     def _generator(
         self, circus: Circus, spec: dict[str, Any], path: tuple, seed: bool = True, base: int | None = None
@@ -260,6 +305,8 @@ class World:
                 return EmpiricalGenerator(_column(table, args["values"]), weights, seed=own)
             if kind == "choice":
                 return EmpiricalGenerator(args["values"], args.get("weights"), seed=own)
+            if kind == "quantiles":
+                return QuantileGenerator(args["values"], args.get("probabilities"), seed=own)
             if kind == "faker":
                 pool = self._size(args.get("pool_size", 5_000), base if base is not None else circus.world_size or 1)
                 return FakerGenerator(args["method"], args.get("locale", "en_US"), own, pool)
@@ -473,6 +520,18 @@ class World:
             )
         if kind == "tick":
             return models[args["model"]].ops.tick(args.get("member_id_field"))
+        if kind == "markov":
+            try:
+                chain = MarkovChain(
+                    circus.get_population(args["population"]),
+                    args["attribute"],
+                    args["states"],
+                    args["transitions"],
+                    where=self.place((*path, kind)),
+                )
+            except CircusError as exc:
+                raise self.error((*path, kind), str(exc)) from None
+            return chain.ops.next_state(args.get("member_id_field"), args["named_as"])
         if kind in ("session", "event_times", "purchase", "arrivals"):
             return self._engagement_operation(circus, kind, args, models[args["model"]].ops, path)
         if kind == "lookup":

@@ -62,8 +62,20 @@ def _check_references(world: World) -> None:
         for side in ("from", "to"):
             if side in rel and rel[side] not in populations:
                 raise world.error(("relationships", i, side), _unknown_name("population", rel[side], populations))
-        if "degree" in rel and "to" not in rel:
-            raise world.error(("relationships", i, "degree"), "random edges (degree) need a 'to' population")
+        for key in ("degree", "degrees"):
+            if key in rel and "to" not in rel:
+                raise world.error(("relationships", i, key), f"random edges ({key}) need a 'to' population")
+        if "degree" in rel and "degrees" in rel:
+            raise world.error(("relationships", i, "degrees"), "give either degree (a mean) or degrees (a generator)")
+        if "popularity" in rel:
+            if "degrees" not in rel:
+                raise world.error(("relationships", i, "popularity"), "popularity weighs the edges drawn by degrees")
+            attributes = _attributes_of(world, rel["to"])
+            if rel["popularity"] not in attributes:
+                kind = f"attribute of population {rel['to']!r}"
+                raise world.error(
+                    ("relationships", i, "popularity"), _unknown_name(kind, rel["popularity"], attributes)
+                )
         if "initial_items" in rel and rel["initial_items"]["generator"] not in generators:
             name = rel["initial_items"]["generator"]
             raise world.error(
@@ -151,6 +163,16 @@ def _check_references(world: World) -> None:
                         raise world.error((*where, "weight"), _unknown_name(kind, args["weight"], attributes))
             if kind == "apply":
                 _check_function(world, args["function"], (*where, "function"))
+            if kind == "markov":
+                attributes = _attributes_of(world, args["population"])
+                if args["attribute"] not in attributes:
+                    kind = f"attribute of population {args['population']!r}"
+                    raise world.error((*where, "attribute"), _unknown_name(kind, args["attribute"], attributes))
+                if len(args["transitions"]) != len(args["states"]) or any(
+                    len(row) != len(args["states"]) for row in args["transitions"]
+                ):
+                    n = len(args["states"])
+                    raise world.error((*where, "transitions"), f"transitions must be {n} rows of {n} numbers")
 
 
 def _check_models(world: World, populations: set[str]) -> dict[str, str]:

@@ -135,10 +135,25 @@ GENERATOR = _one_of(
             required=("method",),
             description="FakerGenerator(method, locale, pool_size)",
         ),
+        "quantiles": _object(
+            {
+                "values": {"type": "array", "items": NUMBER, "minItems": 2, "description": "non-decreasing"},
+                "probabilities": {
+                    "type": "array",
+                    "items": NUMBER,
+                    "minItems": 2,
+                    "description": "the probability of each value, from 0 to 1 (default: equally spaced)",
+                },
+                "stream": STREAM,
+            },
+            required=("values",),
+            description="QuantileGenerator(values, probabilities): numbers from an empirical distribution given "
+            "by its quantiles, linearly interpolated (what circus fit writes when no parametric family fits)",
+        ),
         "generator": {**NAME, "description": "a generator of the world's `generators`, by name"},
         "mapped": {"$ref": "#/$defs/mapped"},
     },
-    "a generator: one of constant, sequential, numpy, choice, faker, mapped, generator",
+    "a generator: one of constant, sequential, numpy, choice, quantiles, faker, mapped, generator",
 )
 
 MAPPED = _object(
@@ -184,6 +199,15 @@ RELATIONSHIP = _object(
         "from": NAME,
         "to": {**NAME, "description": "the population its edges point to (none: edges to any value, e.g. item ids)"},
         "degree": {**POSITIVE, "description": "mean random edges per member (make_random_bipartite_data; needs to)"},
+        "degrees": {
+            **GENERATOR,
+            "description": "each member's number of random edges, drawn from this generator (rounded; needs to)",
+        },
+        "popularity": {
+            **NAME,
+            "description": "with degrees: an attribute of the 'to' population; each edge goes to a member drawn "
+            "with probability proportional to it (default: uniformly)",
+        },
         "weights": GENERATOR,
         "table": {**NAME, "description": "one edge per row of this table (from_column -> to_column)"},
         "from_column": {"type": "string", "minLength": 1},
@@ -389,6 +413,23 @@ OPERATION = _one_of(
             required=("model",),
             description="machine.ops.tick(member_id_field): one tick of a state_machine model per row",
         ),
+        "markov": _object(
+            {
+                "population": NAME,
+                "attribute": {**NAME, "description": "the member attribute holding each member's current state"},
+                "member_id_field": FIELD,
+                "states": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "transitions": {
+                    "type": "array",
+                    "items": {"type": "array", "items": NON_NEGATIVE},
+                    "description": "one row per state (in states order): the weights of the next state",
+                },
+                "named_as": FIELD,
+            },
+            required=("population", "attribute", "states", "transitions", "named_as"),
+            description="MarkovChain(population, attribute, states, transitions).ops.next_state(member_id_field, "
+            "named_as): each event's type drawn from its member's previous type (a first-order Markov chain)",
+        ),
         "log": _object(
             {
                 "id": NAME,
@@ -446,7 +487,7 @@ OPERATION = _one_of(
     },
     "an operation: lookup, select_one, select_many, neighbourhood_size, add_edges, generate, timestamp, apply, "
     "drop_row, force_act_next, reset_timers, transit_to_state, get_state, run_flows, tick, session, event_times, "
-    "purchase, arrivals or log",
+    "purchase, arrivals, markov or log",
 )
 
 LOGGER = _object(
@@ -607,6 +648,21 @@ WORLD_SCHEMA: dict[str, Any] = {
             "relationships": {"type": "array", "items": RELATIONSHIP},
             "models": {"type": "object", "additionalProperties": MODEL},
             "stories": {"type": "object", "additionalProperties": STORY},
+            "fitted": _object(
+                {
+                    "events": {"type": "string", "description": "the real event log (a file or folder)"},
+                    "member": {"type": "string"},
+                    "time": {"type": "string"},
+                    "type": {"type": "string"},
+                    "target": {"type": "string"},
+                    "fields": {"type": "array", "items": {"type": "string"}},
+                    "timezone": {"type": "string"},
+                    "log": {**NAME, "description": "the world's log that twins the real one"},
+                },
+                required=("events", "member", "time", "log"),
+                description="the real event log this world was fitted from (circus fit): circus fidelity and the "
+                "pipeline's fidelity check compare the two",
+            ),
         },
         required=("name", "start", "step", "seed", "populations"),
     ),

@@ -1,0 +1,105 @@
+"""Member attributes and event fields: categorical shares and numeric distributions.
+
+A field that (almost) never changes within a member -- a plane's airline, a customer's country
+-- is a member attribute: drawn once per member with the members' shares, then looked up on
+each event.  Any other field is drawn per event.  Categories seen for fewer than k members are
+merged into "other"; numbers are a fitted normal or lognormal when it passes a
+Kolmogorov-Smirnov test, else quantiles that no fewer than k observations decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from circus_core.fit.activity import safe_quantiles
+from circus_core.fit.sequence import merge_rare
+
+__all__ = ["FieldFit", "fit_field"]
+
+MEMBER_LEVEL = 0.99  # share of members with a single value for a field to be an attribute
+KS_SAMPLE = 200_000  # the goodness-of-fit test runs on at most this many values
+
+
+@dataclass
+class FieldFit:
+    name: str
+    level: str  # member or event
+    kind: str  # categorical or numeric
+    generator: dict[str, Any]
+    note: str
+    missing_share: float
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
+def fit_field(name: str, values: pd.Series, members: np.ndarray, k: int, seed: int = 0) -> FieldFit:
+    """The fit of one field (``values``: one per event; ``members``: each event's member code)."""
+    missing = float(values.isna().mean())
+    per_member = pd.DataFrame({"m": members, "v": values}).dropna().drop_duplicates()
+    changes = per_member.groupby("m", sort=False).size()
+    constant = float((changes <= 1).mean()) if len(changes) else 0.0
+    member_level = constant >= MEMBER_LEVEL
+    if member_level:  # one value per member: its most frequent (first seen for ties)
+        first = per_member.drop_duplicates("m")
+        values, members = first["v"], first["m"].to_numpy()
+    note = (
+        f"constant within {constant:.1%} of members: a member attribute"
+        if member_level
+        else f"varies within members ({1 - constant:.1%} have several values): drawn per event"
+    )
+    if missing:
+        note += f"; {missing:.1%} of events have no value (not modelled: every event gets one)"
+    level = "member" if member_level else "event"
+    mask = values.notna().to_numpy()
+    present, present_members = values[mask], np.asarray(members)[mask]
+    if not _is_numeric(present):
+        text = merge_rare(present, present_members, k)
+        counts = text.value_counts(sort=False).sort_index()
+        weights = (counts / counts.sum()).to_numpy()
+        gen = {"choice": {"values": [str(v) for v in counts.index], "weights": [_r(w) for w in weights]}}
+        return FieldFit(name, level, "categorical", gen, note, missing)
+    x = present.to_numpy(dtype=float)
+    integer = bool(np.all(np.mod(x, 1) == 0))
+    gen, how = _numeric(x, k, seed)
+    if integer:
+        gen = {"mapped": {"generator": gen, "round": 0}}
+    return FieldFit(name, level, "numeric", gen, f"{note}; {how}", missing)
+
+
+def _numeric(x: np.ndarray, k: int, seed: int) -> tuple[dict[str, Any], str]:
+    rng = np.random.default_rng(seed)
+    sample = x if len(x) <= KS_SAMPLE else rng.choice(x, KS_SAMPLE, replace=False)
+    n = len(sample)
+    critical = 1.63 / np.sqrt(n)  # alpha 0.01
+    candidates: list[tuple[float, str, dict[str, Any]]] = []
+    distinct = len(np.unique(sample[: min(n, 10_000)]))
+    if distinct > 50:  # a field of few values is a set of values: quantiles describe it exactly
+        mu, sd = float(sample.mean()), float(sample.std())
+        if sd > 0:
+            d = stats.kstest(sample, "norm", args=(mu, sd)).statistic
+            candidates.append((d, "normal", {"numpy": {"method": "normal", "loc": _r(mu), "scale": _r(sd)}}))
+        if (sample > 0).all():
+            logs = np.log(sample)
+            m, s = float(logs.mean()), float(logs.std())
+            if s > 0:
+                d = stats.kstest(logs, "norm", args=(m, s)).statistic
+                candidates.append((d, "lognormal", {"numpy": {"method": "lognormal", "mean": _r(m), "sigma": _r(s)}}))
+    passing = sorted(c for c in candidates if c[0] <= critical)
+    if passing:
+        d, family, gen = passing[0]
+        return gen, f"{family} (KS distance {d:.4f} <= {critical:.4f})"
+    probs, values = safe_quantiles(x, k)
+    tried = ", ".join(f"{f} KS {d:.3f}" for d, f, _ in candidates) or "few distinct values"
+    gen = {"quantiles": {"values": [_r(v) for v in values], "probabilities": [_r(p) for p in probs]}}
+    return gen, f"empirical quantiles ({tried}; critical {critical:.4f})"

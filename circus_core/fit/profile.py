@@ -1,0 +1,106 @@
+"""When members act: the timer profile, counted in the data's own time zone.
+
+An hour-of-week profile (168 slots, or finer) is the number of events in each local slot
+divided by how many times that slot occurs in the log's span, so a log that starts on a
+Thursday does not over-weight Thursdays.  A log of 8 weeks or more also gets a weekly level
+(seasonality): the profile then spans the log's weeks, each week its level times the
+hour-of-week shape, laid out hour by hour in UTC so daylight-saving changes fall where they did.
+A log shorter than a week gets an hour-of-day profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ProfileFit", "fit_profile"]
+
+_WEEK = pd.Timedelta(days=7)
+SEASONAL_WEEKS = 8  # weeks of log needed before weekly levels (seasonality) are fitted
+
+
+@dataclass
+class ProfileFit:
+    kind: str  # hour_of_day, hour_of_week or seasonal
+    weights: list[float]  # the timer profile's weights
+    slot: str  # e.g. "1h"
+    start: pd.Timestamp  # tz-aware: when the first slot starts
+    day_of_week: list[float]  # shares Monday..Sunday (local)
+    hour_of_day: list[float]  # shares 0..23 (local)
+    week_levels: list[float] | None  # seasonal: each week's level (mean 1)
+    world_start: pd.Timestamp  # the first local midnight of the log
+    span_days: int
+
+
+def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np.ndarray:
+    """Each time's slot of the local week (Monday 00:00 = slot 0)."""
+    local = times_utc.tz_convert(tz)
+    naive = local.tz_localize(None)
+    monday = (naive - pd.to_timedelta(naive.dayofweek, unit="D")).normalize()
+    return ((naive - monday) // slot).to_numpy(dtype=np.int64)
+
+
+def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h") -> ProfileFit:
+    """The profile of ``times_utc`` (every event's time) in time zone ``tz``."""
+    step = pd.Timedelta(slot)
+    if step <= pd.Timedelta(0) or (pd.Timedelta(hours=1) % step != pd.Timedelta(0) and step % pd.Timedelta(hours=1)):
+        raise ValueError(f"profile slot {slot!r} must divide an hour or be whole hours")
+    per_week = int(_WEEK // step)
+    first, last = times_utc.min(), times_utc.max()
+    start_local = first.tz_convert(tz).normalize()  # the first local midnight
+    end_local = (last.tz_convert(tz) + pd.Timedelta(days=1)).normalize()
+    span_days = max(1, round((end_local - start_local) / pd.Timedelta(days=1)))
+    # how often each local slot occurs in the span: enumerate the span's slots (a few thousand)
+    grid = pd.date_range(start_local, end_local, freq=step, inclusive="left")
+    occurrences = np.bincount(_local_slots(grid.tz_convert("UTC"), tz, step), minlength=per_week).astype(float)
+    slots = _local_slots(times_utc, tz, step)
+    counts = np.bincount(slots, minlength=per_week).astype(float)
+    rate = np.divide(counts, occurrences, out=np.zeros(per_week), where=occurrences > 0)
+    hours = (slots * step) // pd.Timedelta(hours=1)
+    hour_of_day = np.bincount(hours % 24, minlength=24).astype(float)
+    day_of_week = np.bincount(hours // 24, minlength=7).astype(float)
+    shares = {"dow": (day_of_week / day_of_week.sum()).tolist(), "hod": (hour_of_day / hour_of_day.sum()).tolist()}
+    if span_days < 7:
+        per_day = int(pd.Timedelta(days=1) // step)
+        daily = rate.reshape(7, per_day).sum(axis=0)
+        return ProfileFit(
+            "hour_of_day", _norm(daily), slot, start_local, shares["dow"], shares["hod"], None, start_local, span_days
+        )
+    monday = start_local - pd.Timedelta(days=start_local.dayofweek)
+    monday = monday.tz_localize(None).tz_localize(tz) if monday.tzinfo is not None else monday
+    n_weeks = span_days // 7
+    if n_weeks < SEASONAL_WEEKS:
+        return ProfileFit(
+            "hour_of_week", _norm(rate), slot, monday, shares["dow"], shares["hod"], None, start_local, span_days
+        )
+    # seasonal: weeks counted from the log's first local midnight, n_weeks of them (a cycle)
+    t0 = start_local.tz_convert("UTC")
+    week_index = ((times_utc - t0) // _WEEK).to_numpy(dtype=np.int64)
+    inside = week_index < n_weeks
+    per_week_counts = np.bincount(week_index[inside], minlength=n_weeks).astype(float)
+    levels = per_week_counts / max(per_week_counts.mean(), 1e-300)
+    hours_utc = pd.date_range(t0, t0 + n_weeks * _WEEK, freq=step, inclusive="left")
+    shape = rate[_local_slots(hours_utc, tz, step)]
+    weights = shape * np.repeat(levels, per_week)
+    return ProfileFit(
+        "seasonal",
+        _norm(weights),
+        slot,
+        t0.tz_convert(tz),
+        shares["dow"],
+        shares["hod"],
+        _norm(levels, mean=1.0),
+        start_local,
+        span_days,
+    )
+
+
+def _norm(w: np.ndarray, mean: float | None = None) -> list[float]:
+    w = np.asarray(w, dtype=float)
+    total = w.sum()
+    if total <= 0:
+        return [1.0] * len(w)
+    scaled = w / (w.mean() if mean is not None else total / len(w))
+    return [float(f"{x:.4g}") for x in scaled]

@@ -1,0 +1,55 @@
+"""The second party of events (``--target``): who a member deals with, and how often again.
+
+Three distributions describe it, each as k-safe quantiles: the number of distinct targets per
+member (the degree), each target's popularity (its share of all events) and the repeat-contact
+weight of an edge (the share of its member's events that went to that target).  The world
+then gives every member ``degree`` edges to targets drawn by popularity, weighted by repeat
+weights, and each event picks one of its member's edges by weight.  Target identifiers are
+never copied: targets are minted like members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from circus_core.fit.activity import safe_quantiles
+
+__all__ = ["RelationFit", "fit_relation"]
+
+
+@dataclass
+class RelationFit:
+    targets: int
+    degree: tuple[list[float], list[float]]
+    popularity: tuple[list[float], list[float]]
+    repeat: tuple[list[float], list[float]]
+    mean_degree: float
+    same_population: bool  # targets are members of the acting population (calls between subscribers)
+
+
+def fit_relation(members: np.ndarray, targets: pd.Series, member_names: pd.Series, k: int) -> RelationFit:
+    """``members``: each event's member code; ``targets``: each event's target (raw values)."""
+    mask = targets.notna().to_numpy()
+    t_codes, t_uniques = pd.factorize(targets[mask], sort=False)
+    m = np.asarray(members)[mask]
+    pairs = pd.DataFrame({"m": m, "t": t_codes}).value_counts(sort=False)
+    pair_m = pairs.index.get_level_values("m").to_numpy()
+    pair_counts = pairs.to_numpy(dtype=float)
+    degree = np.bincount(pair_m)
+    degree = degree[degree > 0]
+    per_member = np.bincount(m)
+    share = pair_counts / per_member[pair_m]
+    popularity = np.bincount(t_codes, minlength=len(t_uniques)).astype(float)
+    popularity /= popularity.sum()
+    overlap = pd.Index(t_uniques.astype(str)).isin(pd.Index(member_names.astype(str).unique()))
+    return RelationFit(
+        targets=len(t_uniques),
+        degree=safe_quantiles(degree, k),
+        popularity=safe_quantiles(popularity, k),
+        repeat=safe_quantiles(share, k),
+        mean_degree=float(degree.mean()),
+        same_population=bool(overlap.mean() > 0.5),
+    )

@@ -1,0 +1,304 @@
+"""`fit_world`: an event log in, a declarative world file (YAML, with its reasons) out.
+
+The world has one population of members (ids minted, size = the members seen plus the silent
+ones the activity fit implies, times ``scale``), one story whose timer profile and activity are
+fitted, event types as shares or a Markov chain, fields as member attributes or per-event
+generators, and with a target column a second population and a weighted relationship.  Its
+``fitted`` key records where it came from, so `circus fidelity` and the pipeline's check know
+what to compare it with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from circus_core.errors import CircusError
+from circus_core.fit.activity import ActivityFit, fit_activity
+from circus_core.fit.fields import FieldFit, fit_field
+from circus_core.fit.profile import ProfileFit, fit_profile
+from circus_core.fit.read import EventLogError, read_events
+from circus_core.fit.relation import RelationFit, fit_relation
+from circus_core.fit.roles import Roles
+from circus_core.fit.sequence import TypesFit, fit_types
+
+__all__ = ["FittedWorld", "fit_world"]
+
+LOG_ID = "events"
+DAY = pd.Timedelta(days=1)
+
+
+@dataclass
+class FittedWorld:
+    """Everything fitted, and the world file's text."""
+
+    name: str
+    roles: Roles
+    events: int
+    members: int
+    size: int
+    activity: ActivityFit
+    profile: ProfileFit
+    types: TypesFit | None
+    fields: list[FieldFit]
+    relation: RelationFit | None
+    yaml: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        out = Path(path)
+        out.write_text(self.yaml)
+        return out
+
+
+def _attr(name: str) -> str:
+    """An attribute name the world file accepts, from a column name."""
+    clean = re.sub(r"[^A-Za-z0-9_\-]", "_", name)
+    return clean if re.match(r"^[A-Za-z_]", clean) else f"_{clean}"
+
+
+def fit_world(
+    source: str | os.PathLike[str],
+    roles: Roles,
+    *,
+    name: str | None = None,
+    scale: float = 1.0,
+    k: int = 5,
+    slot: str = "1h",
+    seed: int = 0,
+    progress: bool = False,
+) -> FittedWorld:
+    """Fit a world to the event log at ``source`` (Parquet, CSV or JSON lines; file or folder)."""
+    if scale <= 0:
+        raise CircusError(f"scale must be > 0, got {scale}")
+    if k < 1:
+        raise CircusError(f"k must be >= 1, got {k}")
+    clock: dict[str, float] = {}
+    t = time.perf_counter()
+    frame = read_events(source, roles, progress=progress)
+    clock["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    members, member_names = pd.factorize(frame[roles.member], sort=False)
+    times = pd.DatetimeIndex(frame[roles.time])
+    profile = fit_profile(times, roles.timezone, slot)
+    clock["profile"] = time.perf_counter() - t
+    t = time.perf_counter()
+    counts = np.bincount(members)
+    activity = fit_activity(counts[counts > 0], profile.span_days, k=k)
+    clock["activity"] = time.perf_counter() - t
+    t = time.perf_counter()
+    micros = times.asi8
+    types = None if roles.type is None else fit_types(frame[roles.type], members, micros, k)
+    clock["types"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fields = [fit_field(f, frame[f], members, k, seed) for f in roles.fields if f not in (roles.type, roles.target)]
+    clock["fields"] = time.perf_counter() - t
+    t = time.perf_counter()
+    relation = None
+    if roles.target is not None:
+        relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k)
+    clock["relation"] = time.perf_counter() - t
+    seen = len(member_names)
+    size = max(1, round(seen / max(1e-9, 1 - activity.silent_share) * scale))
+    stem = Path(source).name.split(".")[0]
+    world_name = name or _attr(f"{stem}_twin")
+    fitted = FittedWorld(
+        world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, seconds=clock
+    )
+    fitted.yaml = render(fitted, source, scale, k, seed)
+    return fitted
+
+
+# --- the YAML -------------------------------------------------------------------------------------
+
+
+def _flow(value: Any) -> str:
+    """A value in YAML flow style (JSON is YAML): one line, readable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: int, seed: int) -> str:
+    """The world file of ``fit``: flow-style values (one line each) under comments that give the
+    reason of every choice, so a reader can check and edit the world by hand."""
+    r = fit.roles
+    p, a = fit.profile, fit.activity
+    member_field = r.member
+    lines: list[str] = []
+    add = lines.append
+    add(f"# Fitted by `circus fit` from {Path(source).name}: {fit.events:,} events of {fit.members:,} members")
+    add(
+        f"# over {p.span_days} days ({p.world_start.date()} to {(p.world_start + (p.span_days - 1) * DAY).date()}, "
+        f"time zone {r.timezone})."
+    )
+    add("# Privacy: no identifier of the log is in this file (members and targets get minted ids); a category")
+    add(f'# seen for fewer than k={k} members is merged into "other"; numeric quantiles end at the mean of the k')
+    add("# most extreme values, and no interior quantile is decided by fewer than k observations.")
+    add(
+        f"# Run it:  circus run {fit.name}.yaml --days {min(p.span_days, 7)}    Compare:  circus fidelity "
+        f"{Path(source).name} out/{fit.name}/logs/{LOG_ID}"
+    )
+    add(f"name: {fit.name}")
+    add(f"description: {_flow(f'A behavioural twin of {Path(source).name}, fitted by circus fit.')}")
+    start = p.world_start.tz_convert("UTC").floor("D")
+    add(f"start: {_flow(start.isoformat())}   # the UTC midnight before the log's first local midnight")
+    add("step: 1h")
+    add(f"seed: {seed}")
+    add(f"# {fit.members:,} members acted in the log; the activity fit says {a.silent_share:.1%} of members would act")
+    add(
+        f"# not at all in {p.span_days} days, so the population is {fit.members:,} / (1 - {a.silent_share:.3f})"
+        + (f" x scale {scale:g}" if scale != 1 else "")
+        + "."
+    )
+    add(f"size: {fit.size}")
+    add(
+        "fitted:                         # where this world came from: circus fidelity and the pipeline's check read it"
+    )
+    add(f"  events: {_flow(str(source))}")
+    for key in ("member", "time", "type", "target"):
+        value = getattr(r, key)
+        if value is not None:
+            add(f"  {key}: {_flow(value)}")
+    if r.fields:
+        add(f"  fields: {_flow(list(r.fields))}")
+    add(f"  timezone: {_flow(r.timezone)}")
+    add(f"  log: {LOG_ID}")
+    add("")
+    add("populations:")
+    add("  members:")
+    add(f"    ids: {_flow({'sequential': {'prefix': 'M_', 'max_length': max(6, len(str(fit.size)))}})}")
+    member_attrs = [f for f in fit.fields if f.level == "member"]
+    chain = fit.types is not None and fit.types.transitions is not None
+    if member_attrs or chain:
+        add("    attributes:")
+    for f in member_attrs:
+        add(f"      # {f.name}: {f.note}")
+        add(f"      {_attr(f.name)}: {_flow(f.generator)}")
+    if chain:
+        assert fit.types is not None
+        add("      # the type of each member's last event (the Markov chain's state), first drawn from the type shares")
+        add(f"      LAST_TYPE: {_flow(_choice(fit.types.states, fit.types.shares))}")
+    rel = fit.relation
+    if rel is not None:
+        add("  targets:")
+        add(
+            f"    # the {rel.targets:,} distinct values of {r.target!r}, minted anew"
+            + ("; in the log they are also members (a graph of members)" if rel.same_population else "")
+        )
+        add(f"    size: {rel.targets}")
+        add(f"    ids: {_flow({'sequential': {'prefix': 'T_', 'max_length': max(4, len(str(rel.targets)))}})}")
+        add("    attributes:")
+        add("      # each target's share of all events (its popularity), as quantiles")
+        add(f"      POPULARITY: {_flow(_quantiles(rel.popularity))}")
+        add("")
+        add("relationships:")
+        add("  - name: targets")
+        add("    from: members")
+        add("    to: targets")
+        add(f"    # distinct targets per member (mean {rel.mean_degree:.2f} in the log), drawn by popularity")
+        add(f"    degrees: {_flow({'mapped': {'generator': _quantiles(rel.degree), 'round': 0, 'clip': [1, None]}})}")
+        add("    popularity: POPULARITY")
+        add("    # repeat contact: the share of a member's events that went to one target")
+        add(f"    weights: {_flow(_quantiles(rel.repeat))}")
+    add("")
+    add("stories:")
+    add(f"  {LOG_ID}:")
+    add("    population: members")
+    add(f"    member_id_field: {_flow(member_field)}")
+    add(f"    # {_profile_note(p)}")
+    add(f"    # day of week (Mon..Sun, local): {_flow([round(x, 3) for x in p.day_of_week])}")
+    add(f"    # hour of day (local): {_flow([round(x, 3) for x in p.hour_of_day])}")
+    if p.week_levels is not None:
+        add(f"    # weekly levels (mean 1): {_flow([round(x, 2) for x in p.week_levels])}")
+    add(f"    timer: {{profile: {{slot: {p.slot}, start: {_flow(p.start.isoformat())}, weights: {_flow(p.weights)}}}}}")
+    add(f"    # {_activity_note(a)}")
+    add(f"    activity: {{per_day: {_flow(a.generator())}}}")
+    add("    operations:")
+    cols = [member_field]
+    if fit.types is not None:
+        assert r.type is not None
+        add(f"      # event types: {fit.types.reason}")
+        if chain:
+            args = {
+                "population": "members",
+                "attribute": "LAST_TYPE",
+                "states": fit.types.states,
+                "transitions": [[round(x, 6) for x in row] for row in fit.types.transitions or []],
+                "named_as": r.type,
+            }
+            add(f"      - markov: {_flow(args)}")
+        else:
+            gen = _choice(fit.types.states, fit.types.shares)
+            add(f"      - generate: {_flow({'generator': gen, 'named_as': r.type})}")
+        cols.append(r.type)
+    if rel is not None:
+        assert r.target is not None
+        add(
+            "      - select_one: "
+            + _flow({"relationship": "members.targets", "from": member_field, "named_as": r.target})
+        )
+        cols.append(r.target)
+    if member_attrs:
+        select = {_attr(f.name): f.name for f in member_attrs}
+        add(f"      - lookup: {_flow({'population': 'members', 'id_field': member_field, 'select': select})}")
+    for f in fit.fields:
+        if f.level == "event":
+            add(f"      # {f.name}: {f.note}")
+            add(f"      - generate: {_flow({'generator': f.generator, 'named_as': f.name})}")
+    cols += [f.name for f in fit.fields]
+    add(f"      - timestamp: {_flow({'named_as': r.time})}")
+    ordered = [r.time] + [c for c in cols if c != r.time]
+    add(f"      - log: {_flow({'id': LOG_ID, 'cols': ordered})}")
+    return "\n".join(lines) + "\n"
+
+
+def _choice(values: list[str], shares: list[float]) -> dict[str, Any]:
+    return {"choice": {"values": values, "weights": [round(s, 6) for s in shares]}}
+
+
+def _quantiles(q: tuple[list[float], list[float]]) -> dict[str, Any]:
+    probs, values = q
+    return {
+        "quantiles": {
+            "values": [float(f"{v:.6g}") for v in values],
+            "probabilities": [float(f"{p:.6g}") for p in probs],
+        }
+    }
+
+
+def _profile_note(p: ProfileFit) -> str:
+    if p.kind == "hour_of_day":
+        return f"timer: an hour-of-day profile (the log spans {p.span_days} days, less than a week)"
+    if p.kind == "hour_of_week":
+        return (
+            f"timer: an hour-of-week profile ({len(p.weights)} slots of {p.slot} from a Monday, local time; "
+            f"the log's {p.span_days} days are too short for seasonality, which needs 8 weeks)"
+        )
+    return (
+        f"timer: hour-of-week shape x weekly level over the log's {len(p.week_levels or [])} weeks "
+        f"({len(p.weights)} slots of {p.slot} in UTC, so daylight-saving changes stay where they were), then repeating"
+    )
+
+
+def _activity_note(a: ActivityFit) -> str:
+    tried = ", ".join(f"{f} KS {d:.4f}" for f, d in a.ks.items())
+    if a.family == "quantiles":
+        return (
+            f"activity: events per member per day, empirical quantiles: no family passed the KS test on the "
+            f"counts ({tried}; critical {a.critical:.4f} at alpha 0.01)"
+        )
+    params = ", ".join(f"{k} {v:.4g}" for k, v in a.params.items())
+    return (
+        f"activity: events per member per day ~ {a.family} ({params}; mean {a.mean_rate:.4g}), fitted through the "
+        f"Poisson noise of the counts; KS on the counts: {tried} (critical {a.critical:.4f})"
+    )
+
+
+__all__ += ["EventLogError", "render"]
