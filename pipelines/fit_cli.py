@@ -33,6 +33,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="members to generate per member observed (default 1)")
     p.add_argument("-k", type=int, default=5, help="categories seen for fewer members become 'other' (default 5)")
     p.add_argument("--slot", default="1h", help="the timer profile's slot (default 1h; e.g. 15min)")
+    p.add_argument(
+        "--session-gap",
+        default="30min",
+        help="gaps shorter than this continue a session (default 30min; 'none': never look for sessions)",
+    )
     p.add_argument("--name", help="the world's name (default: the file's name + _twin)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", type=Path, help="the world file to write (default: NAME.yaml)")
@@ -71,8 +76,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fields=tuple(args.fields),
         timezone=args.timezone,
     )
+    gap = None if str(args.session_gap).lower() == "none" else args.session_gap
     fitted = fit_world(
-        args.events, roles, name=args.name, scale=args.scale, k=args.k, slot=args.slot, seed=args.seed, progress=False
+        args.events,
+        roles,
+        name=args.name,
+        scale=args.scale,
+        k=args.k,
+        slot=args.slot,
+        session_gap=gap,
+        seed=args.seed,
+        progress=False,
     )
     out = args.output or Path(f"{fitted.name}.yaml")
     if out.exists() and not args.force:
@@ -84,6 +98,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"{fitted.events:,} events of {fitted.members:,} members in {took:.1f} s -> {out}\n"
         f"  population {fitted.size:,} members; activity: {fitted.activity.family}; "
         f"timer: {fitted.profile.kind}; types: {chain}; "
+        f"sessions: {'yes' if fitted.sessions and fitted.sessions.chosen else 'no'}; "
         f"fields: {', '.join(f'{f.name} ({f.level} {f.kind})' for f in fitted.fields) or 'none'}"
         + (f"; relationship to {fitted.relation.targets:,} targets" if fitted.relation else "")
     )

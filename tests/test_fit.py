@@ -245,6 +245,59 @@ def test_markov_chain_rows_of_one_member_in_one_step_follow_each_other() -> None
         assert got[i] == state[m]
 
 
+def test_sessions_come_back(tmp_path: Path) -> None:
+    """Session starts at 0.5 a day; each event is followed by another of its session with
+    probability 0.6 after an exponential(120 s) delay.  The fit finds sessions; the continuation
+    probability (a share of n gaps) is within 4.5 sqrt(p(1-p)/n) of 0.6, less the share of
+    delays longer than the 30-minute session gap (exp(-1800/120) = 3e-7, negligible); the
+    median within-session gap within 4.5 standard errors of 120 ln 2 (the median's standard error
+    for an exponential: 1/(2 f(m) sqrt(n)) = 120/sqrt(n)); the start rate's mean comes back
+    within 10/sqrt(members) relative."""
+    coin = {"numpy": {"method": "binomial", "n": 1, "p": 0.6}}
+    react = {
+        "story": "events",
+        "member_id_field": "USER",
+        "condition_field": "MORE",
+        "delay": {"numpy": {"method": "exponential", "scale": 120.0}},
+        "delay_unit": "1s",
+        "merge": False,
+    }
+    world = known_world(
+        tmp_path,
+        {"numpy": {"method": "gamma", "shape": 2.0, "scale": 0.25}},
+        size=2000,
+        operations=[{"generate": {"generator": coin, "named_as": "MORE"}}, {"force_act_next": react}],
+    )
+    log = simulate(world, tmp_path)
+    fitted = fit_world(log, Roles(member="USER", time="TIME"))
+    s = fitted.sessions
+    assert s is not None and s.chosen, s.reason if s else None
+    frame = pd.read_parquet(log)
+    n = len(frame)  # every event is a trial: continued or not
+    assert abs(s.continue_p - 0.6) <= 4.5 * math.sqrt(0.24 / n), s.continue_p
+    probs, delays = s.delay  # type: ignore[misc]
+    short = s.observed_short
+    assert abs(np.interp(0.5, probs, delays) - 120 * math.log(2)) <= 4.5 * 120 / math.sqrt(short)
+    assert abs(fitted.activity.mean_rate - 0.5) <= 10 / math.sqrt(fitted.members) * 0.5
+    spec = load(fitted.yaml)
+    ops = spec["stories"]["events"]["operations"]
+    assert any("force_act_next" in op for op in ops)
+    # and the fitted world runs, its sessions reactions of the story to itself: its share of
+    # short gaps per event is the log's, within the binomial error of both
+    fitted.write(tmp_path / "twin.yaml")
+    (tmp_path / "twin").mkdir()
+    twin = pd.read_parquet(simulate(tmp_path / "twin.yaml", tmp_path / "twin"))
+
+    def short_share(f: pd.DataFrame) -> float:
+        f = f.sort_values(["USER", "TIME"], kind="stable")
+        same = f["USER"].to_numpy()[1:] == f["USER"].to_numpy()[:-1]
+        gaps = np.diff(pd.DatetimeIndex(f["TIME"]).as_unit("us").asi8) / 1e6
+        return float((same & (gaps < 1800)).sum() / len(f))
+
+    a, b = short_share(frame), short_share(twin)
+    assert abs(a - b) <= 4.5 * math.sqrt(0.25 / len(frame) + 0.25 / len(twin)), (a, b)
+
+
 # --- relationship and fields ---------------------------------------------------------------------
 
 

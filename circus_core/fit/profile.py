@@ -32,6 +32,10 @@ class ProfileFit:
     week_levels: list[float] | None  # seasonal: each week's level (mean 1)
     world_start: pd.Timestamp  # the first local midnight of the log
     span_days: int
+    #: each local slot of the week's intensity relative to the mean (1): what an event's time
+    #: says about how busy its member was then (the session test reads it)
+    week_shape: np.ndarray | None = None
+    slot_of: object = None  # times (UTC) -> their local slot of the week
 
 
 def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np.ndarray:
@@ -43,6 +47,20 @@ def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np
 
 
 def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h") -> ProfileFit:
+    """The profile, its shares by hour of day and day of week, and the week's shape."""
+    fit = _fit_profile(times_utc, tz, slot)
+    step = pd.Timedelta(slot)
+    counts = np.bincount(_local_slots(times_utc, tz, step), minlength=int(_WEEK // step)).astype(float)
+    start, end = fit.world_start, fit.world_start + fit.span_days * pd.Timedelta(days=1)
+    grid = pd.date_range(start, end, freq=step, inclusive="left").tz_convert("UTC")
+    occurrences = np.bincount(_local_slots(grid, tz, step), minlength=len(counts)).astype(float)
+    rate = np.divide(counts, occurrences, out=np.zeros(len(counts)), where=occurrences > 0)
+    fit.week_shape = rate / max(rate.mean(), 1e-300)
+    fit.slot_of = lambda times: _local_slots(pd.DatetimeIndex(times), tz, step)
+    return fit
+
+
+def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str) -> ProfileFit:
     """The profile of ``times_utc`` (every event's time) in time zone ``tz``."""
     step = pd.Timedelta(slot)
     if step <= pd.Timedelta(0) or (pd.Timedelta(hours=1) % step != pd.Timedelta(0) and step % pd.Timedelta(hours=1)):

@@ -29,6 +29,7 @@ from circus_core.fit.read import EventLogError, read_events
 from circus_core.fit.relation import RelationFit, fit_relation
 from circus_core.fit.roles import Roles
 from circus_core.fit.sequence import TypesFit, fit_types
+from circus_core.fit.sessions import SessionFit, fit_sessions
 
 __all__ = ["FittedWorld", "fit_world"]
 
@@ -50,6 +51,7 @@ class FittedWorld:
     types: TypesFit | None
     fields: list[FieldFit]
     relation: RelationFit | None
+    sessions: SessionFit | None = None
     yaml: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -73,10 +75,14 @@ def fit_world(
     scale: float = 1.0,
     k: int = 5,
     slot: str = "1h",
+    session_gap: str | None = "30min",
     seed: int = 0,
     progress: bool = False,
 ) -> FittedWorld:
-    """Fit a world to the event log at ``source`` (Parquet, CSV or JSON lines; file or folder)."""
+    """Fit a world to the event log at ``source`` (Parquet, CSV or JSON lines; file or folder).
+
+    ``session_gap``: gaps shorter than this continue a session (None: never look for sessions).
+    """
     if scale <= 0:
         raise CircusError(f"scale must be > 0, got {scale}")
     if k < 1:
@@ -90,12 +96,26 @@ def fit_world(
     times = pd.DatetimeIndex(frame[roles.time])
     profile = fit_profile(times, roles.timezone, slot)
     clock["profile"] = time.perf_counter() - t
+    micros = times.as_unit("us").asi8
     t = time.perf_counter()
-    counts = np.bincount(members)
+    sessions = None
+    if session_gap is not None:
+        sessions = fit_sessions(
+            members,
+            micros,
+            profile.span_days,
+            profile.week_shape,
+            profile.slot_of,
+            session_gap,
+            k,  # type: ignore[arg-type]
+        )
+    clock["sessions"] = time.perf_counter() - t
+    t = time.perf_counter()
+    # the timer draws session starts when there are sessions, else every event
+    counts = sessions.starts if sessions is not None and sessions.chosen else np.bincount(members)
     activity = fit_activity(counts[counts > 0], profile.span_days, k=k)
     clock["activity"] = time.perf_counter() - t
     t = time.perf_counter()
-    micros = times.asi8
     types = None if roles.type is None else fit_types(frame[roles.type], members, micros, k)
     clock["types"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -111,7 +131,7 @@ def fit_world(
     stem = Path(source).name.split(".")[0]
     world_name = name or _attr(f"{stem}_twin")
     fitted = FittedWorld(
-        world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, seconds=clock
+        world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, sessions, seconds=clock
     )
     fitted.yaml = render(fitted, source, scale, k, seed)
     return fitted
@@ -219,6 +239,11 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
         add(f"    # weekly levels (mean 1): {_flow([round(x, 2) for x in p.week_levels])}")
     add(f"    timer: {{profile: {{slot: {p.slot}, start: {_flow(p.start.isoformat())}, weights: {_flow(p.weights)}}}}}")
     add(f"    # {_activity_note(a)}")
+    sessions = fit.sessions
+    if sessions is not None:
+        add(f"    # {sessions.reason}")
+        if sessions.chosen:
+            add("    # so the activity is of session starts (a member's first event, or one after a long gap)")
     add(f"    activity: {{per_day: {_flow(a.generator())}}}")
     add("    operations:")
     cols = [member_field]
@@ -256,6 +281,20 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     add(f"      - timestamp: {_flow({'named_as': r.time})}")
     ordered = [r.time] + [c for c in cols if c != r.time]
     add(f"      - log: {_flow({'id': LOG_ID, 'cols': ordered})}")
+    if sessions is not None and sessions.chosen:
+        goes_on = "_NEXT_IN_SESSION"
+        coin = {"numpy": {"method": "binomial", "n": 1, "p": round(sessions.continue_p, 6)}}
+        add("      # the session goes on: another event of this story, after a within-session gap (seconds)")
+        add(f"      - generate: {_flow({'generator': coin, 'named_as': goes_on})}")
+        react = {
+            "story": LOG_ID,
+            "member_id_field": member_field,
+            "condition_field": goes_on,
+            "delay": sessions.delay_generator(),
+            "delay_unit": "1s",
+            "merge": False,
+        }
+        add(f"      - force_act_next: {_flow(react)}")
     return "\n".join(lines) + "\n"
 
 
