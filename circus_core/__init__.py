@@ -31,6 +31,7 @@ from circus_core.errors import (
     UnknownNameError,
 )
 from circus_core.generators import (
+    ConditionalChoiceGenerator,
     ConstantDependentGenerator,
     ConstantGenerator,
     DependentBulkGenerator,
@@ -80,6 +81,7 @@ __all__ = [
     "Circus",
     "CircusError",
     "Clock",
+    "ConditionalChoiceGenerator",
     "ConstantDependentGenerator",
     "ConstantGenerator",
     "Context",

@@ -34,6 +34,7 @@ from circus_core.rng import check_seed, make_rng, rng_from_state, rng_state
 
 __all__ = [
     "GENERATOR_TYPES",
+    "ConditionalChoiceGenerator",
     "ConstantDependentGenerator",
     "ConstantGenerator",
     "DependentBulkGenerator",
@@ -701,6 +702,56 @@ class DependentTriggerGenerator(DependentGenerator):
                 f"{describe_bad(proba, bad, observed, label='for observed values')}"
             )
         return rng.random(len(proba)) < proba
+
+
+class ConditionalChoiceGenerator(DependentGenerator):
+    """One of ``values`` per observation, with the weights of the observed value's row: a
+    categorical field whose shares depend on another (an airline's airports, a country's
+    payment methods).  ``weights`` maps each observed value (as text) to its row; observations
+    not in it use the row of ``"*"`` if there is one, else are an error naming them."""
+
+    def __init__(self, values: Any, weights: Mapping[str, Any], seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.values = encode(values)
+        n = len(self.values)
+        if n == 0 or not isinstance(weights, Mapping) or not weights:
+            raise InvalidParameterError("ConditionalChoiceGenerator needs values and a row of weights per condition")
+        self.conditions = [str(k) for k in weights]
+        rows = []
+        for key, row in weights.items():
+            try:
+                w = np.asarray(row, dtype=float)
+            except (TypeError, ValueError):
+                raise InvalidActivityError(f"ConditionalChoiceGenerator: weights of {key!r} must be numbers") from None
+            if w.shape != (n,):
+                raise LengthMismatchError(f"ConditionalChoiceGenerator: {n} values but {w.size} weights for {key!r}")
+            if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise InvalidActivityError(
+                    f"ConditionalChoiceGenerator: weights of {key!r} must be finite, >= 0 and not all 0"
+                )
+            rows.append(np.cumsum(w / w.sum()))
+        self._cdf = np.vstack(rows)
+        self._cdf[:, -1] = 1.0
+
+    def _generate(self, observations: Any, rng: np.random.Generator) -> Column:
+        keys = pd.Categorical(pd.Series(np.asarray(observations, dtype=object)).astype(str), categories=self.conditions)
+        row = np.asarray(keys.codes, dtype=np.int64)
+        if (row < 0).any():
+            if "*" not in self.conditions:
+                bad = np.asarray(observations, dtype=object)[np.flatnonzero(row < 0)[:3]].tolist()
+                raise InvalidActivityError(
+                    f"{self!r}: no weights for observed values {bad} (give a row for '*' to cover others)"
+                )
+            row = np.where(row < 0, self.conditions.index("*"), row)
+        u = rng.random(len(row))
+        idx = np.zeros(len(row), dtype=np.int64)
+        for r in np.unique(row):  # one searchsorted per condition: a loop over categories
+            at = np.flatnonzero(row == r)
+            idx[at] = np.searchsorted(self._cdf[r], u[at], side="right")
+        return take(self.values, np.minimum(idx, len(self.values) - 1))
+
+    def __repr__(self) -> str:
+        return f"ConditionalChoiceGenerator({len(self.values)} values, {len(self.conditions)} conditions)"
 
 
 class DependentBulkGenerator(DependentGenerator):

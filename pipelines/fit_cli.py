@@ -29,6 +29,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--type", help="the column of event types (states of a Markov chain, or shares)")
     p.add_argument("--target", help="the column naming the second party (a weighted relationship)")
     p.add_argument("--fields", nargs="*", default=[], help="other columns to reproduce (attributes or fields)")
+    p.add_argument(
+        "--given",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="FIELD's shares depend on COLUMN (the type or a field listed before it); repeatable",
+    )
     p.add_argument("--timezone", default="UTC", help="the data's time zone, for hour-of-week profiles (default UTC)")
     p.add_argument("--scale", type=float, default=1.0, help="members to generate per member observed (default 1)")
     p.add_argument("-k", type=int, default=5, help="categories seen for fewer members become 'other' (default 5)")
@@ -77,6 +84,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         timezone=args.timezone,
     )
     gap = None if str(args.session_gap).lower() == "none" else args.session_gap
+    given = {}
+    for pair in args.given:
+        field_name, sep, column = pair.partition("=")
+        if not sep or not field_name or not column:
+            raise CircusError(f"--given {pair!r}: write FIELD=COLUMN")
+        given[field_name] = column
     fitted = fit_world(
         args.events,
         roles,
@@ -85,6 +98,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         k=args.k,
         slot=args.slot,
         session_gap=gap,
+        given=given,
         seed=args.seed,
         progress=False,
     )

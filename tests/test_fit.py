@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from circus_core import QuantileGenerator
+from circus_core import ConditionalChoiceGenerator, QuantileGenerator
 from circus_core.errors import CircusError
 from circus_core.fit import EventLogError, Roles, fit_world
 from circus_core.fit.activity import fit_activity, safe_quantiles
@@ -376,6 +376,41 @@ def test_fields_member_attributes_other_and_numbers(tmp_path: Path) -> None:
     m = fitted.events
     assert abs(normal["loc"] - 50) <= 4.5 * 10 / math.sqrt(m)
     assert abs(normal["scale"] - 10) <= 4.5 * 10 / math.sqrt(2 * m)
+
+
+def test_shares_conditional_on_the_type_come_back(tmp_path: Path) -> None:
+    """A payment method whose shares depend on the event type (card for purchases, voucher for
+    refunds): with --given the fitted row of each type is within 4.5 sqrt(p(1-p)/n_type) of the
+    truth; without it, one row of overall shares."""
+    kinds = {"choice": {"values": ["purchase", "refund"], "weights": [0.8, 0.2]}}
+    truth = {"purchase": [0.7, 0.3, 0.0], "refund": [0.1, 0.2, 0.7]}
+    method = {"choice_by": {"values": ["card", "cash", "voucher"], "weights": truth}}
+    world = known_world(
+        tmp_path,
+        {"numpy": {"method": "gamma", "shape": 2.0, "scale": 0.5}},
+        operations=[
+            {"generate": {"generator": kinds, "named_as": "KIND"}},
+            {"generate": {"dependent": method, "observed_field": "KIND", "named_as": "METHOD"}},
+        ],
+        cols=("TIME", "USER", "KIND", "METHOD"),
+    )
+    log = simulate(world, tmp_path)
+    roles = Roles(member="USER", time="TIME", type="KIND", fields=("METHOD",))
+    fitted = fit_world(log, roles, given={"METHOD": "KIND"})
+    (method_fit,) = fitted.fields
+    spec = method_fit.generator["choice_by"]
+    frame = pd.read_parquet(log)
+    for kind, row in truth.items():
+        n = int((frame["KIND"] == kind).sum())
+        got = dict(zip(spec["values"], spec["weights"][kind], strict=True))
+        for value, p in zip(["card", "cash", "voucher"], row, strict=True):
+            assert abs(got.get(value, 0.0) - p) <= 4.5 * math.sqrt(p * (1 - p) / n) + 1e-6, (kind, value)
+    op = next(o for o in load(fitted.yaml)["stories"]["events"]["operations"] if o.get("generate", {}).get("dependent"))
+    assert op["generate"]["observed_field"] == "KIND"
+    with pytest.raises(CircusError, match="must be the type column or a field listed before"):
+        fit_world(log, Roles(member="USER", time="TIME", fields=("METHOD",)), given={"METHOD": "KIND"})
+    with pytest.raises(CircusError, match=r"no weights for observed values \['gift'\]"):
+        ConditionalChoiceGenerator(["a"], {"x": [1]}, seed=0).generate(np.array(["gift"]))
 
 
 def test_no_identifier_of_the_log_is_in_the_world(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from circus_core.columns import as_column, take
 from circus_core.declarative.source import Document, WorldFileError, dotted_path
 from circus_core.errors import CircusError
 from circus_core.generators import (
+    ConditionalChoiceGenerator,
     ConstantDependentGenerator,
     ConstantGenerator,
     DependentBulkGenerator,
@@ -318,6 +319,12 @@ class World:
         ((kind, args),) = spec.items()
         if kind == "bulk":
             return DependentBulkGenerator(circus.get_generator(args))
+        if kind == "choice_by":
+            stream = "world/" + ".".join(str(p) for p in path)
+            try:
+                return ConditionalChoiceGenerator(args["values"], args["weights"], seed=circus.seed_for(stream))
+            except CircusError as exc:
+                raise self.error((*path, kind), str(exc)) from None
         ((how, conf),) = args.items()
         try:
             if how == "bounded_sigmoid":

@@ -276,6 +276,19 @@ DEPENDENT = _one_of(
             "description": "DependentBulkGenerator(generator): a list of n values of the named "
             "generator per row, n the observed value",
         },
+        "choice_by": _object(
+            {
+                "values": {"type": "array", "minItems": 1},
+                "weights": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": NON_NEGATIVE},
+                    "description": "observed value -> the weights of values ('*': any other observed value)",
+                },
+            },
+            required=("values", "weights"),
+            description="ConditionalChoiceGenerator(values, weights): values drawn with the weights of the "
+            "observed value's row",
+        ),
         "trigger": _one_of(
             {
                 "bounded_sigmoid": _object(
@@ -288,7 +301,7 @@ DEPENDENT = _one_of(
             "the probability of true for an observed value: bounded_sigmoid or a function",
         ),
     },
-    "a dependent generator (values from an observed field): bulk or trigger (DependentTriggerGenerator)",
+    "a dependent generator (values from an observed field): bulk, choice_by or trigger (DependentTriggerGenerator)",
 )
 
 RELATIONSHIP_REF = {"type": "string", "pattern": r"^[^.]+\.[^.]+$", "description": "population.relationship"}

@@ -19,7 +19,7 @@ from scipy import stats
 from circus_core.fit.activity import safe_quantiles
 from circus_core.fit.sequence import merge_rare
 
-__all__ = ["FieldFit", "fit_field"]
+__all__ = ["FieldFit", "fit_conditional", "fit_field"]
 
 MEMBER_LEVEL = 0.99  # share of members with a single value for a field to be an attribute
 KS_SAMPLE = 200_000  # the goodness-of-fit test runs on at most this many values
@@ -33,6 +33,7 @@ class FieldFit:
     generator: dict[str, Any]
     note: str
     missing_share: float
+    given: str | None = None  # the column its shares depend on (a choice_by generator)
 
 
 def _r(x: float) -> float:
@@ -103,3 +104,33 @@ def _numeric(x: np.ndarray, k: int, seed: int) -> tuple[dict[str, Any], str]:
     tried = ", ".join(f"{f} KS {d:.3f}" for d, f, _ in candidates) or "few distinct values"
     gen = {"quantiles": {"values": [_r(v) for v in values], "probabilities": [_r(p) for p in probs]}}
     return gen, f"empirical quantiles ({tried}; critical {critical:.4f})"
+
+
+def fit_conditional(
+    name: str, values: pd.Series, given_name: str, given: pd.Series, members: np.ndarray, k: int
+) -> FieldFit:
+    """A categorical event field whose shares depend on ``given`` (another column of the same
+    events): one row of shares per value of ``given``, both merged into "other" as in their
+    own fits; a cell (given value, value) seen for fewer than ``k`` members joins its row's
+    "other"; a ``"*"`` row (the overall shares) covers given values the world may not have."""
+    mask = (values.notna() & given.notna()).to_numpy()
+    m = np.asarray(members)[mask]
+    x = merge_rare(values[mask], m, k).to_numpy(dtype=object)
+    y = merge_rare(given[mask], m, k).to_numpy(dtype=object)
+    cells = pd.DataFrame({"y": y, "x": x, "m": m})
+    per_cell_members = cells.drop_duplicates().groupby(["y", "x"]).size()
+    rare = per_cell_members[per_cell_members < k].index
+    if len(rare):
+        key = pd.MultiIndex.from_arrays([cells["y"], cells["x"]])
+        cells.loc[key.isin(rare), "x"] = "other"
+    table = pd.crosstab(cells["y"], cells["x"])
+    table = table.reindex(sorted(table.columns), axis=1)
+    overall = table.sum(axis=0)
+    weights = {str(y_value): [_r(w) for w in (row / row.sum()).to_numpy()] for y_value, row in table.iterrows()}
+    weights["*"] = [_r(w) for w in (overall / overall.sum()).to_numpy()]
+    gen = {"choice_by": {"values": [str(c) for c in table.columns], "weights": weights}}
+    note = f"drawn per event, its shares depending on {given_name!r} ({len(table)} rows of {len(table.columns)} values)"
+    missing = float(values.isna().mean())
+    if missing:
+        note += f"; {missing:.1%} of events have no value (not modelled)"
+    return FieldFit(name, "event", "categorical", gen, note, missing, given=given_name)

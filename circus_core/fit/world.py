@@ -23,7 +23,7 @@ import pandas as pd
 
 from circus_core.errors import CircusError
 from circus_core.fit.activity import ActivityFit, fit_activity
-from circus_core.fit.fields import FieldFit, fit_field
+from circus_core.fit.fields import FieldFit, fit_conditional, fit_field
 from circus_core.fit.profile import ProfileFit, fit_profile
 from circus_core.fit.read import EventLogError, read_events
 from circus_core.fit.relation import RelationFit, fit_relation
@@ -76,13 +76,26 @@ def fit_world(
     k: int = 5,
     slot: str = "1h",
     session_gap: str | None = "30min",
+    given: dict[str, str] | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> FittedWorld:
     """Fit a world to the event log at ``source`` (Parquet, CSV or JSON lines; file or folder).
 
     ``session_gap``: gaps shorter than this continue a session (None: never look for sessions).
+    ``given``: field -> column its shares depend on (the type, a member attribute, or a field
+    listed before it).
     """
+    given = dict(given or {})
+    for f, g in given.items():
+        if f not in roles.fields:
+            raise CircusError(f"given {f}={g}: {f!r} is not one of the fields {list(roles.fields)}")
+        earlier = [roles.type, *roles.fields[: roles.fields.index(f)]]
+        if g not in earlier:
+            raise CircusError(
+                f"given {f}={g}: {g!r} must be the type column or a field listed before {f!r} "
+                f"(the world draws it first), one of {[e for e in earlier if e]}"
+            )
     if scale <= 0:
         raise CircusError(f"scale must be > 0, got {scale}")
     if k < 1:
@@ -120,6 +133,13 @@ def fit_world(
     clock["types"] = time.perf_counter() - t
     t = time.perf_counter()
     fields = [fit_field(f, frame[f], members, k, seed) for f in roles.fields if f not in (roles.type, roles.target)]
+    for i, f in enumerate(fields):
+        g = given.get(f.name)
+        if g is None:
+            continue
+        if f.level == "member" or f.kind != "categorical":
+            raise CircusError(f"given {f.name}={g}: only categorical fields drawn per event can depend on another")
+        fields[i] = fit_conditional(f.name, frame[f.name], g, frame[g], members, k)
     clock["fields"] = time.perf_counter() - t
     t = time.perf_counter()
     relation = None
@@ -276,7 +296,13 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     for f in fit.fields:
         if f.level == "event":
             add(f"      # {f.name}: {f.note}")
-            add(f"      - generate: {_flow({'generator': f.generator, 'named_as': f.name})}")
+            if f.given is not None:
+                add(
+                    "      - generate: "
+                    + _flow({"dependent": f.generator, "observed_field": f.given, "named_as": f.name})
+                )
+            else:
+                add(f"      - generate: {_flow({'generator': f.generator, 'named_as': f.name})}")
     cols += [f.name for f in fit.fields]
     add(f"      - timestamp: {_flow({'named_as': r.time})}")
     ordered = [r.time] + [c for c in cols if c != r.time]
