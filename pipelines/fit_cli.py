@@ -45,6 +45,11 @@ def add_parsers(sub: Any) -> None:
         default="30min",
         help="gaps shorter than this continue a session (default 30min; 'none': never look for sessions)",
     )
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        help="differential privacy for one event: Laplace noise on every count table (see the README)",
+    )
     p.add_argument("--name", help="the world's name (default: the file's name + _twin)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", type=Path, help="the world file to write (default: NAME.yaml)")
@@ -99,6 +104,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         slot=args.slot,
         session_gap=gap,
         given=given,
+        epsilon=args.epsilon,
         seed=args.seed,
         progress=False,
     )

@@ -429,6 +429,35 @@ def test_no_identifier_of_the_log_is_in_the_world(tmp_path: Path) -> None:
     assert "customer-" not in fitted.yaml and "shop-" not in fitted.yaml
 
 
+def test_epsilon_adds_laplace_noise_of_the_stated_scale_to_the_counts(tmp_path: Path) -> None:
+    """With --epsilon e and T count tables, each count gets Laplace noise of scale s/(e/T)
+    (s = 1, or 2 for consecutive pairs): the type counts of a fit with e = 0.5 differ from the
+    exact ones by less than 12 scales (P = exp(-12) each) and not all by 0; a huge epsilon
+    gives the exact shares back; the world file says what was noised."""
+    kinds = {"choice": {"values": ["a", "b", "c"], "weights": [0.5, 0.3, 0.2]}}
+    world = known_world(
+        tmp_path,
+        {"numpy": {"method": "gamma", "shape": 2.0, "scale": 0.5}},
+        size=300,
+        operations=[{"generate": {"generator": kinds, "named_as": "KIND"}}],
+        cols=("TIME", "USER", "KIND"),
+    )
+    log = simulate(world, tmp_path)
+    roles = Roles(member="USER", time="TIME", type="KIND")
+    exact = fit_world(log, roles)
+    noisy = fit_world(log, roles, epsilon=0.5)
+    tables = 3 + 2  # size, slots, weeks + types, pairs
+    scale = tables / 0.5
+    n = exact.events
+    diff = np.abs(np.asarray(noisy.types.shares) * n - np.asarray(exact.types.shares) * n)  # type: ignore[union-attr]
+    # shares renormalise the noisy total: allow the total's noise too
+    assert (diff <= 12 * scale * 2).all() and diff.max() > 0
+    assert abs(noisy.members - exact.members) <= 12 * scale  # the member count: sensitivity 1
+    same = fit_world(log, roles, epsilon=1e9)
+    assert np.allclose(same.types.shares, exact.types.shares, atol=1e-6)  # type: ignore[union-attr]
+    assert "Differential privacy: epsilon = 0.5" in noisy.yaml and "events per type" in noisy.yaml
+
+
 # --- quantiles, reading, the command -------------------------------------------------------------
 
 

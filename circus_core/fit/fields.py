@@ -9,6 +9,7 @@ Kolmogorov-Smirnov test, else quantiles that no fewer than k observations decide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,13 @@ import pandas as pd
 from scipy import stats
 
 from circus_core.fit.activity import safe_quantiles
+from circus_core.fit.privacy import exact
 from circus_core.fit.sequence import merge_rare
 
 __all__ = ["FieldFit", "fit_conditional", "fit_field"]
 
 MEMBER_LEVEL = 0.99  # share of members with a single value for a field to be an attribute
+Counts = Callable[..., np.ndarray]  # counts, sensitivity, name -> the counts released
 KS_SAMPLE = 200_000  # the goodness-of-fit test runs on at most this many values
 
 
@@ -44,7 +47,9 @@ def _is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
 
 
-def fit_field(name: str, values: pd.Series, members: np.ndarray, k: int, seed: int = 0) -> FieldFit:
+def fit_field(
+    name: str, values: pd.Series, members: np.ndarray, k: int, seed: int = 0, noise: Counts = exact
+) -> FieldFit:
     """The fit of one field (``values``: one per event; ``members``: each event's member code)."""
     missing = float(values.isna().mean())
     per_member = pd.DataFrame({"m": members, "v": values}).dropna().drop_duplicates()
@@ -67,7 +72,8 @@ def fit_field(name: str, values: pd.Series, members: np.ndarray, k: int, seed: i
     if not _is_numeric(present):
         text = merge_rare(present, present_members, k)
         counts = text.value_counts(sort=False).sort_index()
-        weights = (counts / counts.sum()).to_numpy()
+        noisy = noise(counts.to_numpy(), 1.0, f"values of {name}")
+        weights = noisy / max(noisy.sum(), 1e-300)
         gen = {"choice": {"values": [str(v) for v in counts.index], "weights": [_r(w) for w in weights]}}
         return FieldFit(name, level, "categorical", gen, note, missing)
     x = present.to_numpy(dtype=float)
@@ -107,7 +113,7 @@ def _numeric(x: np.ndarray, k: int, seed: int) -> tuple[dict[str, Any], str]:
 
 
 def fit_conditional(
-    name: str, values: pd.Series, given_name: str, given: pd.Series, members: np.ndarray, k: int
+    name: str, values: pd.Series, given_name: str, given: pd.Series, members: np.ndarray, k: int, noise: Counts = exact
 ) -> FieldFit:
     """A categorical event field whose shares depend on ``given`` (another column of the same
     events): one row of shares per value of ``given``, both merged into "other" as in their
@@ -125,6 +131,9 @@ def fit_conditional(
         cells.loc[key.isin(rare), "x"] = "other"
     table = pd.crosstab(cells["y"], cells["x"])
     table = table.reindex(sorted(table.columns), axis=1)
+    table = pd.DataFrame(
+        noise(table.to_numpy(), 1.0, f"values of {name} by {given_name}"), index=table.index, columns=table.columns
+    )
     overall = table.sum(axis=0)
     weights = {str(y_value): [_r(w) for w in (row / row.sum()).to_numpy()] for y_value, row in table.iterrows()}
     weights["*"] = [_r(w) for w in (overall / overall.sum()).to_numpy()]

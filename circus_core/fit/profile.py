@@ -10,12 +10,17 @@ A log shorter than a week gets an hour-of-day profile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from circus_core.fit.privacy import exact
+
 __all__ = ["ProfileFit", "fit_profile"]
+
+Counts = Callable[..., np.ndarray]  # counts, sensitivity, name -> the counts released
 
 _WEEK = pd.Timedelta(days=7)
 SEASONAL_WEEKS = 8  # weeks of log needed before weekly levels (seasonality) are fitted
@@ -35,6 +40,7 @@ class ProfileFit:
     #: each local slot of the week's intensity relative to the mean (1): what an event's time
     #: says about how busy its member was then (the session test reads it)
     week_shape: np.ndarray | None = None
+    slot_counts: np.ndarray | None = None  # events per local slot of the week (noisy with --epsilon)
     slot_of: object = None  # times (UTC) -> their local slot of the week
 
 
@@ -46,11 +52,11 @@ def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np
     return ((naive - monday) // slot).to_numpy(dtype=np.int64)
 
 
-def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h") -> ProfileFit:
+def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h", noise: Counts = exact) -> ProfileFit:
     """The profile, its shares by hour of day and day of week, and the week's shape."""
-    fit = _fit_profile(times_utc, tz, slot)
+    fit = _fit_profile(times_utc, tz, slot, noise)
     step = pd.Timedelta(slot)
-    counts = np.bincount(_local_slots(times_utc, tz, step), minlength=int(_WEEK // step)).astype(float)
+    counts = np.asarray(fit.slot_counts, dtype=float)
     start, end = fit.world_start, fit.world_start + fit.span_days * pd.Timedelta(days=1)
     grid = pd.date_range(start, end, freq=step, inclusive="left").tz_convert("UTC")
     occurrences = np.bincount(_local_slots(grid, tz, step), minlength=len(counts)).astype(float)
@@ -60,7 +66,7 @@ def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h") -> Profi
     return fit
 
 
-def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str) -> ProfileFit:
+def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts) -> ProfileFit:
     """The profile of ``times_utc`` (every event's time) in time zone ``tz``."""
     step = pd.Timedelta(slot)
     if step <= pd.Timedelta(0) or (pd.Timedelta(hours=1) % step != pd.Timedelta(0) and step % pd.Timedelta(hours=1)):
@@ -74,30 +80,48 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str) -> ProfileFit:
     grid = pd.date_range(start_local, end_local, freq=step, inclusive="left")
     occurrences = np.bincount(_local_slots(grid.tz_convert("UTC"), tz, step), minlength=per_week).astype(float)
     slots = _local_slots(times_utc, tz, step)
-    counts = np.bincount(slots, minlength=per_week).astype(float)
+    counts = noise(np.bincount(slots, minlength=per_week), 1.0, "events per slot of the week")
     rate = np.divide(counts, occurrences, out=np.zeros(per_week), where=occurrences > 0)
-    hours = (slots * step) // pd.Timedelta(hours=1)
-    hour_of_day = np.bincount(hours % 24, minlength=24).astype(float)
-    day_of_week = np.bincount(hours // 24, minlength=7).astype(float)
+    hours = (np.arange(per_week) * step) // pd.Timedelta(hours=1)  # each slot's hour of the week
+    hour_of_day = np.bincount(hours % 24, weights=counts, minlength=24)
+    day_of_week = np.bincount(hours // 24, weights=counts, minlength=7)
     shares = {"dow": (day_of_week / day_of_week.sum()).tolist(), "hod": (hour_of_day / hour_of_day.sum()).tolist()}
     if span_days < 7:
         per_day = int(pd.Timedelta(days=1) // step)
         daily = rate.reshape(7, per_day).sum(axis=0)
         return ProfileFit(
-            "hour_of_day", _norm(daily), slot, start_local, shares["dow"], shares["hod"], None, start_local, span_days
+            "hour_of_day",
+            _norm(daily),
+            slot,
+            start_local,
+            shares["dow"],
+            shares["hod"],
+            None,
+            start_local,
+            span_days,
+            slot_counts=counts,
         )
     monday = start_local - pd.Timedelta(days=start_local.dayofweek)
     monday = monday.tz_localize(None).tz_localize(tz) if monday.tzinfo is not None else monday
     n_weeks = span_days // 7
     if n_weeks < SEASONAL_WEEKS:
         return ProfileFit(
-            "hour_of_week", _norm(rate), slot, monday, shares["dow"], shares["hod"], None, start_local, span_days
+            "hour_of_week",
+            _norm(rate),
+            slot,
+            monday,
+            shares["dow"],
+            shares["hod"],
+            None,
+            start_local,
+            span_days,
+            slot_counts=counts,
         )
     # seasonal: weeks counted from the log's first local midnight, n_weeks of them (a cycle)
     t0 = start_local.tz_convert("UTC")
     week_index = ((times_utc - t0) // _WEEK).to_numpy(dtype=np.int64)
     inside = week_index < n_weeks
-    per_week_counts = np.bincount(week_index[inside], minlength=n_weeks).astype(float)
+    per_week_counts = noise(np.bincount(week_index[inside], minlength=n_weeks), 1.0, "events per week")
     levels = per_week_counts / max(per_week_counts.mean(), 1e-300)
     hours_utc = pd.date_range(t0, t0 + n_weeks * _WEEK, freq=step, inclusive="left")
     shape = rate[_local_slots(hours_utc, tz, step)]
@@ -112,6 +136,7 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str) -> ProfileFit:
         _norm(levels, mean=1.0),
         start_local,
         span_days,
+        slot_counts=counts,
     )
 
 

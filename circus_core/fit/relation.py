@@ -10,12 +10,14 @@ never copied: targets are minted like members.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from circus_core.fit.activity import safe_quantiles
+from circus_core.fit.privacy import exact
 
 __all__ = ["RelationFit", "fit_relation"]
 
@@ -30,7 +32,9 @@ class RelationFit:
     same_population: bool  # targets are members of the acting population (calls between subscribers)
 
 
-def fit_relation(members: np.ndarray, targets: pd.Series, member_names: pd.Series, k: int) -> RelationFit:
+def fit_relation(
+    members: np.ndarray, targets: pd.Series, member_names: pd.Series, k: int, noise: Callable[..., np.ndarray] = exact
+) -> RelationFit:
     """``members``: each event's member code; ``targets``: each event's target (raw values)."""
     mask = targets.notna().to_numpy()
     t_codes, t_uniques = pd.factorize(targets[mask], sort=False)
@@ -42,7 +46,7 @@ def fit_relation(members: np.ndarray, targets: pd.Series, member_names: pd.Serie
     degree = degree[degree > 0]
     per_member = np.bincount(m)
     share = pair_counts / per_member[pair_m]
-    popularity = np.bincount(t_codes, minlength=len(t_uniques)).astype(float)
+    popularity = noise(np.bincount(t_codes, minlength=len(t_uniques)), 1.0, "events per target")
     popularity /= popularity.sum()
     overlap = pd.Index(t_uniques.astype(str)).isin(pd.Index(member_names.astype(str).unique()))
     return RelationFit(

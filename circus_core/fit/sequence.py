@@ -9,11 +9,14 @@ type, which a chain whose rows are all alike would only repeat.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from circus_core.fit.privacy import exact
 
 __all__ = ["TypesFit", "fit_types", "merge_rare"]
 
@@ -46,17 +49,21 @@ def merge_rare(values: pd.Series, members: np.ndarray, k: int) -> pd.Series:
     return pd.Series(names[codes], index=values.index, dtype="string")
 
 
-def fit_types(types: pd.Series, members: np.ndarray, times: np.ndarray, k: int) -> TypesFit:
+def fit_types(
+    types: pd.Series, members: np.ndarray, times: np.ndarray, k: int, noise: Callable[..., np.ndarray] = exact
+) -> TypesFit:
     """Types of events, with their members and times (any order)."""
     text = merge_rare(types, members, k)
     order = np.lexsort((times, members))
     codes, uniques = pd.factorize(text.to_numpy()[order], sort=True)
     states = [str(u) for u in uniques]
     s = len(states)
-    shares = np.bincount(codes, minlength=s) / len(codes)
+    type_counts = noise(np.bincount(codes, minlength=s), 1.0, "events per type")
+    shares = type_counts / max(type_counts.sum(), 1e-300)
     m = members[order]
     same = m[1:] == m[:-1]
-    pairs = np.bincount(codes[:-1][same] * s + codes[1:][same], minlength=s * s).reshape(s, s).astype(float)
+    pairs = noise(np.bincount(codes[:-1][same] * s + codes[1:][same], minlength=s * s), 2.0, "consecutive types")
+    pairs = pairs.reshape(s, s)
     if s < 2 or pairs.sum() == 0:
         return TypesFit(states, shares.tolist(), None, 0.0, 1.0, 0.0, "one type, or no member with two events")
     rows, cols = pairs.sum(axis=1), pairs.sum(axis=0)

@@ -24,6 +24,7 @@ import pandas as pd
 from circus_core.errors import CircusError
 from circus_core.fit.activity import ActivityFit, fit_activity
 from circus_core.fit.fields import FieldFit, fit_conditional, fit_field
+from circus_core.fit.privacy import Noise, exact
 from circus_core.fit.profile import ProfileFit, fit_profile
 from circus_core.fit.read import EventLogError, read_events
 from circus_core.fit.relation import RelationFit, fit_relation
@@ -52,6 +53,8 @@ class FittedWorld:
     fields: list[FieldFit]
     relation: RelationFit | None
     sessions: SessionFit | None = None
+    epsilon: float | None = None
+    noised: list[str] = field(default_factory=list)
     yaml: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -77,6 +80,7 @@ def fit_world(
     slot: str = "1h",
     session_gap: str | None = "30min",
     given: dict[str, str] | None = None,
+    epsilon: float | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> FittedWorld:
@@ -84,7 +88,7 @@ def fit_world(
 
     ``session_gap``: gaps shorter than this continue a session (None: never look for sessions).
     ``given``: field -> column its shares depend on (the type, a member attribute, or a field
-    listed before it).
+    listed before it).  ``epsilon``: differential privacy on the counts (`circus_core.fit.privacy`).
     """
     given = dict(given or {})
     for f, g in given.items():
@@ -101,13 +105,18 @@ def fit_world(
     if k < 1:
         raise CircusError(f"k must be >= 1, got {k}")
     clock: dict[str, float] = {}
+    noise: Any = exact
+    if epsilon is not None:
+        # every table that may be released: size, slots, weeks, types, pairs, fields, targets
+        tables = 3 + (2 if roles.type else 0) + len(roles.fields) + (1 if roles.target else 0)
+        noise = Noise(epsilon, tables, seed)
     t = time.perf_counter()
     frame = read_events(source, roles, progress=progress)
     clock["read"] = time.perf_counter() - t
     t = time.perf_counter()
     members, member_names = pd.factorize(frame[roles.member], sort=False)
     times = pd.DatetimeIndex(frame[roles.time])
-    profile = fit_profile(times, roles.timezone, slot)
+    profile = fit_profile(times, roles.timezone, slot, noise)
     clock["profile"] = time.perf_counter() - t
     micros = times.as_unit("us").asi8
     t = time.perf_counter()
@@ -129,30 +138,36 @@ def fit_world(
     activity = fit_activity(counts[counts > 0], profile.span_days, k=k)
     clock["activity"] = time.perf_counter() - t
     t = time.perf_counter()
-    types = None if roles.type is None else fit_types(frame[roles.type], members, micros, k)
+    types = None if roles.type is None else fit_types(frame[roles.type], members, micros, k, noise)
     clock["types"] = time.perf_counter() - t
     t = time.perf_counter()
-    fields = [fit_field(f, frame[f], members, k, seed) for f in roles.fields if f not in (roles.type, roles.target)]
+    fields = [
+        fit_field(f, frame[f], members, k, seed, noise) for f in roles.fields if f not in (roles.type, roles.target)
+    ]
     for i, f in enumerate(fields):
         g = given.get(f.name)
         if g is None:
             continue
         if f.level == "member" or f.kind != "categorical":
             raise CircusError(f"given {f.name}={g}: only categorical fields drawn per event can depend on another")
-        fields[i] = fit_conditional(f.name, frame[f.name], g, frame[g], members, k)
+        fields[i] = fit_conditional(f.name, frame[f.name], g, frame[g], members, k, noise)
     clock["fields"] = time.perf_counter() - t
     t = time.perf_counter()
     relation = None
     if roles.target is not None:
-        relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k)
+        relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k, noise)
     clock["relation"] = time.perf_counter() - t
     seen = len(member_names)
+    if epsilon is not None:  # a count of members: one member changes it by 1
+        seen = max(1, round(float(noise(np.array([seen]), 1.0, "members")[0])))
     size = max(1, round(seen / max(1e-9, 1 - activity.silent_share) * scale))
     stem = Path(source).name.split(".")[0]
     world_name = name or _attr(f"{stem}_twin")
     fitted = FittedWorld(
         world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, sessions, seconds=clock
     )
+    if epsilon is not None:
+        fitted.epsilon, fitted.noised = epsilon, list(noise.used)
     fitted.yaml = render(fitted, source, scale, k, seed)
     return fitted
 
@@ -181,6 +196,13 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     add("# Privacy: no identifier of the log is in this file (members and targets get minted ids); a category")
     add(f'# seen for fewer than k={k} members is merged into "other"; numeric quantiles end at the mean of the k')
     add("# most extreme values, and no interior quantile is decided by fewer than k observations.")
+    if fit.epsilon is not None:
+        add(
+            f"# Differential privacy: epsilon = {fit.epsilon:g} for one event, Laplace noise on "
+            f"{len(fit.noised)} count tables"
+        )
+        add(f"# ({', '.join(dict.fromkeys(fit.noised))}); activity, sessions, degrees, repeat weights and numeric")
+        add("# quantiles are not noised (k-anonymity only). See circus_core/fit/privacy.py for what this protects.")
     add(
         f"# Run it:  circus run {fit.name}.yaml --days {min(p.span_days, 7)}    Compare:  circus fidelity "
         f"{Path(source).name} out/{fit.name}/logs/{LOG_ID}"
