@@ -671,6 +671,12 @@ WORLD_SCHEMA: dict[str, Any] = {
                     "fields": {"type": "array", "items": {"type": "string"}},
                     "timezone": {"type": "string"},
                     "log": {**NAME, "description": "the world's log that twins the real one"},
+                    "min_score": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 1,
+                        "description": "the pipeline's fidelity check fails below this overall score (default 0.8)",
+                    },
                 },
                 required=("events", "member", "time", "log"),
                 description="the real event log this world was fitted from (circus fit): circus fidelity and the "

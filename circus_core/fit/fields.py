@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from circus_core.fit.activity import safe_quantiles
+from circus_core.fit.codes import category_codes, merge_rare_codes
 from circus_core.fit.privacy import exact
 from circus_core.fit.sequence import merge_rare
 
@@ -48,17 +49,36 @@ def _is_numeric(values: pd.Series) -> bool:
 
 
 def fit_field(
-    name: str, values: pd.Series, members: np.ndarray, k: int, seed: int = 0, noise: Counts = exact
+    name: str,
+    values: pd.Series,
+    members: np.ndarray,
+    k: int,
+    seed: int = 0,
+    noise: Counts = exact,
+    order: np.ndarray | None = None,
 ) -> FieldFit:
-    """The fit of one field (``values``: one per event; ``members``: each event's member code)."""
+    """The fit of one field (``values``: one per event; ``members``: each event's member code;
+    ``order``: the events sorted by member, then time -- computed when not given)."""
     missing = float(values.isna().mean())
-    per_member = pd.DataFrame({"m": members, "v": values}).dropna().drop_duplicates()
-    changes = per_member.groupby("m", sort=False).size()
-    constant = float((changes <= 1).mean()) if len(changes) else 0.0
+    members = np.asarray(members, dtype=np.int64)
+    if order is None:
+        order = np.argsort(members, kind="stable")
+    # a member attribute never changes within a member: compare each event with the member's
+    # previous one, in (member, time) order -- one pass, no hashing of values
+    raw = values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+    known = ~pd.isna(values).to_numpy()
+    rows = order[known[order]]  # events with a value, by member then time
+    m, v = members[rows], raw[rows]
+    same = m[1:] == m[:-1]
+    changed = np.zeros(int(members.max()) + 1 if len(members) else 0, dtype=bool)
+    changed[m[1:][same & (v[1:] != v[:-1])]] = True
+    starts = np.r_[True, ~same] if len(m) else np.zeros(0, dtype=bool)
+    with_values = int(starts.sum())
+    constant = 1.0 - float(changed.sum()) / with_values if with_values else 0.0
     member_level = constant >= MEMBER_LEVEL
-    if member_level:  # one value per member: its most frequent (first seen for ties)
-        first = per_member.drop_duplicates("m")
-        values, members = first["v"], first["m"].to_numpy()
+    if member_level:  # one value per member: its first
+        firsts = rows[starts]
+        values, members = values.iloc[firsts].reset_index(drop=True), members[firsts]
     note = (
         f"constant within {constant:.1%} of members: a member attribute"
         if member_level
@@ -70,11 +90,11 @@ def fit_field(
     mask = values.notna().to_numpy()
     present, present_members = values[mask], np.asarray(members)[mask]
     if not _is_numeric(present):
-        text = merge_rare(present, present_members, k)
-        counts = text.value_counts(sort=False).sort_index()
-        noisy = noise(counts.to_numpy(), 1.0, f"values of {name}")
+        raw, names = category_codes(present)
+        merged, final = merge_rare_codes(raw, names, present_members, k)
+        noisy = noise(np.bincount(merged, minlength=len(final)), 1.0, f"values of {name}")
         weights = noisy / max(noisy.sum(), 1e-300)
-        gen = {"choice": {"values": [str(v) for v in counts.index], "weights": [_r(w) for w in weights]}}
+        gen = {"choice": {"values": [str(v) for v in final], "weights": [_r(w) for w in weights]}}
         return FieldFit(name, level, "categorical", gen, note, missing)
     x = present.to_numpy(dtype=float)
     integer = bool(np.all(np.mod(x, 1) == 0))

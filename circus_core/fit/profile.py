@@ -41,7 +41,7 @@ class ProfileFit:
     #: says about how busy its member was then (the session test reads it)
     week_shape: np.ndarray | None = None
     slot_counts: np.ndarray | None = None  # events per local slot of the week (noisy with --epsilon)
-    slot_of: object = None  # times (UTC) -> their local slot of the week
+    event_slots: np.ndarray | None = None  # each event's local slot of the week
 
 
 def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np.ndarray:
@@ -62,7 +62,6 @@ def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h", noise: C
     occurrences = np.bincount(_local_slots(grid, tz, step), minlength=len(counts)).astype(float)
     rate = np.divide(counts, occurrences, out=np.zeros(len(counts)), where=occurrences > 0)
     fit.week_shape = rate / max(rate.mean(), 1e-300)
-    fit.slot_of = lambda times: _local_slots(pd.DatetimeIndex(times), tz, step)
     return fit
 
 
@@ -81,6 +80,7 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
     occurrences = np.bincount(_local_slots(grid.tz_convert("UTC"), tz, step), minlength=per_week).astype(float)
     slots = _local_slots(times_utc, tz, step)
     counts = noise(np.bincount(slots, minlength=per_week), 1.0, "events per slot of the week")
+    event_slots = slots
     rate = np.divide(counts, occurrences, out=np.zeros(per_week), where=occurrences > 0)
     hours = (np.arange(per_week) * step) // pd.Timedelta(hours=1)  # each slot's hour of the week
     hour_of_day = np.bincount(hours % 24, weights=counts, minlength=24)
@@ -100,6 +100,7 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
             start_local,
             span_days,
             slot_counts=counts,
+            event_slots=event_slots,
         )
     monday = start_local - pd.Timedelta(days=start_local.dayofweek)
     monday = monday.tz_localize(None).tz_localize(tz) if monday.tzinfo is not None else monday
@@ -116,6 +117,7 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
             start_local,
             span_days,
             slot_counts=counts,
+            event_slots=event_slots,
         )
     # seasonal: weeks counted from the log's first local midnight, n_weeks of them (a cycle)
     t0 = start_local.tz_convert("UTC")
@@ -137,6 +139,7 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
         start_local,
         span_days,
         slot_counts=counts,
+        event_slots=event_slots,
     )
 
 

@@ -77,6 +77,10 @@ def _batches(path: Path, columns: tuple[str, ...], batch_rows: int) -> Iterator[
                 yield _select(batch, columns, f)
         return
     fmt: ds.FileFormat | str = kind
+    if kind == "parquet":  # text columns come dictionary-encoded: no string is materialised
+        fmt = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=list(columns[:1] + columns[2:]))
+        )
     if kind == "csv":
         fmt = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=1 << 24))
     dataset = ds.dataset(path, format=fmt, partitioning="hive", exclude_invalid_files=True)

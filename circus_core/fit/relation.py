@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from circus_core.fit.activity import safe_quantiles
+from circus_core.fit.codes import category_codes
 from circus_core.fit.privacy import exact
 
 __all__ = ["RelationFit", "fit_relation"]
@@ -36,19 +37,22 @@ def fit_relation(
     members: np.ndarray, targets: pd.Series, member_names: pd.Series, k: int, noise: Callable[..., np.ndarray] = exact
 ) -> RelationFit:
     """``members``: each event's member code; ``targets``: each event's target (raw values)."""
-    mask = targets.notna().to_numpy()
-    t_codes, t_uniques = pd.factorize(targets[mask], sort=False)
-    m = np.asarray(members)[mask]
-    pairs = pd.DataFrame({"m": m, "t": t_codes}).value_counts(sort=False)
-    pair_m = pairs.index.get_level_values("m").to_numpy()
-    pair_counts = pairs.to_numpy(dtype=float)
+    codes, names = category_codes(targets)
+    mask = codes >= 0
+    present = np.bincount(codes[mask], minlength=len(names)) > 0
+    remap = np.cumsum(present) - 1  # only targets that occur
+    t_codes, t_uniques = remap[codes[mask]], names[present]
+    m = np.asarray(members, dtype=np.int64)[mask]
+    width = np.int64(len(t_uniques))
+    keys, pair_counts = np.unique(m * width + t_codes, return_counts=True)
+    pair_m = keys // width
     degree = np.bincount(pair_m)
     degree = degree[degree > 0]
     per_member = np.bincount(m)
     share = pair_counts / per_member[pair_m]
     popularity = noise(np.bincount(t_codes, minlength=len(t_uniques)), 1.0, "events per target")
     popularity /= popularity.sum()
-    overlap = pd.Index(t_uniques.astype(str)).isin(pd.Index(member_names.astype(str).unique()))
+    overlap = pd.Index(t_uniques.astype(str)).isin(pd.Index(np.asarray(member_names).astype(str)))
     return RelationFit(
         targets=len(t_uniques),
         degree=safe_quantiles(degree, k),

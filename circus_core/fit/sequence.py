@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from circus_core.fit.codes import OTHER, category_codes, merge_rare_codes
 from circus_core.fit.privacy import exact
 
-__all__ = ["TypesFit", "fit_types", "merge_rare"]
-
-OTHER = "other"
+__all__ = ["OTHER", "TypesFit", "fit_types", "merge_rare"]
 
 
 @dataclass
@@ -37,27 +36,24 @@ class TypesFit:
 def merge_rare(values: pd.Series, members: np.ndarray, k: int) -> pd.Series:
     """``values`` as text, those seen for fewer than ``k`` distinct members replaced by "other"
     (k-anonymity of categories: no value in the world points at fewer than k members)."""
-    text = values.astype("string").fillna("(missing)")
-    codes, uniques = pd.factorize(text)
-    pairs = pd.DataFrame({"v": codes, "m": members}).drop_duplicates()
-    per_value = np.bincount(pairs["v"].to_numpy(), minlength=len(uniques))
-    rare = per_value < k
-    if not rare.any():
-        return text
-    names = np.asarray(uniques, dtype=object)
-    names[rare] = OTHER
-    return pd.Series(names[codes], index=values.index, dtype="string")
+    codes, names = category_codes(values)
+    merged, final = merge_rare_codes(codes, names, members, k)
+    return pd.Series(pd.Categorical.from_codes(merged, categories=final), index=values.index)
 
 
 def fit_types(
-    types: pd.Series, members: np.ndarray, times: np.ndarray, k: int, noise: Callable[..., np.ndarray] = exact
+    types: pd.Series,
+    members: np.ndarray,
+    order: np.ndarray,
+    k: int,
+    noise: Callable[..., np.ndarray] = exact,
 ) -> TypesFit:
-    """Types of events, with their members and times (any order)."""
-    text = merge_rare(types, members, k)
-    order = np.lexsort((times, members))
-    codes, uniques = pd.factorize(text.to_numpy()[order], sort=True)
-    states = [str(u) for u in uniques]
+    """Types of events, with their members; ``order`` sorts the events by member, then time."""
+    raw, names = category_codes(types)
+    codes, final = merge_rare_codes(raw, names, members, k)
+    states = [str(u) for u in final]
     s = len(states)
+    codes = codes[order]
     type_counts = noise(np.bincount(codes, minlength=s), 1.0, "events per type")
     shares = type_counts / max(type_counts.sum(), 1e-300)
     m = members[order]

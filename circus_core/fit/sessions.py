@@ -54,15 +54,16 @@ class SessionFit:
 def fit_sessions(
     members: np.ndarray,
     micros: np.ndarray,
+    order: np.ndarray,
     span_days: float,
     week_shape: np.ndarray,
-    slot_of: Any,
+    slots: np.ndarray,
     gap: str | pd.Timedelta = "30min",
     k: int = 5,
 ) -> SessionFit:
-    """``members`` (codes 0..n-1) and ``micros`` (UTC µs) of every event, in any order."""
+    """``members`` (codes 0..n-1), ``micros`` (UTC µs) and local week ``slots`` of every event;
+    ``order`` sorts them by member, then time."""
     gap_s = pd.Timedelta(gap).total_seconds()
-    order = np.lexsort((micros, members))
     m, t = members[order], micros[order]
     n_members = int(m.max()) + 1
     counts = np.bincount(m, minlength=n_members)
@@ -74,7 +75,7 @@ def fit_sessions(
     # expectation under independent events, per event that has a next one
     rate = counts / span_days
     has_next = np.flatnonzero(same)
-    shape = week_shape[slot_of(pd.to_datetime(t[has_next], unit="us", utc=True))]
+    shape = week_shape[slots[order][has_next]]
     p_short = 1 - np.exp(-rate[m[has_next]] * shape * gap_s / DAY_S)
     expected = float(p_short.sum())
     se = float(np.sqrt(max((p_short * (1 - p_short)).sum(), 1.0)))

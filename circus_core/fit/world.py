@@ -120,16 +120,14 @@ def fit_world(
     clock["profile"] = time.perf_counter() - t
     micros = times.as_unit("us").asi8
     t = time.perf_counter()
+    order = np.lexsort((micros, members))  # by member, then time: sessions and types read it
+    clock["sort"] = time.perf_counter() - t
+    t = time.perf_counter()
     sessions = None
     if session_gap is not None:
+        assert profile.week_shape is not None and profile.event_slots is not None
         sessions = fit_sessions(
-            members,
-            micros,
-            profile.span_days,
-            profile.week_shape,
-            profile.slot_of,
-            session_gap,
-            k,  # type: ignore[arg-type]
+            members, micros, order, profile.span_days, profile.week_shape, profile.event_slots, session_gap, k
         )
     clock["sessions"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -138,11 +136,13 @@ def fit_world(
     activity = fit_activity(counts[counts > 0], profile.span_days, k=k)
     clock["activity"] = time.perf_counter() - t
     t = time.perf_counter()
-    types = None if roles.type is None else fit_types(frame[roles.type], members, micros, k, noise)
+    types = None if roles.type is None else fit_types(frame[roles.type], members, order, k, noise)
     clock["types"] = time.perf_counter() - t
     t = time.perf_counter()
     fields = [
-        fit_field(f, frame[f], members, k, seed, noise) for f in roles.fields if f not in (roles.type, roles.target)
+        fit_field(f, frame[f], members, k, seed, noise, order)
+        for f in roles.fields
+        if f not in (roles.type, roles.target)
     ]
     for i, f in enumerate(fields):
         g = given.get(f.name)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -56,6 +57,9 @@ class Scenario:
     #: a digest of what defines the world (a world file's contents); None: the source files of
     #: ``build``, ``build_reference`` and ``add_stories`` (`definition_hash`)
     definition: str | None = None
+    #: the real event log the world was fitted from (a world file's ``fitted`` key, its path made
+    #: absolute): the pipeline then has a ``fidelity`` asset comparing the two; None: not fitted
+    fitted: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Check start, step, seed and log ids now: they also define the Dagster partitions and

@@ -31,7 +31,19 @@ def scenario_from_world(world: World) -> Scenario:
         shards=data.get("shards", 1),
         build_reference=world.build_reference if world.has_reference else None,
         definition=world.digest(),
+        fitted=_fitted(world),
     )
+
+
+def _fitted(world: World) -> dict | None:
+    """The world's ``fitted`` key, its events path relative to the world file made absolute."""
+    fitted = world.data.get("fitted")
+    if fitted is None:
+        return None
+    events = Path(fitted["events"])
+    if not events.is_absolute():
+        events = Path(world.file).resolve().parent / events
+    return {**fitted, "events": str(events)}
 
 
 def scenario_from_file(path: str | Path) -> Scenario:
