@@ -27,6 +27,7 @@ from circus_core.errors import InvalidActivityError, TimerProfileError
 
 __all__ = [
     "DEFAULT_DAILY_PROFILE",
+    "NEVER",
     "CyclicTimerGenerator",
     "CyclicTimerProfile",
     "DefaultDailyTimerGenerator",
@@ -61,6 +62,10 @@ DEFAULT_DAILY_PROFILE = (
     5.7,
     2.8,
 )
+
+
+#: profile periods beyond which a member's next event is "never" (1e12 periods: ages of any clock)
+NEVER = 1e12
 
 
 class CyclicTimerProfile:
@@ -146,13 +151,15 @@ class CyclicTimerGenerator:
         """Walk an exponential mass (mean ``1 / activity``) from ``from_mass``.
 
         Returns the mass position of each member's next event (NaN for activity 0) and the clock
-        step it falls in (-1 for activity 0).
+        step it falls in (-1 for activity 0).  An event more than `NEVER` periods away (an
+        activity of 1e-30, which a gamma of small shape draws) is never too: its step would
+        not fit in 64 bits.
         """
         activities = np.asarray(activities, dtype=float)
         walk = rng.exponential(size=len(activities))
         with np.errstate(divide="ignore", invalid="ignore"):
             target = np.asarray(from_mass, dtype=float) + walk / activities
-        finite = np.isfinite(target)
+        finite = np.isfinite(target) & (target < NEVER)
         if finite.all():
             return target, self._unit_index(target) // self.units_per_step
         target = np.where(finite, target, np.nan)

@@ -246,7 +246,12 @@ def build_scenario_definitions(scenario: Scenario) -> dg.Definitions:
     schedule = dg.build_schedule_from_partitioned_job(
         job, hour_of_day=1, description=f"Every day at 01:00 UTC, simulates the previous day of {name}."
     )
-    return dg.Definitions(assets=[initial_state, simulation, *log_assets], jobs=[job], schedules=[schedule])
+    assets: list[dg.AssetsDefinition] = [initial_state, simulation, *log_assets]
+    if scenario.fitted is not None:  # a world fitted to a real log: how close it comes
+        from pipelines.fidelity_asset import build_fidelity_asset
+
+        assets.append(build_fidelity_asset(scenario))
+    return dg.Definitions(assets=assets, jobs=[job], schedules=[schedule])
 
 
 def _sharded_initial(

@@ -35,11 +35,11 @@ def _requirements() -> list[Requirement]:
 
 def test_every_requirement_is_a_range_the_locked_version_satisfies() -> None:
     assert PYPROJECT["project"]["name"] == "circus-sim"
-    assert set(PYPROJECT["project"]["optional-dependencies"]) == {"dagster", "gcp", "sql", "dev"}
+    assert set(PYPROJECT["project"]["optional-dependencies"]) == {"dagster", "gcp", "sql", "fit", "dev"}
     for req in _requirements():
         name = canonicalize_name(req.name)
         if name == "circus-sim":  # [dev] names the other extras of this project
-            assert req.extras == {"dagster", "gcp", "sql"}
+            assert req.extras == {"dagster", "gcp", "sql", "fit"}
             continue
         assert name in LOCK, f"{req.name} is not in requirements.lock"
         assert req.specifier.contains(LOCK[name], prereleases=True), f"lock has {req.name}=={LOCK[name]}, not {req}"

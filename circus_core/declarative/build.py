@@ -167,6 +167,9 @@ class World:
                 )
             for attribute, gen in spec.get("attributes", {}).items():
                 where = (*path, "attributes", attribute)
+                if "by" in gen:
+                    pop.create_attribute(attribute, init_values=self._by_values(circus, pop, gen["by"], where))
+                    continue
                 pop.create_attribute(attribute, init_gen=self._generator(circus, gen, where, base=n))
         for i, spec in enumerate(self.data.get("relationships", [])):
             source = self.data["populations"][spec["from"]]
@@ -182,6 +185,23 @@ class World:
             if kind == "csv_flows" and bool(self.data["populations"][args["population"]].get("reference")) == reference:
                 model = CsvFlows(self.flow_definitions[name], circus.get_population(args["population"]))
                 model.init_members(circus.seed_for(args.get("stream", f"world/models.{name}")))
+
+    def _by_values(self, circus: Circus, pop: Any, spec: dict[str, Any], path: tuple) -> np.ndarray:
+        """``by``: each member's value from the generator of its value of ``attribute`` (in
+        sorted order of those values, so the draws do not depend on dictionary order)."""
+        keys = pd.Series(np.asarray(pop.get_attribute(spec["attribute"]).values, dtype=object)).astype(str)
+        gens = spec["generators"]
+        out = np.full(pop.size, np.nan)
+        known = keys.isin([k for k in gens if k != "*"]).to_numpy()
+        if not known.all() and "*" not in gens:
+            missing = sorted(set(keys[~known]))[:3]
+            raise self.error((*path, "by", "generators"), f"no generator for values {missing} (give one for '*')")
+        groups = np.where(known, keys.to_numpy(dtype=object), "*")
+        for value in sorted(set(groups)):  # a loop over the attribute's values (segments)
+            rows = np.flatnonzero(groups == value)
+            gen = self._generator(circus, gens[value], (*path, "by", "generators", value), base=pop.size)
+            out[rows] = np.asarray(gen.generate(len(rows)), dtype=float)
+        return out
 
     def _population_from_table(self, circus: Circus, name: str, spec: dict[str, Any]) -> Any:
         """``create_population(name, len(table), ids=table[id_column])`` and one attribute per column."""
@@ -510,6 +530,9 @@ class World:
             return None  # the engine's default activity (a story without timer is only forced)
         ((per, value),) = spec.items()
         factor = timer.activity(1, per="1D" if per == "per_day" else "7D")
+        if isinstance(value, dict) and "attribute" in value:
+            story_population = circus.get_population(self.data["stories"][path[1]]["population"])
+            return _AttributeActivity(story_population.get_attribute(value["attribute"]), factor)
         if isinstance(value, dict):
             gen = self._generator(circus, value, (*path, per))
             return gen.map(vectorized_f=lambda v: np.asarray(v, dtype=float) * factor)
@@ -634,6 +657,24 @@ class World:
             return getattr(ops, kind)(**params)
         except CircusError as exc:
             raise self.error((*path, kind), str(exc)) from None
+
+
+class _AttributeActivity(Generator):
+    """Activity read from a member attribute: the story asks for the activity of the members
+    that just joined (all of them when it is created), which are the population's last ones."""
+
+    _uses_rng = False
+
+    def __init__(self, attribute: Any, factor: float) -> None:
+        super().__init__()
+        self.attribute, self.factor = attribute, factor
+
+    def _generate(self, size: int, rng: np.random.Generator) -> Any:
+        values = np.asarray(self.attribute.values, dtype=float)
+        return values[len(values) - size :] * self.factor
+
+    def __repr__(self) -> str:
+        return f"activity from attribute {self.attribute.name!r}"
 
 
 def _column(table: pd.DataFrame, name: str) -> Any:

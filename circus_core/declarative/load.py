@@ -53,6 +53,16 @@ def _check_references(world: World) -> None:
     _check_functions(world, data)
     _check_tables(world)
     for name, spec in data["populations"].items():
+        declared: list[str] = []
+        for attribute, gen in spec.get("attributes", {}).items():
+            if "by" in gen and gen["by"]["attribute"] not in declared:
+                raise world.error(
+                    ("populations", name, "attributes", attribute, "by", "attribute"),
+                    _unknown_name(
+                        f"attribute declared above in population {name!r}", gen["by"]["attribute"], set(declared)
+                    ),
+                )
+            declared.append(attribute)
         size = spec.get("size")
         if isinstance(size, dict) and ("share" in size) == ("per" in size):
             raise world.error(("populations", name, "size"), "give either share or per")
@@ -100,6 +110,15 @@ def _check_references(world: World) -> None:
             )
         if story["population"] not in populations:
             raise world.error((*path, "population"), _unknown_name("population", story["population"], populations))
+        for state_path, activity in [((*path, "activity"), story.get("activity"))] + [
+            ((*path, "states", s, "activity"), conf.get("activity")) for s, conf in story.get("states", {}).items()
+        ]:
+            value = next(iter(activity.values())) if isinstance(activity, dict) else None
+            if isinstance(value, dict) and "attribute" in value:
+                attributes = _attributes_of(world, story["population"])
+                if value["attribute"] not in attributes:
+                    kind = f"attribute of population {story['population']!r}"
+                    raise world.error((*state_path,), _unknown_name(kind, value["attribute"], attributes))
         if story.get("default_state") in story.get("states", {}):
             raise world.error(
                 (*path, "default_state"),

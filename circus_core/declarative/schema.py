@@ -187,7 +187,28 @@ POPULATION = _object(
         },
         "size": SIZE,
         "ids": GENERATOR,
-        "attributes": {"type": "object", "additionalProperties": GENERATOR},
+        "attributes": {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [
+                    GENERATOR,
+                    _object(
+                        {
+                            "by": _object(
+                                {
+                                    "attribute": NAME,
+                                    "generators": {"type": "object", "additionalProperties": GENERATOR},
+                                },
+                                required=("attribute", "generators"),
+                                description="one generator per value of an attribute declared above ('*': any "
+                                "other value): e.g. each segment's own activity distribution",
+                            )
+                        },
+                        required=("by",),
+                    ),
+                ]
+            },
+        },
         "reference": {"type": "boolean", "description": "shared by every shard, built from the root seed"},
     },
     description="Circus.create_population: members, their ids and attributes",
@@ -261,8 +282,13 @@ STORY_TIMER = {
 }
 
 ACTIVITY_VALUE = {
-    "description": "a number of events, or a generator of one per member",
-    "oneOf": [NON_NEGATIVE, GENERATOR],
+    "description": "a number of events, a generator of one per member, or {attribute: NAME}: each member's own "
+    "value of an attribute of the story's population",
+    "oneOf": [
+        NON_NEGATIVE,
+        GENERATOR,
+        _object({"attribute": NAME}, required=("attribute",), description="each member's value of this attribute"),
+    ],
 }
 ACTIVITY = _one_of(
     {"per_day": ACTIVITY_VALUE, "per_week": ACTIVITY_VALUE},

@@ -128,7 +128,13 @@ def _unknown(key: str, known: list[str]) -> str:
 
 
 def _branch(value: Any, branches: list[dict[str, Any]]) -> dict[str, Any]:
-    """The branch of a oneOf that fits the value's type (its errors are the ones worth showing)."""
+    """The branch of a oneOf that fits the value's type (its errors are the ones worth showing);
+    of several object branches, the one whose keys the value uses."""
+    objects = [b for b in branches if b.get("type") == "object"]
+    if isinstance(value, dict) and value and len(objects) > 1:
+        for branch in objects:
+            if all(key in branch.get("properties", {}) for key in value):
+                return branch
     for branch in branches:
         kind = branch.get("type")
         if kind is not None and _is(value, kind):

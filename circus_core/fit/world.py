@@ -23,6 +23,7 @@ import pandas as pd
 
 from circus_core.errors import CircusError
 from circus_core.fit.activity import ActivityFit, fit_activity
+from circus_core.fit.codes import category_codes, merge_rare_codes
 from circus_core.fit.fields import FieldFit, fit_conditional, fit_field
 from circus_core.fit.privacy import Noise, exact
 from circus_core.fit.profile import ProfileFit, fit_profile
@@ -53,6 +54,9 @@ class FittedWorld:
     fields: list[FieldFit]
     relation: RelationFit | None
     sessions: SessionFit | None = None
+    #: the member attribute whose values (segments) each get their own activity fit, and those fits
+    segment: str | None = None
+    segments: dict[str, ActivityFit] = field(default_factory=dict)
     epsilon: float | None = None
     noised: list[str] = field(default_factory=list)
     yaml: str = ""
@@ -81,6 +85,7 @@ def fit_world(
     session_gap: str | None = "30min",
     given: dict[str, str] | None = None,
     epsilon: float | None = None,
+    segment: str | None = "auto",
     seed: int = 0,
     progress: bool = False,
 ) -> FittedWorld:
@@ -89,6 +94,8 @@ def fit_world(
     ``session_gap``: gaps shorter than this continue a session (None: never look for sessions).
     ``given``: field -> column its shares depend on (the type, a member attribute, or a field
     listed before it).  ``epsilon``: differential privacy on the counts (`circus_core.fit.privacy`).
+    ``segment``: a member attribute (a field constant within members) whose values get their own
+    activity distribution -- "auto": the first categorical one; None: one distribution for all.
     """
     given = dict(given or {})
     for f, g in given.items():
@@ -157,19 +164,93 @@ def fit_world(
     if roles.target is not None:
         relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k, noise)
     clock["relation"] = time.perf_counter() - t
+    t = time.perf_counter()
+    segment_field, segments = _segments(segment, fields, frame, members, order, counts, profile.span_days, k)
+    clock["segments"] = time.perf_counter() - t
     seen = len(member_names)
     if epsilon is not None:  # a count of members: one member changes it by 1
         seen = max(1, round(float(noise(np.array([seen]), 1.0, "members")[0])))
-    size = max(1, round(seen / max(1e-9, 1 - activity.silent_share) * scale))
+    if segments:
+        # each segment's members are its seen ones plus its own silent share
+        assert segment_field is not None
+        choice = segment_field.generator["choice"]
+        grown = {
+            v: w / max(1e-9, 1 - segments.get(v, segments["*"]).silent_share)
+            for v, w in zip(choice["values"], choice["weights"], strict=True)
+        }
+        total = sum(grown.values())
+        choice["weights"] = [float(f"{grown[v] / total:.6g}") for v in choice["values"]]
+        size = max(1, round(seen * total * scale))
+    else:
+        size = max(1, round(seen / max(1e-9, 1 - activity.silent_share) * scale))
     stem = Path(source).name.split(".")[0]
     world_name = name or _attr(f"{stem}_twin")
     fitted = FittedWorld(
         world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, sessions, seconds=clock
     )
+    if segments:
+        fitted.segment, fitted.segments = segment_field.name if segment_field else None, segments
     if epsilon is not None:
         fitted.epsilon, fitted.noised = epsilon, list(noise.used)
     fitted.yaml = render(fitted, source, scale, k, seed)
     return fitted
+
+
+MIN_SEGMENT = 30  # members a segment needs for an activity fit of its own; smaller ones share "*"
+MAX_SEGMENTS = 20  # the largest segments get their own fit; the others share "*"
+
+
+def _segments(
+    wanted: str | None,
+    fields: list[FieldFit],
+    frame: pd.DataFrame,
+    members: np.ndarray,
+    order: np.ndarray,
+    counts: np.ndarray,
+    span_days: float,
+    k: int,
+) -> tuple[FieldFit | None, dict[str, ActivityFit]]:
+    """The segment attribute and one activity fit per segment ("*": the small ones together).
+
+    Why: an attribute's shares among members and among events differ when its values act at
+    different rates (a regional airline's planes fly more often); fitting the rates per value
+    keeps both right."""
+    if wanted is None:
+        return None, {}
+    candidates = [f for f in fields if f.level == "member" and f.kind == "categorical"]
+    if wanted != "auto":
+        chosen = [f for f in fields if f.name == wanted]
+        if not chosen or chosen[0] not in candidates:
+            raise CircusError(
+                f"segment {wanted!r}: must be a categorical field constant within members, one of "
+                f"{[f.name for f in candidates]}"
+            )
+        candidates = chosen
+    if not candidates:
+        return None, {}
+    seg = candidates[0]
+    values = frame[seg.name]
+    raw, names = category_codes(values)
+    known = raw >= 0
+    rows = order[known[order]]
+    firsts = rows[np.r_[True, members[rows][1:] != members[rows][:-1]]] if len(rows) else rows
+    per_member = np.full(int(members.max()) + 1, -1, dtype=np.int64)
+    per_member[members[firsts]] = raw[firsts]
+    merged, final = merge_rare_codes(per_member, names, np.arange(len(per_member)), k)
+    labels = np.asarray(final, dtype=object)[merged]
+    valid = set(seg.generator["choice"]["values"])
+    sizes = pd.Series(labels).value_counts()
+    own = [v for v in sizes.index[:MAX_SEGMENTS] if sizes[v] >= MIN_SEGMENT and v in valid]
+    if len(own) < 2:
+        return None, {}
+    fits: dict[str, ActivityFit] = {}
+    for value in own:  # a loop over segments
+        c = counts[labels == value]
+        fits[str(value)] = fit_activity(c[c > 0], span_days, k=k)
+    rest = ~np.isin(labels, own)
+    c = counts[rest] if rest.any() else counts
+    fits["*"] = fit_activity(c[c > 0], span_days, k=k)
+    return seg, fits
 
 
 # --- the YAML -------------------------------------------------------------------------------------
@@ -243,6 +324,13 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     for f in member_attrs:
         add(f"      # {f.name}: {f.note}")
         add(f"      {_attr(f.name)}: {_flow(f.generator)}")
+    if fit.segments:
+        add(f"      # events (or session starts) per day of each {fit.segment!r} segment's members: a fit per segment")
+        add("      # (its shares among members and among events differ when segments act at different rates)")
+        for value, seg_fit in fit.segments.items():
+            add(f"      #   {value}: {_activity_note(seg_fit)}")
+        by = {"attribute": _attr(fit.segment or ""), "generators": {v: s.generator() for v, s in fit.segments.items()}}
+        add(f"      _RATE: {_flow({'by': by})}")
     if chain:
         assert fit.types is not None
         add("      # the type of each member's last event (the Markov chain's state), first drawn from the type shares")
@@ -286,7 +374,10 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
         add(f"    # {sessions.reason}")
         if sessions.chosen:
             add("    # so the activity is of session starts (a member's first event, or one after a long gap)")
-    add(f"    activity: {{per_day: {_flow(a.generator())}}}")
+    if fit.segments:
+        add("    activity: {per_day: {attribute: _RATE}}   # each member's rate, drawn by segment (above)")
+    else:
+        add(f"    activity: {{per_day: {_flow(a.generator())}}}")
     add("    operations:")
     cols = [member_field]
     if fit.types is not None:
