@@ -10,8 +10,6 @@ is under ``fitted.min_score`` (default 0.8), so a regression of the world -- or 
 drifted away from it -- is red in the UI, not found by a user.
 """
 
-from __future__ import annotations
-
 import json
 import tempfile
 from pathlib import Path

@@ -15,7 +15,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ class Scenario:
     definition: str | None = None
     #: the real event log the world was fitted from (a world file's ``fitted`` key, its path made
     #: absolute): the pipeline then has a ``fidelity`` asset comparing the two; None: not fitted
-    fitted: dict[str, Any] | None = None
+    fitted: dict[str, Any] | None = field(default=None, compare=False)  # (the world's digest covers it)
 
     def __post_init__(self) -> None:
         """Check start, step, seed and log ids now: they also define the Dagster partitions and
