@@ -50,7 +50,7 @@ def add_parsers(sub: Any) -> None:
         type=float,
         help="differential privacy for one event: Laplace noise on every count table (see the README)",
     )
-    p.add_argument("--name", help="the world's name (default: the file's name + _twin)")
+    p.add_argument("--name", help="the world's name (default: the output file's name, else the log's + _twin)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", type=Path, help="the world file to write (default: NAME.yaml)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
@@ -98,7 +98,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fitted = fit_world(
         args.events,
         roles,
-        name=args.name,
+        name=args.name or (args.output.stem if args.output else None),
         scale=args.scale,
         k=args.k,
         slot=args.slot,

@@ -86,7 +86,8 @@ def missing_days(scenario: Scenario, start: pd.Timestamp, first: pd.Timestamp) -
 
 
 def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: int = 0) -> None:
-    """The initial state (unless committed), then one single-run backfill of ``first..last``."""
+    """The initial state (unless committed), then one single-run backfill of ``first..last``;
+    for a fitted world, its ``fidelity`` asset after (report and floor check)."""
     store, root = _store(scenario)
     _reconcile()
     if not store.is_committed(INITIAL):
@@ -94,6 +95,10 @@ def backfill(scenario: Scenario, first: pd.Timestamp, last: pd.Timestamp, size: 
         dagster(f"{scenario.name}/initial_state", config=config)
     selection = ",".join([f"{scenario.name}/simulation", *(f"{scenario.name}/{log}" for log in scenario.log_ids)])
     dagster(selection, partition_range=f"{first.date()}...{last.date()}")
+    if scenario.fitted is not None:  # a fitted world: how close its days come to the real log
+        dagster(f"{scenario.name}/fidelity")
+        report = root / scenario.name / "fidelity" / "report.html"
+        print(f"\nFidelity of {scenario.name} against {scenario.fitted['events']}: {report.resolve()}")
     print(f"\nParquet logs of {scenario.name} under {(root / scenario.name / 'logs').resolve()}:")
     for path in sorted((root / scenario.name / "logs").rglob("*.parquet")):
         print(f"  {path}")

@@ -17,10 +17,10 @@ TUTORIAL = ROOT / "docs" / "tutorial.md"
 BLOCK = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)
 
 
-def test_the_tutorial_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = BLOCK.findall(TUTORIAL.read_text())
+def run_doc(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run the blocks of the markdown file ``doc`` in order in ``tmp_path``; their kinds."""
+    blocks = BLOCK.findall(doc.read_text())
     kinds = [kind for kind, _, _ in blocks]
-    assert {"yaml", "bash", "python"} <= set(kinds)
     monkeypatch.chdir(tmp_path)
     env = {
         **os.environ,
@@ -45,7 +45,13 @@ def test_the_tutorial_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
             )
             assert done.returncode == 0, f"{body}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         elif kind == "python":
-            exec(compile(body, str(TUTORIAL), "exec"), scope)
+            exec(compile(body, str(doc), "exec"), scope)
+    return kinds
+
+
+def test_the_tutorial_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = run_doc(TUTORIAL, tmp_path, monkeypatch)
+    assert {"yaml", "bash", "python"} <= set(kinds)
     # what the last steps made: the YAML world's week, and two days through Dagster
     assert (tmp_path / "out" / "coffee_shop" / "logs" / "orders" / "date=2026-01-11").is_dir()
     assert sorted(p.name for p in (tmp_path / "out" / "dagster" / "coffee_shop" / "logs" / "orders").iterdir()) == [

@@ -184,7 +184,7 @@ def fit_world(
     else:
         size = max(1, round(seen / max(1e-9, 1 - activity.silent_share) * scale))
     stem = Path(source).name.split(".")[0]
-    world_name = name or _attr(f"{stem}_twin")
+    world_name = _attr(name) if name else _attr(f"{stem}_twin")
     fitted = FittedWorld(
         world_name, roles, len(frame), seen, size, activity, profile, types, fields, relation, sessions, seconds=clock
     )
@@ -290,8 +290,8 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     )
     add(f"name: {fit.name}")
     add(f"description: {_flow(f'A behavioural twin of {Path(source).name}, fitted by circus fit.')}")
-    start = p.world_start.tz_convert("UTC").floor("D")
-    add(f"start: {_flow(start.isoformat())}   # the UTC midnight before the log's first local midnight")
+    start = p.world_start.tz_convert("UTC").round("D")
+    add(f"start: {_flow(start.isoformat())}   # the UTC midnight nearest the log's first local midnight")
     add("step: 1h")
     add(f"seed: {seed}")
     add(f"# {fit.members:,} members acted in the log; the activity fit says {a.silent_share:.1%} of members would act")
@@ -304,7 +304,7 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     add(
         "fitted:                         # where this world came from: circus fidelity and the pipeline's check read it"
     )
-    add(f"  events: {_flow(str(source))}")
+    add(f"  events: {_flow(str(Path(source).resolve()))}")
     for key in ("member", "time", "type", "target"):
         value = getattr(r, key)
         if value is not None:
