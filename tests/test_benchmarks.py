@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from benchmarks.run_one import measure
 
@@ -112,3 +113,18 @@ def test_live_benchmark_reports_the_lag_to_files_and_pubsub(capsys) -> None:
         events, p50, p99 = int(row[2].replace(",", "")), float(row[5]), float(row[6])
         assert 150 <= events <= 250 and 0 <= p50 <= p99  # about one second of 200 events/s
     assert "peak RSS" in out
+
+
+def test_fit_benchmark_fits_a_simulated_log_in_a_fresh_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fit benchmark simulates a log of the size asked (cached), fits it in a fresh process
+    and prints events/s and peak RSS, finding the world's heavy-tailed activity and chain."""
+    from benchmarks import fit
+
+    monkeypatch.chdir(tmp_path)
+    fit.main(["--events", "30000"])
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("fit "))
+    assert "events/s" in line and "peak RSS" in line
+    assert (tmp_path / "out" / "bench-fit" / "events-30000.parquet").is_file()

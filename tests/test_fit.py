@@ -233,6 +233,7 @@ def test_markov_chain_rows_of_one_member_in_one_step_follow_each_other() -> None
     chain.states = STATES
     chain.cum = np.cumsum(MATRIX, axis=1)
     chain.cum[:, -1] = 1.0
+    chain.cums = chain.cum[None]
     rng = np.random.default_rng(0)
     members = rng.integers(0, 40, 5000)  # ~125 rows per member: 7 rounds of the scan
     previous = rng.integers(0, 4, 40)[members]
@@ -411,6 +412,72 @@ def test_shares_conditional_on_the_type_come_back(tmp_path: Path) -> None:
         fit_world(log, Roles(member="USER", time="TIME", fields=("METHOD",)), given={"METHOD": "KIND"})
     with pytest.raises(CircusError, match=r"no weights for observed values \['gift'\]"):
         ConditionalChoiceGenerator(["a"], {"x": [1]}, seed=0).generate(np.array(["gift"]))
+
+
+def test_segments_get_their_own_activity_and_chain(tmp_path: Path) -> None:
+    """Two plans: "pro" users act 4x as often as "free" ones (lognormal activity scaled per
+    segment) and move through the states differently.  The fit finds the plan attribute,
+    fits each plan's activity (the fitted means within 10/sqrt(n) relative of the truth) and a
+    chain per plan (the rows within 4.5 sigma); the twin's share of events by plan follows."""
+    pro = [[0.2, 0.7, 0.05, 0.05], [0.1, 0.1, 0.75, 0.05], [0.7, 0.1, 0.1, 0.1], [0.5, 0.1, 0.1, 0.3]]
+    rate = {"numpy": {"method": "lognormal", "mean": -0.5, "sigma": 0.8}}
+    by = {
+        "attribute": "PLAN",
+        "generators": {
+            "free": {"mapped": {"generator": rate, "multiply": 0.5}},
+            "pro": {"mapped": {"generator": rate, "multiply": 2.0}},
+        },
+    }
+    chain = {
+        "population": "users",
+        "attribute": "LAST",
+        "states": STATES,
+        "transitions": MATRIX,
+        "named_as": "KIND",
+        "segments": {"attribute": "PLAN", "transitions": {"pro": pro}},
+    }
+    world = known_world(
+        tmp_path,
+        {"attribute": "RATE"},
+        size=3000,
+        operations=[
+            {"markov": chain},
+            {"lookup": {"population": "users", "id_field": "USER", "select": {"PLAN": "PLAN"}}},
+        ],
+        attributes={
+            "PLAN": {"choice": {"values": ["free", "pro"], "weights": [0.7, 0.3]}},
+            "RATE": {"by": by},
+            "LAST": {"choice": {"values": STATES}},
+        },
+        cols=("TIME", "USER", "KIND", "PLAN"),
+    )
+    log = simulate(world, tmp_path)
+    fitted = fit_world(log, Roles(member="USER", time="TIME", type="KIND", fields=("PLAN",)))
+    assert fitted.segment == "PLAN" and set(fitted.segments) == {"free", "pro", "*"}
+    mean = math.exp(-0.5 + 0.8**2 / 2)
+    for plan, factor in (("free", 0.5), ("pro", 2.0)):
+        n = 3000 * (0.7 if plan == "free" else 0.3)
+        got = fitted.segments[plan].mean_rate
+        assert abs(got / (mean * factor) - 1) <= 10 / math.sqrt(n), (plan, got, mean * factor)
+    types = fitted.types
+    assert types is not None and types.segment_transitions is not None, types.segment_reason if types else None
+    frame = pd.read_parquet(log).sort_values(["USER", "TIME"], kind="stable")
+    same = frame["USER"].to_numpy()[1:] == frame["USER"].to_numpy()[:-1]
+    for plan, truth in (("pro", pro), ("free", MATRIX)):
+        got = np.asarray(types.segment_transitions[plan])
+        left = frame["KIND"].to_numpy()[:-1][same & (frame["PLAN"].to_numpy()[:-1] == plan)]
+        for i, a in enumerate(types.states):
+            n = int((left == a).sum())
+            for j, b in enumerate(types.states):
+                p = truth[STATES.index(a)][STATES.index(b)]
+                assert abs(got[i, j] - p) <= 4.5 * math.sqrt(p * (1 - p) / n) + 1e-6, (plan, a, b)
+    # the twin: the share of events by plan (pro: 0.3 x 2 / (0.3 x 2 + 0.7 x 0.5) = 0.63)
+    fitted.write(tmp_path / "twin.yaml")
+    (tmp_path / "twin").mkdir()
+    twin = pd.read_parquet(simulate(tmp_path / "twin.yaml", tmp_path / "twin"))
+    real_share, twin_share = (frame["PLAN"] == "pro").mean(), (twin["PLAN"] == "pro").mean()
+    # members are independent: the share's error is dominated by the ~900 pro members' activity
+    assert abs(real_share - twin_share) <= 0.05, (real_share, twin_share)
 
 
 def test_no_identifier_of_the_log_is_in_the_world(tmp_path: Path) -> None:

@@ -558,6 +558,8 @@ class World:
                     args["states"],
                     args["transitions"],
                     where=self.place((*path, kind)),
+                    segment_attribute=args.get("segments", {}).get("attribute"),
+                    segment_transitions=args.get("segments", {}).get("transitions"),
                 )
             except CircusError as exc:
                 raise self.error((*path, kind), str(exc)) from None

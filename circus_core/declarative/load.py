@@ -184,9 +184,14 @@ def _check_references(world: World) -> None:
                 _check_function(world, args["function"], (*where, "function"))
             if kind == "markov":
                 attributes = _attributes_of(world, args["population"])
-                if args["attribute"] not in attributes:
-                    kind = f"attribute of population {args['population']!r}"
-                    raise world.error((*where, "attribute"), _unknown_name(kind, args["attribute"], attributes))
+                for key, name in (
+                    ("attribute", args["attribute"]),
+                    ("segments", args.get("segments", {}).get("attribute")),
+                ):
+                    if name is not None and name not in attributes:
+                        what = f"attribute of population {args['population']!r}"
+                        at = (*where, key) if key == "attribute" else (*where, key, "attribute")
+                        raise world.error(at, _unknown_name(what, name, attributes))
                 if len(args["transitions"]) != len(args["states"]) or any(
                     len(row) != len(args["states"]) for row in args["transitions"]
                 ):

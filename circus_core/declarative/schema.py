@@ -464,6 +464,21 @@ OPERATION = _one_of(
                     "description": "one row per state (in states order): the weights of the next state",
                 },
                 "named_as": FIELD,
+                "segments": _object(
+                    {
+                        "attribute": {**NAME, "description": "the member attribute naming each member's segment"},
+                        "transitions": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "array",
+                                "items": {"type": "array", "items": NON_NEGATIVE},
+                            },
+                            "description": "segment value -> its own transition matrix (others: transitions)",
+                        },
+                    },
+                    required=("attribute", "transitions"),
+                    description="a chain per member segment",
+                ),
             },
             required=("population", "attribute", "states", "transitions", "named_as"),
             description="MarkovChain(population, attribute, states, transitions).ops.next_state(member_id_field, "

@@ -12,7 +12,8 @@ Families: gamma (then the counts are negative binomial: exact), lognormal and Pa
 (numerical integration over a log-spaced grid of rates for small counts; for large counts the
 Poisson is narrow and the count's chance is the rate density at ``c / T``).  A family is kept
 when the fitted count distribution passes a Kolmogorov-Smirnov test (alpha 0.01) against the
-observed counts; the best likelihood among those wins, else the empirical quantiles are used.
+observed counts (and is believable: at least 30 members, a finite mean, at most as many silent
+members as seen ones); the best likelihood among those wins, else the empirical quantiles.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from scipy import optimize, special, stats
 
 __all__ = ["ActivityFit", "fit_activity", "safe_quantiles"]
 
+MIN_MEMBERS = 30  # fewer members: the empirical quantiles, not a family
+MAX_SILENT = 0.5  # a fit implying more silent members than seen ones is not believed
 _EXACT_MAX = 200  # counts up to this are integrated exactly; above, the Laplace approximation
 _GRID = 2_000
 
@@ -221,7 +224,11 @@ def fit_activity(counts: np.ndarray, span_days: float, k: int = 5, alpha: float 
         model_before = np.concatenate([[0.0], model[:-1]])
         d = float(max(np.abs(emp_cdf - model).max(), np.abs(before - model_before).max()))
         fit.ks[family], fit.loglik[family] = d, ll
-        if d <= critical and np.isfinite(_mean(family, _params(family, theta))) and (best is None or ll > best[0]):
+        # a family is believable when it passes the test on enough members, has a finite mean,
+        # and does not put most members among the unseen (an extrapolation the log cannot check)
+        p0 = float(np.exp(_log_pmf(family, theta, np.zeros(1, dtype=np.int64), span_days, grid)[0]))
+        believable = n >= MIN_MEMBERS and np.isfinite(_mean(family, _params(family, theta))) and p0 <= MAX_SILENT
+        if d <= critical and believable and (best is None or ll > best[0]):
             best = (ll, family, theta)
     fit.quantiles = safe_quantiles(rates, k)
     if best is not None:

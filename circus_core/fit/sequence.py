@@ -19,7 +19,7 @@ from scipy import stats
 from circus_core.fit.codes import OTHER, category_codes, merge_rare_codes
 from circus_core.fit.privacy import exact
 
-__all__ = ["OTHER", "TypesFit", "fit_types", "merge_rare"]
+__all__ = ["OTHER", "TypesFit", "fit_types", "merge_rare", "segment_chains"]
 
 
 @dataclass
@@ -31,6 +31,11 @@ class TypesFit:
     p_value: float
     cramers_v: float
     reason: str
+    #: each event's type code, events sorted by member then time (for per-segment chains)
+    sorted_codes: np.ndarray | None = None
+    #: segment value -> its own transition matrix, when segments' chains differ (`segment_chains`)
+    segment_transitions: dict[str, list[list[float]]] | None = None
+    segment_reason: str = ""
 
 
 def merge_rare(values: pd.Series, members: np.ndarray, k: int) -> pd.Series:
@@ -77,9 +82,58 @@ def fit_types(
             f"consecutive types depend on each other (chi-square {chi2:.0f}, {dof} degrees of freedom, "
             f"p = {p:.2g}, Cramer's V = {v:.2f}): a first-order Markov chain"
         )
-        return TypesFit(states, shares.tolist(), matrix.tolist(), float(chi2), p, v, reason)
+        return TypesFit(states, shares.tolist(), matrix.tolist(), float(chi2), p, v, reason, sorted_codes=codes)
     reason = (
         f"consecutive types are independent enough (chi-square p = {p:.2g}, Cramer's V = {v:.3f} < 0.05 or "
         "p >= 0.001): one share per type"
     )
     return TypesFit(states, shares.tolist(), None, float(chi2), p, v, reason)
+
+
+MIN_SEGMENT_PAIRS = 500  # consecutive pairs a segment needs for a transition matrix of its own
+
+
+def segment_chains(
+    types: TypesFit,
+    members_sorted: np.ndarray,
+    member_labels: np.ndarray,
+    noise: Callable[..., np.ndarray] = exact,
+) -> None:
+    """A transition matrix per member segment, kept when the segments' transitions differ.
+
+    The test: chi-square of each segment's pair counts against what the pooled matrix predicts
+    for its rows (E = row total x pooled probability); segments with at least
+    `MIN_SEGMENT_PAIRS` pairs get their own matrix when p < 0.001."""
+    if types.transitions is None or types.sorted_codes is None:
+        return
+    codes, s = types.sorted_codes, len(types.states)
+    pooled = np.asarray(types.transitions)
+    same = members_sorted[1:] == members_sorted[:-1]
+    label = np.asarray(member_labels, dtype=object)[members_sorted[:-1][same]]
+    segs, seg_codes = np.unique(label.astype(str), return_inverse=True)
+    keys = seg_codes * s * s + codes[:-1][same] * s + codes[1:][same]
+    table = noise(np.bincount(keys, minlength=len(segs) * s * s), 2.0, "consecutive types by segment")
+    table = table.reshape(len(segs), s, s)
+    own = [i for i, g in enumerate(segs) if g != "*" and table[i].sum() >= MIN_SEGMENT_PAIRS]
+    if len(own) < 2:
+        return
+    expected = table[own].sum(axis=2, keepdims=True) * pooled[None, :, :]
+    mask = expected > 0
+    chi2 = float((((table[own] - expected) ** 2)[mask] / expected[mask]).sum())
+    dof = max(1, len(own) * s * (s - 1))
+    p = float(stats.chi2.sf(chi2, dof))
+    if p >= 1e-3:
+        types.segment_reason = (
+            f"the segments' transitions do not differ (chi-square {chi2:.0f}, p = {p:.2g}): one chain"
+        )
+        return
+    out: dict[str, list[list[float]]] = {}
+    for i in own:
+        rows = table[i].sum(axis=1, keepdims=True)
+        matrix = np.where(rows > 0, table[i] / np.maximum(rows, 1e-300), pooled)
+        out[str(segs[i])] = [[round(float(x), 6) for x in row] for row in matrix]
+    types.segment_transitions = out
+    types.segment_reason = (
+        f"the segments' transitions differ (chi-square {chi2:.0f}, {dof} degrees of freedom, p = {p:.2g}): "
+        f"a chain per segment for the {len(out)} segments with at least {MIN_SEGMENT_PAIRS} pairs"
+    )

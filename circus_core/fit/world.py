@@ -30,7 +30,7 @@ from circus_core.fit.profile import ProfileFit, fit_profile
 from circus_core.fit.read import EventLogError, read_events
 from circus_core.fit.relation import RelationFit, fit_relation
 from circus_core.fit.roles import Roles
-from circus_core.fit.sequence import TypesFit, fit_types
+from circus_core.fit.sequence import TypesFit, fit_types, segment_chains
 from circus_core.fit.sessions import SessionFit, fit_sessions
 
 __all__ = ["FittedWorld", "fit_world"]
@@ -115,7 +115,7 @@ def fit_world(
     noise: Any = exact
     if epsilon is not None:
         # every table that may be released: size, slots, weeks, types, pairs, fields, targets
-        tables = 3 + (2 if roles.type else 0) + len(roles.fields) + (1 if roles.target else 0)
+        tables = 3 + (3 if roles.type else 0) + len(roles.fields) + (1 if roles.target else 0)
         noise = Noise(epsilon, tables, seed)
     t = time.perf_counter()
     frame = read_events(source, roles, progress=progress)
@@ -165,7 +165,9 @@ def fit_world(
         relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k, noise)
     clock["relation"] = time.perf_counter() - t
     t = time.perf_counter()
-    segment_field, segments = _segments(segment, fields, frame, members, order, counts, profile.span_days, k)
+    segment_field, segments, labels = _segments(segment, fields, frame, members, order, counts, profile.span_days, k)
+    if types is not None and labels is not None:
+        segment_chains(types, members[order], labels, noise)
     clock["segments"] = time.perf_counter() - t
     seen = len(member_names)
     if epsilon is not None:  # a count of members: one member changes it by 1
@@ -209,14 +211,14 @@ def _segments(
     counts: np.ndarray,
     span_days: float,
     k: int,
-) -> tuple[FieldFit | None, dict[str, ActivityFit]]:
+) -> tuple[FieldFit | None, dict[str, ActivityFit], np.ndarray | None]:
     """The segment attribute and one activity fit per segment ("*": the small ones together).
 
     Why: an attribute's shares among members and among events differ when its values act at
     different rates (a regional airline's planes fly more often); fitting the rates per value
     keeps both right."""
     if wanted is None:
-        return None, {}
+        return None, {}, None
     candidates = [f for f in fields if f.level == "member" and f.kind == "categorical"]
     if wanted != "auto":
         chosen = [f for f in fields if f.name == wanted]
@@ -227,7 +229,7 @@ def _segments(
             )
         candidates = chosen
     if not candidates:
-        return None, {}
+        return None, {}, None
     seg = candidates[0]
     values = frame[seg.name]
     raw, names = category_codes(values)
@@ -242,7 +244,7 @@ def _segments(
     sizes = pd.Series(labels).value_counts()
     own = [v for v in sizes.index[:MAX_SEGMENTS] if sizes[v] >= MIN_SEGMENT and v in valid]
     if len(own) < 2:
-        return None, {}
+        return None, {}, None
     fits: dict[str, ActivityFit] = {}
     for value in own:  # a loop over segments
         c = counts[labels == value]
@@ -250,7 +252,7 @@ def _segments(
     rest = ~np.isin(labels, own)
     c = counts[rest] if rest.any() else counts
     fits["*"] = fit_activity(c[c > 0], span_days, k=k)
-    return seg, fits
+    return seg, fits, np.where(np.isin(labels, own), labels, "*")
 
 
 # --- the YAML -------------------------------------------------------------------------------------
@@ -294,12 +296,25 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     add(f"start: {_flow(start.isoformat())}   # the UTC midnight nearest the log's first local midnight")
     add("step: 1h")
     add(f"seed: {seed}")
-    add(f"# {fit.members:,} members acted in the log; the activity fit says {a.silent_share:.1%} of members would act")
-    add(
-        f"# not at all in {p.span_days} days, so the population is {fit.members:,} / (1 - {a.silent_share:.3f})"
-        + (f" x scale {scale:g}" if scale != 1 else "")
-        + "."
-    )
+    if fit.segments:
+        add(
+            f"# {fit.members:,} members acted in the log; each {fit.segment!r} segment's activity fit says how many "
+            "of its"
+        )
+        add(
+            f"# members would act not at all in {p.span_days} days: the population is the sum over segments of "
+            "members seen / (1 - silent share)" + (f", x scale {scale:g}" if scale != 1 else "") + "."
+        )
+    else:
+        add(
+            f"# {fit.members:,} members acted in the log; the activity fit says {a.silent_share:.1%} of members "
+            "would act"
+        )
+        add(
+            f"# not at all in {p.span_days} days, so the population is {fit.members:,} / (1 - {a.silent_share:.3f})"
+            + (f" x scale {scale:g}" if scale != 1 else "")
+            + "."
+        )
     add(f"size: {fit.size}")
     add(
         "fitted:                         # where this world came from: circus fidelity and the pipeline's check read it"
@@ -383,6 +398,8 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
     if fit.types is not None:
         assert r.type is not None
         add(f"      # event types: {fit.types.reason}")
+        if fit.types.segment_reason:
+            add(f"      # by {fit.segment!r}: {fit.types.segment_reason}")
         if chain:
             args = {
                 "population": "members",
@@ -391,6 +408,8 @@ def render(fit: FittedWorld, source: str | os.PathLike[str], scale: float, k: in
                 "transitions": [[round(x, 6) for x in row] for row in fit.types.transitions or []],
                 "named_as": r.type,
             }
+            if fit.types.segment_transitions and fit.segment:
+                args["segments"] = {"attribute": _attr(fit.segment), "transitions": fit.types.segment_transitions}
             add(f"      - markov: {_flow(args)}")
         else:
             gen = _choice(fit.types.states, fit.types.shares)

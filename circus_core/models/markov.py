@@ -13,7 +13,7 @@ rounds for a member with ``k`` events in the step), never a loop over events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,20 +29,44 @@ __all__ = ["MarkovChain", "NextState"]
 
 class MarkovChain:
     """States, their transition matrix, and the population attribute holding each member's
-    current state (its initial values: the chain's initial distribution)."""
+    current state (its initial values: the chain's initial distribution).
+
+    With ``segment_attribute``, members whose value of that attribute has a row in
+    ``segment_transitions`` follow that segment's matrix (e.g. mobile users browse more before
+    buying than desktop ones); the others follow ``transitions``."""
 
     def __init__(
-        self, population: Population, attribute: str, states: Sequence[str], transitions: Any, where: str = ""
+        self,
+        population: Population,
+        attribute: str,
+        states: Sequence[str],
+        transitions: Any,
+        where: str = "",
+        segment_attribute: str | None = None,
+        segment_transitions: Mapping[str, Any] | None = None,
     ) -> None:
         where = where or f"markov chain on {population.name}.{attribute}"
         names = [str(s) for s in states]
         if len(names) == 0 or len(set(names)) != len(names):
             raise InvalidParameterError(f"{where}: states must be distinct names, got {names}")
+        self.population, self.attribute, self.states, self.where = population, attribute, names, where
+        self.segment_attribute = segment_attribute
+        self.segments = [str(k) for k in (segment_transitions or {})]
+        matrices = [self._matrix(transitions, where)]
+        matrices += [self._matrix(m, f"{where}, segment {k!r}") for k, m in (segment_transitions or {}).items()]
+        self.matrix = matrices[0]
+        #: cumulative rows per group: group 0 the default matrix, group i the i-th segment's
+        self.cums = np.stack([np.cumsum(m, axis=1) for m in matrices])
+        self.cums[:, :, -1] = 1.0
+        self.cum = self.cums[0]
+        self.ops = _MarkovOps(self)
+
+    def _matrix(self, transitions: Any, where: str) -> np.ndarray:
         try:
             matrix = np.asarray(transitions, dtype=float)
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"{where}: transitions must be numbers: {exc}") from None
-        k = len(names)
+        k = len(self.states)
         if matrix.shape != (k, k):
             raise InvalidParameterError(
                 f"{where}: transitions must be {k} rows of {k} numbers, got shape {matrix.shape}"
@@ -51,14 +75,17 @@ class MarkovChain:
             raise InvalidParameterError(f"{where}: transition weights must be finite and >= 0")
         sums = matrix.sum(axis=1)
         if (sums <= 0).any():
-            bad = names[int(np.flatnonzero(sums <= 0)[0])]
+            bad = self.states[int(np.flatnonzero(sums <= 0)[0])]
             raise InvalidParameterError(f"{where}: the row of state {bad!r} has no transition (all 0)")
-        self.population, self.attribute, self.states = population, attribute, names
-        self.matrix = matrix / sums[:, None]
-        self.cum = np.cumsum(self.matrix, axis=1)
-        self.cum[:, -1] = 1.0
-        self.where = where
-        self.ops = _MarkovOps(self)
+        return matrix / sums[:, None]
+
+    def groups(self, positions: np.ndarray) -> np.ndarray | None:
+        """Each row's matrix (0: default, i: the i-th segment's), from its member's segment."""
+        if self.segment_attribute is None or not self.segments:
+            return None
+        values = take(self.population.get_attribute(self.segment_attribute).values, positions)
+        text = pd.Series(np.asarray(as_column(values), dtype=object)).astype(str)
+        return np.asarray(pd.Categorical(text, categories=self.segments).codes, dtype=np.int64) + 1
 
     def codes(self, values: Any, where: str) -> np.ndarray:
         """State names -> their index; an unknown name is an error naming it."""
@@ -69,15 +96,21 @@ class MarkovChain:
             raise CircusError(f"{where}: state {bad!r} is not one of the chain's states {self.states}")
         return codes
 
-    def step(self, previous: np.ndarray, members: np.ndarray, u: np.ndarray) -> np.ndarray:
+    def step(
+        self, previous: np.ndarray, members: np.ndarray, u: np.ndarray, groups: np.ndarray | None = None
+    ) -> np.ndarray:
         """The state of each row: rows of one member (``members`` equal) follow each other in
-        row order, the first from ``previous`` (that member's state before the step)."""
+        row order, the first from ``previous`` (that member's state before the step);
+        ``groups``: each row's matrix (None: the default one)."""
         n, k = len(u), len(self.states)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         maps = np.empty((n, k), dtype=np.int64)
-        for s in range(k):  # one row of the matrix at a time: a loop over states
-            maps[:, s] = np.minimum(np.searchsorted(self.cum[s], u, side="right"), k - 1)
+        cums = self.cums
+        for g in [0] if groups is None else np.unique(groups):  # a loop over segments
+            rows = slice(None) if groups is None else np.flatnonzero(groups == g)
+            for s in range(k):  # one row of the matrix at a time: a loop over states
+                maps[rows, s] = np.minimum(np.searchsorted(cums[g, s], u[rows], side="right"), k - 1)
         order = np.argsort(members, kind="stable")
         sorted_members = members[order]
         starts = np.r_[True, sorted_members[1:] != sorted_members[:-1]]
@@ -123,7 +156,8 @@ class NextState(AddColumns):
         positions = chain.population.positions(ids, where)
         attribute = chain.population.get_attribute(chain.attribute)
         previous = chain.codes(take(attribute.values, positions), f"{where}: attribute {chain.attribute!r}")
-        states = chain.step(previous, positions, self.rng(ctx).random(len(positions)))
+        u = self.rng(ctx).random(len(positions))
+        states = chain.step(previous, positions, u, chain.groups(positions))
         names = np.asarray(chain.states, dtype=object)
         # each member's state becomes its last row's (rows are in event-time order)
         order = np.argsort(positions, kind="stable")
