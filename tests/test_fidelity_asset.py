@@ -79,7 +79,8 @@ def test_the_floor_check_fails_under_the_worlds_min_score(tmp_path: Path) -> Non
     assert not check.passed and check.metadata["floor"].value == 0.9999
 
 
-def test_circus_fidelity_on_the_command_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_circus_fidelity_on_the_command_line(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # the default report files (fidelity.json, fidelity.html) land here
     world = _fitted(tmp_path)
     spec = yaml.safe_load(world.read_text())
     assert main(["run", str(world), "--days", "7", "--out", str(tmp_path / "run")]) == 0
@@ -94,6 +95,7 @@ def test_circus_fidelity_on_the_command_line(tmp_path: Path, capsys) -> None:  #
     assert report["overall"]["score"] >= 0.8 and out_html.read_text().startswith("<!DOCTYPE html>")
     # columns named on the command line instead of --world; a missing role is named
     assert main(["fidelity", spec["fitted"]["events"], str(synthetic), "--member", "USER", "--time", "TIME"]) == 0
+    assert (tmp_path / "fidelity.json").is_file() and (tmp_path / "fidelity.html").is_file()
     assert main(["fidelity", spec["fitted"]["events"], str(synthetic), "--member", "USER"]) == 1
     assert "--time" in capsys.readouterr().err
     assert pd.read_parquet(spec["fitted"]["events"]).shape[0] > 0

@@ -53,20 +53,8 @@ def _local_slots(times_utc: pd.DatetimeIndex, tz: str, slot: pd.Timedelta) -> np
 
 
 def fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str = "1h", noise: Counts = exact) -> ProfileFit:
-    """The profile, its shares by hour of day and day of week, and the week's shape."""
-    fit = _fit_profile(times_utc, tz, slot, noise)
-    step = pd.Timedelta(slot)
-    counts = np.asarray(fit.slot_counts, dtype=float)
-    start, end = fit.world_start, fit.world_start + fit.span_days * pd.Timedelta(days=1)
-    grid = pd.date_range(start, end, freq=step, inclusive="left").tz_convert("UTC")
-    occurrences = np.bincount(_local_slots(grid, tz, step), minlength=len(counts)).astype(float)
-    rate = np.divide(counts, occurrences, out=np.zeros(len(counts)), where=occurrences > 0)
-    fit.week_shape = rate / max(rate.mean(), 1e-300)
-    return fit
-
-
-def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts) -> ProfileFit:
-    """The profile of ``times_utc`` (every event's time) in time zone ``tz``."""
+    """The profile of ``times_utc`` (every event's time) in time zone ``tz``, its shares by hour
+    of day and day of week, and the week's shape."""
     step = pd.Timedelta(slot)
     if step <= pd.Timedelta(0) or (pd.Timedelta(hours=1) % step != pd.Timedelta(0) and step % pd.Timedelta(hours=1)):
         raise ValueError(f"profile slot {slot!r} must divide an hour or be whole hours")
@@ -80,45 +68,26 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
     occurrences = np.bincount(_local_slots(grid.tz_convert("UTC"), tz, step), minlength=per_week).astype(float)
     slots = _local_slots(times_utc, tz, step)
     counts = noise(np.bincount(slots, minlength=per_week), 1.0, "events per slot of the week")
-    event_slots = slots
     rate = np.divide(counts, occurrences, out=np.zeros(per_week), where=occurrences > 0)
     hours = (np.arange(per_week) * step) // pd.Timedelta(hours=1)  # each slot's hour of the week
     hour_of_day = np.bincount(hours % 24, weights=counts, minlength=24)
     day_of_week = np.bincount(hours // 24, weights=counts, minlength=7)
     shares = {"dow": (day_of_week / day_of_week.sum()).tolist(), "hod": (hour_of_day / hour_of_day.sum()).tolist()}
+
+    def made(kind: str, weights: np.ndarray, start: pd.Timestamp, levels: list[float] | None = None) -> ProfileFit:
+        return ProfileFit(
+            kind, _norm(weights), slot, start, shares["dow"], shares["hod"], levels, start_local, span_days,
+            slot_counts=counts, event_slots=slots, week_shape=rate / max(rate.mean(), 1e-300),
+        )  # fmt: skip
+
     if span_days < 7:
         per_day = int(pd.Timedelta(days=1) // step)
-        daily = rate.reshape(7, per_day).sum(axis=0)
-        return ProfileFit(
-            "hour_of_day",
-            _norm(daily),
-            slot,
-            start_local,
-            shares["dow"],
-            shares["hod"],
-            None,
-            start_local,
-            span_days,
-            slot_counts=counts,
-            event_slots=event_slots,
-        )
+        return made("hour_of_day", rate.reshape(7, per_day).sum(axis=0), start_local)
     monday = start_local - pd.Timedelta(days=start_local.dayofweek)
     monday = monday.tz_localize(None).tz_localize(tz) if monday.tzinfo is not None else monday
     n_weeks = span_days // 7
     if n_weeks < SEASONAL_WEEKS:
-        return ProfileFit(
-            "hour_of_week",
-            _norm(rate),
-            slot,
-            monday,
-            shares["dow"],
-            shares["hod"],
-            None,
-            start_local,
-            span_days,
-            slot_counts=counts,
-            event_slots=event_slots,
-        )
+        return made("hour_of_week", rate, monday)
     # seasonal: weeks counted from the log's first local midnight, n_weeks of them (a cycle)
     t0 = start_local.tz_convert("UTC")
     week_index = ((times_utc - t0) // _WEEK).to_numpy(dtype=np.int64)
@@ -126,21 +95,8 @@ def _fit_profile(times_utc: pd.DatetimeIndex, tz: str, slot: str, noise: Counts)
     per_week_counts = noise(np.bincount(week_index[inside], minlength=n_weeks), 1.0, "events per week")
     levels = per_week_counts / max(per_week_counts.mean(), 1e-300)
     hours_utc = pd.date_range(t0, t0 + n_weeks * _WEEK, freq=step, inclusive="left")
-    shape = rate[_local_slots(hours_utc, tz, step)]
-    weights = shape * np.repeat(levels, per_week)
-    return ProfileFit(
-        "seasonal",
-        _norm(weights),
-        slot,
-        t0.tz_convert(tz),
-        shares["dow"],
-        shares["hod"],
-        _norm(levels, mean=1.0),
-        start_local,
-        span_days,
-        slot_counts=counts,
-        event_slots=event_slots,
-    )
+    weights = rate[_local_slots(hours_utc, tz, step)] * np.repeat(levels, per_week)
+    return made("seasonal", weights, t0.tz_convert(tz), _norm(levels, mean=1.0))
 
 
 def _norm(w: np.ndarray, mean: float | None = None) -> list[float]:
