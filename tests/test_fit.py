@@ -341,6 +341,11 @@ def test_a_weighted_relationship_comes_back(tmp_path: Path) -> None:
     shares = frame["SHOP"].value_counts(normalize=True).to_numpy()
     p_probs, p_values = rel.popularity
     assert np.interp(0.5, p_probs, p_values) == pytest.approx(np.median(shares), rel=0.05)
+    # repeat contact: 6 edges of equal weight, so an edge's share of its user's n ~ 84 events is
+    # Binomial(n, 1/6) / n; the median over 9,000 edges is within about one event's share
+    # (1/84 = 0.012) of 1/6, the median of that distribution
+    r_probs, r_values = rel.repeat
+    assert abs(np.interp(0.5, r_probs, r_values) - 1 / 6) <= 0.015
     spec = load(fitted.yaml)
     assert spec["populations"]["targets"]["size"] == rel.targets
     assert spec["relationships"][0]["popularity"] == "POPULARITY"
