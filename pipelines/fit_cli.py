@@ -36,6 +36,12 @@ def add_parsers(sub: Any) -> None:
         metavar="FIELD=COLUMN",
         help="FIELD's shares depend on COLUMN (the type or a field listed before it); repeatable",
     )
+    p.add_argument(
+        "--segment",
+        default="auto",
+        help="a categorical member attribute whose values get their own activity and chain "
+        "(default auto: the first one; none: no segments)",
+    )
     p.add_argument("--timezone", default="UTC", help="the data's time zone, for hour-of-week profiles (default UTC)")
     p.add_argument("--scale", type=float, default=1.0, help="members to generate per member observed (default 1)")
     p.add_argument("-k", type=int, default=5, help="categories seen for fewer members become 'other' (default 5)")
@@ -105,6 +111,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         session_gap=gap,
         given=given,
         epsilon=args.epsilon,
+        segment=None if str(args.segment).lower() == "none" else args.segment,
         seed=args.seed,
         progress=False,
     )
@@ -119,7 +126,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"  population {fitted.size:,} members; activity: {fitted.activity.family}; "
         f"timer: {fitted.profile.kind}; types: {chain}; "
         f"sessions: {'yes' if fitted.sessions and fitted.sessions.chosen else 'no'}; "
-        f"fields: {', '.join(f'{f.name} ({f.level} {f.kind})' for f in fitted.fields) or 'none'}"
+        + (f"segments: {fitted.segment} ({len(fitted.segments) - 1} + the rest); " if fitted.segments else "")
+        + f"fields: {', '.join(f'{f.name} ({f.level} {f.kind})' for f in fitted.fields) or 'none'}"
         + (f"; relationship to {fitted.relation.targets:,} targets" if fitted.relation else "")
     )
     print(f"run it:  circus run {out} --days {min(fitted.profile.span_days, 7)}")

@@ -564,6 +564,8 @@ def test_bad_logs_are_named(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("user,ts\nu1,yesterday\n")
     with pytest.raises(EventLogError, match="not ISO 8601"):
         fit_world(tmp_path / "bad.csv", Roles(member="user", time="ts"))
+    with pytest.raises(CircusError, match="'Mars/Base' is not an IANA time zone"):
+        Roles(member="user", time="ts", timezone="Mars/Base")
     with pytest.raises(EventLogError, match="no such file"):
         fit_world(tmp_path / "log.xlsx", Roles(member="user", time="ts"))
     (tmp_path / "log.xlsx").write_bytes(b"PK")

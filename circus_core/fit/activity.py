@@ -29,7 +29,7 @@ __all__ = ["ActivityFit", "fit_activity", "safe_quantiles"]
 MIN_MEMBERS = 30  # fewer members: the empirical quantiles, not a family
 MAX_SILENT = 0.5  # a fit implying more silent members than seen ones is not believed
 _EXACT_MAX = 200  # counts up to this are integrated exactly; above, the Laplace approximation
-_GRID = 2_000
+_GRID = 800
 
 
 @dataclass

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from circus_core.errors import CircusError
 
 __all__ = ["Roles"]
 
@@ -27,6 +30,15 @@ class Roles:
     target: str | None = None
     fields: tuple[str, ...] = field(default_factory=tuple)
     timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CircusError(
+                f"time zone {self.timezone!r} is not an IANA time zone name "
+                "(e.g. Europe/Brussels, America/New_York, UTC)"
+            ) from None
 
     @property
     def columns(self) -> tuple[str, ...]:
