@@ -113,7 +113,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         epsilon=args.epsilon,
         segment=None if str(args.segment).lower() == "none" else args.segment,
         seed=args.seed,
-        progress=False,
+        progress=True,
     )
     out = args.output or Path(f"{fitted.name}.yaml")
     if out.exists() and not args.force:

@@ -10,6 +10,7 @@ which is what a log written by a local system means.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def read_events(
             parts[c].append(col)
         rows += batch.num_rows
         if progress:
-            print(f"read {rows:,} events", flush=True)
+            print(f"circus fit: read {rows:,} events", file=sys.stderr, flush=True)
     if rows == 0:
         raise EventLogError(f"{path}: no events")
     data: dict[str, object] = {}

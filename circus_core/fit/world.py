@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,15 +121,18 @@ def fit_world(
     t = time.perf_counter()
     frame = read_events(source, roles, progress=progress)
     clock["read"] = time.perf_counter() - t
+    _say(progress, "read", clock)
     t = time.perf_counter()
     members, member_names = pd.factorize(frame[roles.member], sort=False)
     times = pd.DatetimeIndex(frame[roles.time])
     profile = fit_profile(times, roles.timezone, slot, noise)
     clock["profile"] = time.perf_counter() - t
+    _say(progress, "profile", clock)
     micros = times.as_unit("us").asi8
     t = time.perf_counter()
     order = np.lexsort((micros, members))  # by member, then time: sessions and types read it
     clock["sort"] = time.perf_counter() - t
+    _say(progress, "sort", clock)
     t = time.perf_counter()
     sessions = None
     if session_gap is not None:
@@ -137,14 +141,17 @@ def fit_world(
             members, micros, order, profile.span_days, profile.week_shape, profile.event_slots, session_gap, k
         )
     clock["sessions"] = time.perf_counter() - t
+    _say(progress, "sessions", clock)
     t = time.perf_counter()
     # the timer draws session starts when there are sessions, else every event
     counts = sessions.starts if sessions is not None and sessions.chosen else np.bincount(members)
     activity = fit_activity(counts[counts > 0], profile.span_days, k=k)
     clock["activity"] = time.perf_counter() - t
+    _say(progress, "activity", clock)
     t = time.perf_counter()
     types = None if roles.type is None else fit_types(frame[roles.type], members, order, k, noise)
     clock["types"] = time.perf_counter() - t
+    _say(progress, "types", clock)
     t = time.perf_counter()
     fields = [
         fit_field(f, frame[f], members, k, seed, noise, order)
@@ -159,16 +166,19 @@ def fit_world(
             raise CircusError(f"given {f.name}={g}: only categorical fields drawn per event can depend on another")
         fields[i] = fit_conditional(f.name, frame[f.name], g, frame[g], members, k, noise)
     clock["fields"] = time.perf_counter() - t
+    _say(progress, "fields", clock)
     t = time.perf_counter()
     relation = None
     if roles.target is not None:
         relation = fit_relation(members, frame[roles.target], pd.Series(member_names), k, noise)
     clock["relation"] = time.perf_counter() - t
+    _say(progress, "relation", clock)
     t = time.perf_counter()
     segment_field, segments, labels = _segments(segment, fields, frame, members, order, counts, profile.span_days, k)
     if types is not None and labels is not None:
         segment_chains(types, members[order], labels, noise)
     clock["segments"] = time.perf_counter() - t
+    _say(progress, "segments", clock)
     seen = len(member_names)
     if epsilon is not None:  # a count of members: one member changes it by 1
         seen = max(1, round(float(noise(np.array([seen]), 1.0, "members")[0])))
@@ -253,6 +263,12 @@ def _segments(
     c = counts[rest] if rest.any() else counts
     fits["*"] = fit_activity(c[c > 0], span_days, k=k)
     return seg, fits, np.where(np.isin(labels, own), labels, "*")
+
+
+def _say(progress: bool, stage: str, clock: dict[str, float]) -> None:
+    """One line per stage on stderr (``progress``): a 10M-event fit takes a while."""
+    if progress:
+        print(f"circus fit: {stage} done in {clock[stage]:.1f} s", file=sys.stderr, flush=True)
 
 
 # --- the YAML -------------------------------------------------------------------------------------
