@@ -39,6 +39,7 @@ from google.cloud import storage as gcs
 from circus_core import CircusError
 from circus_core.io.logs import FORMATS, MEDIA_TYPES, write_log
 from resources.sinks import DayPart, Sink, Written
+from resources.storage import require_bucket
 
 __all__ = ["EXPORT_FORMATS", "ExportError", "ExportSettings", "ExportedObject", "GcsSink", "crc32c_of"]
 
@@ -128,12 +129,7 @@ class GcsSink(Sink):
         return self.object_name(scenario, log_id, day, 0).rsplit("/", 1)[0] + "/"
 
     def prepare(self) -> None:
-        try:
-            found = self.bucket.exists()
-        except exceptions.GoogleAPIError as exc:
-            raise ExportError(f"cannot reach GCS bucket {self.settings.bucket!r}: {exc}") from exc
-        if not found:
-            raise ExportError(f"GCS export bucket {self.settings.bucket!r} does not exist")
+        require_bucket(self.bucket, self.settings.bucket, ExportError, "GCS export bucket")
 
     def write(self, part: DayPart) -> ExportedObject:
         """Convert the part if asked, upload it and verify its crc32c and size."""

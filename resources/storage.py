@@ -18,10 +18,11 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-__all__ = ["GCSBackend", "LocalBackend", "StorageBackend", "StorageResource"]
+__all__ = ["GCSBackend", "LocalBackend", "StorageBackend", "StorageResource", "require_bucket"]
 
 
 def _file_mode() -> int:
@@ -165,6 +166,19 @@ class LocalBackend(StorageBackend):
         return True
 
 
+def require_bucket(bucket: Any, name: str, error: type[Exception] = RuntimeError, what: str = "GCS bucket") -> None:
+    """``bucket`` (a google.cloud.storage Bucket) exists, or ``error`` naming it: the one check
+    of the storage backend and of the GCS export sink."""
+    from google.api_core import exceptions
+
+    try:
+        found = bucket.exists()
+    except exceptions.GoogleAPIError as exc:
+        raise error(f"cannot reach GCS bucket {name!r}: {exc}") from exc
+    if not found:
+        raise error(f"{what} {name!r} does not exist")
+
+
 class GCSBackend(StorageBackend):
     """A bucket and a prefix, through google-cloud-storage (``STORAGE_EMULATOR_HOST`` points
     it at an emulator).  Uploads are verified against their crc32c checksum."""
@@ -188,14 +202,7 @@ class GCSBackend(StorageBackend):
 
     def check_bucket(self) -> None:
         """Fail early, naming the bucket, when it does not exist or cannot be reached."""
-        from google.api_core import exceptions
-
-        try:
-            found = self.bucket.exists()
-        except exceptions.GoogleAPIError as exc:
-            raise RuntimeError(f"cannot reach GCS bucket {self.bucket_name!r}: {exc}") from exc
-        if not found:
-            raise RuntimeError(f"GCS bucket {self.bucket_name!r} does not exist")
+        require_bucket(self.bucket, self.bucket_name)
 
     def exists(self, key: str) -> bool:
         return self.bucket.blob(self._name(key)).exists()

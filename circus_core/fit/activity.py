@@ -102,7 +102,7 @@ def _log_density(family: str, theta: np.ndarray, rate: np.ndarray) -> np.ndarray
     raise ValueError(family)
 
 
-def _log_cdf_rate(family: str, theta: np.ndarray, rate: np.ndarray) -> np.ndarray:
+def _cdf_rate(family: str, theta: np.ndarray, rate: np.ndarray) -> np.ndarray:
     if family == "lognormal":
         return stats.norm.cdf(np.log(rate), theta[0], np.exp(theta[1]))
     alpha, xm = np.exp(theta[0]), np.exp(theta[1])
@@ -160,8 +160,8 @@ def _count_cdf(family: str, theta: np.ndarray, values: np.ndarray, span: float, 
             k, scale = np.exp(theta[0]), np.exp(theta[1])
             out[~small] = stats.nbinom.cdf(values[~small], k, 1.0 / (1.0 + scale * span))
         else:
-            base = _log_cdf_rate(family, theta, np.array([(_EXACT_MAX + 0.5) / span]))[0]
-            out[~small] = cum[-1] + _log_cdf_rate(family, theta, (values[~small] + 0.5) / span) - base
+            base = _cdf_rate(family, theta, np.array([(_EXACT_MAX + 0.5) / span]))[0]
+            out[~small] = cum[-1] + _cdf_rate(family, theta, (values[~small] + 0.5) / span) - base
     return np.clip((out - p0) / max(1 - p0, 1e-300), 0.0, 1.0)
 
 
