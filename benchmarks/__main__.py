@@ -12,7 +12,8 @@ each cell several times (medians shown); ``--json FILE`` also saves the raw resu
 Then the generator timings; the engine against its ceiling (`benchmarks.ceiling`: telecom
 against a bare numpy + Arrow probe of the same day at 100k members; ``--no-ceiling`` skips it);
 the scale-out of sharded worlds (`benchmarks.scaleout`: telecom and mobile_app, 2 shards x 500,000
-members, on a 1- and a 2-worker Dask cluster and unsharded; ``--no-scaleout`` skips it); and the
+members, on a 1- and a 2-worker Dask cluster and unsharded, with the machine's parallel ceiling
+measured by two bare probes in the same round; ``--no-scaleout`` skips it); and the
 Pub/Sub publishing benchmark (`benchmarks.publish`, against the emulator; ``--no-publish`` skips it);
 and live mode's delivery lag at 1,000 and 10,000 events/s to files and the Pub/Sub emulator
 (`benchmarks.live`; ``--no-live`` skips it); and ``circus fit`` on logs of 1M and 10M events

@@ -328,11 +328,22 @@ def _day_metadata(store: DayStore, result: DayResult | ShardedResult, shards: in
     return metadata
 
 
+#: a shard task's phases (`pipelines.shards.simulate_shard`)
+_PHASES = ("load_s", "simulate_s", "stage_s")
+
+
 def _shard_table(results: Sequence[object]) -> dg.MetadataValue:
-    """Rows, seconds and worker of every shard of every day, as a markdown table."""
-    lines = ["| day | shard | rows | seconds | worker |", "|---|---:|---:|---:|---|"]
+    """Rows, seconds (and where they went: checkpoint read, simulation, staging) and worker of
+    every shard of every day, as a markdown table: a slow shard shows which phase was slow."""
+    lines = [
+        "| day | shard | rows | seconds | load / simulate / stage s | worker |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for r in results:
         for part in getattr(r, "shards", []):
             rows = sum(part["rows"].values()) if part["rows"] else sum(part.get("members", {}).values())
-            lines.append(f"| {r.day} | {part['shard']} | {rows:,} | {part['seconds']:.1f} | {part['worker']} |")
+            phases = " / ".join(f"{part[k]:.1f}" for k in _PHASES) if all(k in part for k in _PHASES) else ""
+            lines.append(
+                f"| {r.day} | {part['shard']} | {rows:,} | {part['seconds']:.1f} | {phases} | {part['worker']} |"
+            )
     return dg.MetadataValue.md("\n".join(lines))

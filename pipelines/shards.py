@@ -67,13 +67,18 @@ def simulate_shard(backend: StorageBackend, scenario: Scenario, day: str, shard:
     t0 = time.perf_counter()
     store = DayStore(backend, scenario)
     circus = load_day_start(store, day, shard)
+    t1 = time.perf_counter()
     with scratch("logs") as tmp:
         label = f"{scenario.name} {day} {shard}"
         tally = DayTally(circus)
         files, rows, per_hour = run_day(circus, day, Path(tmp), label, lambda _: None, None, t0, scenario.log_ids)
+        t2 = time.perf_counter()
         staged = store.stage(day, circus, files_written=files)
+    t3 = time.perf_counter()
     counts = {"rows": rows, "rows_per_hour": per_hour, "timer_events": tally.result(), "choices": tally.choice_result()}
-    return staged | task_origin() | {"seconds": time.perf_counter() - t0} | counts
+    # where a shard's time goes: reading its checkpoint, simulating + writing its logs, staging
+    phases = {"load_s": round(t1 - t0, 3), "simulate_s": round(t2 - t1, 3), "stage_s": round(t3 - t2, 3)}
+    return staged | task_origin() | {"seconds": t3 - t0} | phases | counts
 
 
 def task_origin() -> dict[str, Any]:
@@ -160,9 +165,7 @@ def run_sharded(
         ) from next(iter(failed.values()))
     staged = [done[i] for i in range(count)]
     clock = _clock_after(store, day)
-    stats = [
-        {k: part[k] for k in ("shard", "worker", "seconds", "rows") if k in part} | _members(part) for part in staged
-    ]
+    stats = [{k: part[k] for k in _STATS if k in part} | _members(part) for part in staged]
     world = None
     if build is not None:
         scenario = store.scenario
@@ -180,6 +183,10 @@ def run_sharded(
         choices=None if day == INITIAL else merge_choices(part["choices"] for part in staged),
     )
     return ShardedResult(day=day, shards=staged, seconds=time.perf_counter() - t0, marker=marker)
+
+
+#: what the day's marker keeps of each shard's result (Dagster shows it per shard)
+_STATS = ("shard", "worker", "seconds", "load_s", "simulate_s", "stage_s", "rows")
 
 
 def _members(part: dict) -> dict:

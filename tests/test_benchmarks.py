@@ -60,7 +60,14 @@ def test_scaleout_benchmark_compares_workers_and_the_unsharded_day(capsys) -> No
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(r.get("shards"), r.get("workers")) for r in lines[:3]] == [(1, 0), (2, 1), (2, 2)]
     assert lines[1]["rows"] == lines[2]["rows"] > 0  # the same sharded world on 1 or 2 workers
-    assert lines[3]["speedup_1_to_2_workers"] > 0 and "sharding_overhead" in lines[3]
+    assert [p["shard"] for p in lines[2]["shard_phases"]] == [0, 1]
+    # the round's yardstick: two bare probes alone, then side by side
+    assert len(lines[3]["alone_s"]) == len(lines[3]["together_s"]) == 2 and lines[3]["ceiling"] > 0
+    summary = lines[4]
+    assert summary["speedup_1_to_2_workers"] > 0 and "sharding_overhead" in summary
+    # (from the unrounded ratios: the printed ones are rounded to 0.01)
+    share = summary["speedups"][0] / summary["ceilings"][0]
+    assert abs(summary["share_of_ceiling"] - share) <= 0.01 + 0.03 * share
 
 
 def test_costmodel_derives_the_plan_from_two_runs() -> None:

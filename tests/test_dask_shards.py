@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import signal
 import threading
 import time
@@ -145,6 +146,11 @@ def test_dagster_assets_run_a_sharded_world_and_refuse_a_silent_reshard(tmp_path
     meta = result.asset_materializations_for_node("telecom__simulation")[0].metadata
     assert meta["shards"].value == 2
     assert "| 2026-01-05 | 1 |" in meta["per shard"].value
+    # each shard's time split into checkpoint read / simulation / staging, in the table and the marker
+    assert re.search(r"\| 2026-01-05 \| 1 \| [\d,]+ \| [\d.]+ \| [\d.]+ / [\d.]+ / [\d.]+ \|", meta["per shard"].value)
+    for part in DayStore(LocalBackend(tmp_path / "store"), SCENARIO).marker(DAYS[0])["shard_stats"]:
+        phases = part["load_s"] + part["simulate_s"] + part["stage_s"]
+        assert 0 < phases <= part["seconds"] + 1e-3 and part["simulate_s"] > 0
     assert all(check.passed for check in result.get_asset_check_evaluations())
     store = DayStore(LocalBackend(tmp_path / "store"), SCENARIO)
     assert store.marker(DAYS[0])["logs"]["voice_cdr"]["rows"] == meta["rows voice_cdr"].value
