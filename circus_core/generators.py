@@ -45,6 +45,7 @@ __all__ = [
     "Generator",
     "GeneratorConfigError",
     "MappedGenerator",
+    "MissingGenerator",
     "NumpyRandomGenerator",
     "QuantileGenerator",
     "SequencialGenerator",
@@ -608,6 +609,80 @@ class MappedGenerator(Generator):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.upstream.set_state(state["upstream"])
+
+
+class MissingGenerator(Generator):
+    """``upstream``'s values with a share of them missing (null in the logs), each value
+    independently with probability ``share``.
+
+    Real logs have holes -- an unknown departure time, a customer without a postcode -- and a
+    world fitted to them (`circus fit`) leaves the same share empty instead of inventing values.
+    Values and the mask come from the same stream: the one passed to `generate` (a story's),
+    else this generator's own.  Numbers become pandas' nullable numbers, categories get a
+    missing code, anything else an object column with ``None``: all write as Arrow nulls.
+    """
+
+    def __init__(self, upstream: Generator, share: float, seed: int | None = None) -> None:
+        _check_generator(upstream, "MissingGenerator: upstream", Generator)
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(f"MissingGenerator: share must be a number, got {share!r}") from None
+        if not 0.0 <= share <= 1.0:
+            raise InvalidParameterError(f"MissingGenerator: share must be in [0, 1], got {share!r}")
+        super().__init__(seed)
+        self.upstream, self.share = upstream, share
+
+    def _generate(self, size: int, rng: np.random.Generator) -> Column:
+        values = self.upstream.generate(size, rng)
+        return with_missing(values, rng.random(size) < self.share)
+
+    def bind_seed(self, name: str, root_seed: int, rebind: bool = False) -> None:
+        super().bind_seed(name, root_seed, rebind)
+        self.upstream.bind_seed(f"{name}/upstream", root_seed, rebind)
+
+    def get_state(self) -> dict[str, Any]:
+        return super().get_state() | {"upstream": self.upstream.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.upstream.set_state(state["upstream"])
+
+    config_type = "missing"
+
+    def to_config(self, name: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        upstream = self.upstream.to_config(f"{name}/upstream", tables)
+        return {"type": self.config_type, "share": self.share, "upstream": upstream}
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any], tables: TableReader) -> MissingGenerator:
+        return cls(generator_from_config(conf["upstream"], tables), conf["share"])
+
+    def __repr__(self) -> str:
+        return f"MissingGenerator({self.upstream!r}, share={self.share:g})"
+
+
+def with_missing(values: Column, missing: np.ndarray) -> Column:
+    """``values`` with the rows where ``missing`` is True set to null, in a column type that
+    keeps its nulls on the way to Arrow (NaN in a float array would be written as NaN)."""
+    if not missing.any():
+        return values
+    if isinstance(values, pd.Categorical):
+        codes = values.codes.copy()
+        codes[missing] = -1
+        return pd.Categorical.from_codes(codes, dtype=values.dtype, validate=False)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        kind = {"b": "boolean", "f": "Float64"}.get(values.dtype.kind, "Int64")
+        out = pd.array(values, dtype=kind)
+        out[missing] = pd.NA
+        return out
+    series = pd.Series(values, copy=True)
+    if series.dtype.kind in "biufcmM" or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        series[missing] = None
+        return as_column(series)
+    out = series.to_numpy(dtype=object, copy=True)
+    out[missing] = None
+    return out
 
 
 class DependentGenerator(_Seeded):

@@ -384,6 +384,61 @@ def test_fields_member_attributes_other_and_numbers(tmp_path: Path) -> None:
     assert abs(normal["scale"] - 10) <= 4.5 * 10 / math.sqrt(2 * m)
 
 
+def test_missing_values_come_back_and_the_twin_leaves_the_same_share_empty(tmp_path: Path) -> None:
+    """A tier per member left empty for 10 % of members, a category per event empty for 20 % of
+    events and an amount per event empty for 30 %: the fitted shares (members for the attribute,
+    events for the others) are within 4.5 sqrt(p(1-p)/n) of the truth, written as `missing`
+    generators, and the fitted world's own log leaves each field empty as often as the real one
+    (within the binomial error of both logs); the values that are there keep their shares."""
+    tier = {"missing": {"generator": {"choice": {"values": ["gold", "basic"], "weights": [0.3, 0.7]}}, "share": 0.1}}
+    kind = {"missing": {"generator": {"choice": {"values": ["a", "b"], "weights": [0.5, 0.5]}}, "share": 0.2}}
+    amount = {"missing": {"generator": {"numpy": {"method": "normal", "loc": 50, "scale": 10}}, "share": 0.3}}
+    world = known_world(
+        tmp_path,
+        {"numpy": {"method": "gamma", "shape": 2.0, "scale": 1.5}},
+        operations=[
+            {"lookup": {"population": "users", "id_field": "USER", "select": {"TIER": "TIER"}}},
+            {"generate": {"generator": kind, "named_as": "KIND"}},
+            {"generate": {"generator": amount, "named_as": "AMOUNT"}},
+        ],
+        attributes={"TIER": tier},
+        cols=("TIME", "USER", "TIER", "KIND", "AMOUNT"),
+    )
+    real = pd.read_parquet(simulate(world, tmp_path))
+    assert real["AMOUNT"].dtype.kind == "f"  # nulls, written as Arrow nulls, not NaN strings
+    fitted = fit_world(
+        tmp_path / "events.parquet", Roles(member="USER", time="TIME", fields=("TIER", "KIND", "AMOUNT"))
+    )
+    by_name = {f.name: f for f in fitted.fields}
+    members_seen = real["USER"].nunique()
+    for name, truth, level, n in (
+        ("TIER", 0.1, "member", members_seen),
+        ("KIND", 0.2, "event", len(real)),
+        ("AMOUNT", 0.3, "event", len(real)),
+    ):
+        field = by_name[name]
+        assert field.level == level, name
+        share = field.generator["missing"]["share"]
+        assert abs(share - truth) <= 4.5 * math.sqrt(truth * (1 - truth) / n), (name, share)
+    assert "have no value: null with that probability" in fitted.yaml
+    fitted.write(tmp_path / "twin.yaml")
+    (tmp_path / "twin").mkdir()
+    twin = pd.read_parquet(simulate(tmp_path / "twin.yaml", tmp_path / "twin"))
+
+    def effective(log: pd.DataFrame) -> float:
+        """Events of one member share its tier: the event share of empty tiers varies like a
+        mean over (sum c)^2 / sum c^2 independent draws, c = each member's events."""
+        c = log.groupby("USER").size().to_numpy(dtype=float)
+        return float(c.sum() ** 2 / (c**2).sum())
+
+    for name in ("TIER", "KIND", "AMOUNT"):
+        a, b = float(real[name].isna().mean()), float(twin[name].isna().mean())
+        n_real, n_twin = (effective(real), effective(twin)) if name == "TIER" else (len(real), len(twin))
+        assert abs(a - b) <= 4.5 * math.sqrt(0.25 / n_real + 0.25 / n_twin), (name, a, b)
+    gold = twin["TIER"].dropna().eq("gold").groupby(twin["USER"]).first().mean()
+    assert abs(gold - 0.3) <= 4.5 * math.sqrt(0.21 / twin["USER"].nunique()) + 0.01
+
+
 def test_shares_conditional_on_the_type_come_back(tmp_path: Path) -> None:
     """A payment method whose shares depend on the event type (card for purchases, voucher for
     refunds): with --given the fitted row of each type is within 4.5 sqrt(p(1-p)/n_type) of the

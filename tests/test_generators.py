@@ -25,13 +25,15 @@ from circus_core import (
     EmpiricalGenerator,
     FakerGenerator,
     FieldLogger,
+    MissingGenerator,
     NumpyRandomGenerator,
     SequencialGenerator,
     bounded_sigmoid,
     init_story_data,
     logistic,
 )
-from circus_core.columns import list_parts
+from circus_core.columns import list_parts, to_arrow
+from circus_core.errors import CircusError
 
 START = "2026-01-05T00:00:00+00:00"
 
@@ -312,3 +314,53 @@ def test_standalone_generate_uses_the_generator_stream() -> None:
     gen = NumpyRandomGenerator("random", seed=9)
     data, _ = gen.ops.generate("x")(init_story_data("id", np.arange(4)))
     assert np.array_equal(data["x"].to_numpy(), NumpyRandomGenerator("random", seed=9).generate(4))
+
+
+@pytest.mark.parametrize(
+    ("upstream", "arrow_type"),
+    [
+        (NumpyRandomGenerator("normal"), pa.float64()),
+        (NumpyRandomGenerator("poisson", lam=3.0), pa.int64()),
+        (EmpiricalGenerator(["a", "b", "c"]), pa.large_string()),
+        (SequencialGenerator(prefix="ID_"), pa.large_string()),
+    ],
+)
+def test_missing_generator_leaves_its_share_null_of_any_type(upstream: object, arrow_type: pa.DataType) -> None:
+    """share 0.25 of 100,000 values: the null count is within 5 sqrt(n p (1-p)) of n p, the nulls
+    are Arrow nulls of the upstream's type (not NaN, not the text "None"), the values that are
+    there are the upstream's own, and the same seed gives the same column."""
+    n, p = 100_000, 0.25
+    gen = MissingGenerator(upstream, p, seed=3)  # type: ignore[arg-type]
+    arrow = to_arrow(gen.generate(n))
+    assert arrow.type == arrow_type
+    assert abs(arrow.null_count - n * p) <= 5 * np.sqrt(n * p * (1 - p))
+    present = arrow.drop_null()
+    if pa.types.is_floating(arrow_type):
+        assert not np.isnan(present.to_numpy()).any()
+    if arrow_type == pa.large_string():
+        assert "None" not in set(present.to_pylist()) and "nan" not in set(present.to_pylist())
+    # the same seed leaves the same rows empty (a counter upstream goes on counting, so only
+    # the mask is compared)
+    again = to_arrow(MissingGenerator(upstream, p, seed=3).generate(n))  # type: ignore[arg-type]
+    assert again.is_null().equals(arrow.is_null())
+
+
+def test_missing_generator_is_reproducible_and_saved_in_checkpoints(tmp_path: Path) -> None:
+    """An attached MissingGenerator continues its stream after a checkpoint: the values drawn
+    after save/load equal those of the generator that was never saved."""
+    from circus_core.generators import generator_from_config
+
+    circus = Circus("gens", 7, START)
+    gen = circus.attach_generator("tier", MissingGenerator(EmpiricalGenerator(["gold", "basic"]), 0.3))
+    gen.generate(10)
+    tables: dict[str, pd.DataFrame] = {}
+    copy = generator_from_config(gen.to_config("tier", tables), tables.__getitem__)
+    copy.set_state(gen.get_state())
+    a, b = to_arrow(gen.generate(1000)), to_arrow(copy.generate(1000))
+    assert a.equals(b) and a.null_count > 0
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, "half"])
+def test_missing_generator_refuses_a_share_outside_zero_one(share: object) -> None:
+    with pytest.raises(CircusError, match=f"MissingGenerator: share must be .*{share!r}"):
+        MissingGenerator(NumpyRandomGenerator("normal"), share)  # type: ignore[arg-type]

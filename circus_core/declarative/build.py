@@ -50,6 +50,7 @@ from circus_core.generators import (
     EmpiricalGenerator,
     FakerGenerator,
     Generator,
+    MissingGenerator,
     NumpyRandomGenerator,
     QuantileGenerator,
     SequencialGenerator,
@@ -317,6 +318,9 @@ class World:
             if kind == "mapped":
                 upstream = self._generator(circus, args["generator"], (*path, kind, "generator"), seed, base)
                 return upstream.map(vectorized_f=_Mapping(args, self.place((*path, kind)), self.sources))
+            if kind == "missing":
+                upstream = self._generator(circus, args["generator"], (*path, kind, "generator"), seed, base)
+                return MissingGenerator(upstream, args["share"], seed=own)
             if kind == "numpy":
                 params = {k: v for k, v in args.items() if k not in ("method", "stream")}
                 return NumpyRandomGenerator(args["method"], seed=own, **params)

@@ -152,8 +152,18 @@ GENERATOR = _one_of(
         ),
         "generator": {**NAME, "description": "a generator of the world's `generators`, by name"},
         "mapped": {"$ref": "#/$defs/mapped"},
+        "missing": _object(
+            {
+                "generator": {"$ref": "#/$defs/generator"},
+                "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "the share of null values"},
+                "stream": STREAM,
+            },
+            required=("generator", "share"),
+            description="MissingGenerator(generator, share): the generator's values, each null with probability "
+            "share (what circus fit writes for a field the log leaves empty at times)",
+        ),
     },
-    "a generator: one of constant, sequential, numpy, choice, quantiles, faker, mapped, generator",
+    "a generator: one of constant, sequential, numpy, choice, quantiles, faker, mapped, missing, generator",
 )
 
 MAPPED = _object(

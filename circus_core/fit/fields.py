@@ -76,6 +76,14 @@ def fit_field(
     with_values = int(starts.sum())
     constant = 1.0 - float(changed.sum()) / with_values if with_values else 0.0
     member_level = constant >= MEMBER_LEVEL
+    # the share left empty: of the events, or for an attribute of the members (a member with
+    # no value on any event has none); released like any count table
+    if member_level:
+        empty, filled = len(np.unique(members)) - with_values, with_values
+    else:
+        empty, filled = int((~known).sum()), int(known.sum())
+    released = noise(np.array([empty, filled]), 1.0, f"missing values of {name}") if empty else np.zeros(2)
+    share = float(released[0] / released.sum()) if released.sum() > 0 else 0.0
     if member_level:  # one value per member: its first
         firsts = rows[starts]
         values, members = values.iloc[firsts].reset_index(drop=True), members[firsts]
@@ -84,8 +92,9 @@ def fit_field(
         if member_level
         else f"varies within members ({1 - constant:.1%} have several values): drawn per event"
     )
-    if missing:
-        note += f"; {missing:.1%} of events have no value (not modelled: every event gets one)"
+    if share > 0:
+        whose = "members" if member_level else "events"
+        note += f"; {share:.2%} of {whose} have no value: null with that probability"
     level = "member" if member_level else "event"
     mask = values.notna().to_numpy()
     present, present_members = values[mask], np.asarray(members)[mask]
@@ -95,13 +104,18 @@ def fit_field(
         noisy = noise(np.bincount(merged, minlength=len(final)), 1.0, f"values of {name}")
         weights = noisy / max(noisy.sum(), 1e-300)
         gen = {"choice": {"values": [str(v) for v in final], "weights": [_r(w) for w in weights]}}
-        return FieldFit(name, level, "categorical", gen, note, missing)
+        return FieldFit(name, level, "categorical", _with_missing(gen, share), note, missing)
     x = present.to_numpy(dtype=float)
     integer = bool(np.all(np.mod(x, 1) == 0))
     gen, how = _numeric(x, k, seed)
     if integer:
         gen = {"mapped": {"generator": gen, "round": 0}}
-    return FieldFit(name, level, "numeric", gen, f"{note}; {how}", missing)
+    return FieldFit(name, level, "numeric", _with_missing(gen, share), f"{note}; {how}", missing)
+
+
+def _with_missing(gen: dict[str, Any], share: float) -> dict[str, Any]:
+    """``gen`` with a share of its values null (`circus_core.MissingGenerator`), when any."""
+    return {"missing": {"generator": gen, "share": _r(share)}} if share > 0 else gen
 
 
 def _numeric(x: np.ndarray, k: int, seed: int) -> tuple[dict[str, Any], str]:

@@ -115,8 +115,9 @@ def fit_world(
     clock: dict[str, float] = {}
     noise: Any = exact
     if epsilon is not None:
-        # every table that may be released: size, slots, weeks, types, pairs, fields, targets
-        tables = 3 + (3 if roles.type else 0) + len(roles.fields) + (1 if roles.target else 0)
+        # every table that may be released: size, slots, weeks, types, pairs, fields (values and
+        # missing share), targets
+        tables = 3 + (3 if roles.type else 0) + 2 * len(roles.fields) + (1 if roles.target else 0)
         noise = Noise(epsilon, tables, seed)
     t = time.perf_counter()
     frame = read_events(source, roles, progress=progress)
@@ -185,7 +186,7 @@ def fit_world(
     if segments:
         # each segment's members are its seen ones plus its own silent share
         assert segment_field is not None
-        choice = segment_field.generator["choice"]
+        choice = _choice_of(segment_field.generator)
         grown = {
             v: w / max(1e-9, 1 - segments.get(v, segments["*"]).silent_share)
             for v, w in zip(choice["values"], choice["weights"], strict=True)
@@ -250,7 +251,7 @@ def _segments(
     per_member[members[firsts]] = raw[firsts]
     merged, final = merge_rare_codes(per_member, names, np.arange(len(per_member)), k)
     labels = np.asarray(final, dtype=object)[merged]
-    valid = set(seg.generator["choice"]["values"])
+    valid = set(_choice_of(seg.generator)["values"])
     sizes = pd.Series(labels).value_counts()
     own = [v for v in sizes.index[:MAX_SEGMENTS] if sizes[v] >= MIN_SEGMENT and v in valid]
     if len(own) < 2:
@@ -263,6 +264,12 @@ def _segments(
     c = counts[rest] if rest.any() else counts
     fits["*"] = fit_activity(c[c > 0], span_days, k=k)
     return seg, fits, np.where(np.isin(labels, own), labels, "*")
+
+
+def _choice_of(generator: dict[str, Any]) -> dict[str, Any]:
+    """The ``choice`` of a categorical member attribute's generator (inside its ``missing``
+    wrapper when some members have no value: those members fall in the segment "*")."""
+    return generator["missing"]["generator"]["choice"] if "missing" in generator else generator["choice"]
 
 
 def _say(progress: bool, stage: str, clock: dict[str, float]) -> None:
