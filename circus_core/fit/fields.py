@@ -77,13 +77,15 @@ def fit_field(
     constant = 1.0 - float(changed.sum()) / with_values if with_values else 0.0
     member_level = constant >= MEMBER_LEVEL
     # the share left empty: of the events, or for an attribute of the members (a member with
-    # no value on any event has none); released like any count table
+    # no value on any event has none); released like any count table, for every field (under
+    # --epsilon, whether a field has empty values at all is released through the noise too), and
+    # fewer than one empty value after the noise counts as none
     if member_level:
         empty, filled = len(np.unique(members)) - with_values, with_values
     else:
         empty, filled = int((~known).sum()), int(known.sum())
-    released = noise(np.array([empty, filled]), 1.0, f"missing values of {name}") if empty else np.zeros(2)
-    share = float(released[0] / released.sum()) if released.sum() > 0 else 0.0
+    released = noise(np.array([empty, filled]), 1.0, f"missing values of {name}")
+    share = float(released[0] / released.sum()) if released[0] >= 1 else 0.0
     if member_level:  # one value per member: its first
         firsts = rows[starts]
         values, members = values.iloc[firsts].reset_index(drop=True), members[firsts]
