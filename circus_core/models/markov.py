@@ -59,6 +59,8 @@ class MarkovChain:
         self.cums = np.stack([np.cumsum(m, axis=1) for m in matrices])
         self.cums[:, :, -1] = 1.0
         self.cum = self.cums[0]
+        #: (segment attribute's identity and version, each member's group): see `groups`
+        self._groups: tuple[tuple[int, int, int], np.ndarray] | None = None
         self.ops = _MarkovOps(self)
 
     def _matrix(self, transitions: Any, where: str) -> np.ndarray:
@@ -80,12 +82,19 @@ class MarkovChain:
         return matrix / sums[:, None]
 
     def groups(self, positions: np.ndarray) -> np.ndarray | None:
-        """Each row's matrix (0: default, i: the i-th segment's), from its member's segment."""
+        """Each row's matrix (0: default, i: the i-th segment's), from its member's segment: a
+        gather from every member's group, computed once per version of the segment attribute
+        (reading the attribute as text for each row of each step would cost a pass of Python
+        objects per step)."""
         if self.segment_attribute is None or not self.segments:
             return None
-        values = take(self.population.get_attribute(self.segment_attribute).values, positions)
-        text = pd.Series(np.asarray(as_column(values), dtype=object)).astype(str)
-        return np.asarray(pd.Categorical(text, categories=self.segments).codes, dtype=np.int64) + 1
+        attribute = self.population.get_attribute(self.segment_attribute)
+        key = (id(attribute), attribute.version, len(attribute.values))
+        if self._groups is None or self._groups[0] != key:
+            text = pd.Series(np.asarray(as_column(attribute.values), dtype=object)).astype(str)
+            per_member = np.asarray(pd.Categorical(text, categories=self.segments).codes, dtype=np.int64) + 1
+            self._groups = (key, per_member)
+        return self._groups[1][positions]
 
     def codes(self, values: Any, where: str) -> np.ndarray:
         """State names -> their index; an unknown name is an error naming it."""
@@ -97,11 +106,17 @@ class MarkovChain:
         return codes
 
     def step(
-        self, previous: np.ndarray, members: np.ndarray, u: np.ndarray, groups: np.ndarray | None = None
+        self,
+        previous: np.ndarray,
+        members: np.ndarray,
+        u: np.ndarray,
+        groups: np.ndarray | None = None,
+        order: np.ndarray | None = None,
     ) -> np.ndarray:
         """The state of each row: rows of one member (``members`` equal) follow each other in
         row order, the first from ``previous`` (that member's state before the step);
-        ``groups``: each row's matrix (None: the default one)."""
+        ``groups``: each row's matrix (None: the default one); ``order``: the rows stably
+        sorted by member, when the caller has it already."""
         n, k = len(u), len(self.states)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
@@ -111,7 +126,8 @@ class MarkovChain:
             rows = slice(None) if groups is None else np.flatnonzero(groups == g)
             for s in range(k):  # one row of the matrix at a time: a loop over states
                 maps[rows, s] = np.minimum(np.searchsorted(cums[g, s], u[rows], side="right"), k - 1)
-        order = np.argsort(members, kind="stable")
+        if order is None:
+            order = np.argsort(members, kind="stable")
         sorted_members = members[order]
         starts = np.r_[True, sorted_members[1:] != sorted_members[:-1]]
         first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
@@ -157,10 +173,11 @@ class NextState(AddColumns):
         attribute = chain.population.get_attribute(chain.attribute)
         previous = chain.codes(take(attribute.values, positions), f"{where}: attribute {chain.attribute!r}")
         u = self.rng(ctx).random(len(positions))
-        states = chain.step(previous, positions, u, chain.groups(positions))
+        # one stable sort by member serves the chain's scan and each member's last row
+        order = np.argsort(positions, kind="stable")
+        states = chain.step(previous, positions, u, chain.groups(positions), order)
         names = np.asarray(chain.states, dtype=object)
         # each member's state becomes its last row's (rows are in event-time order)
-        order = np.argsort(positions, kind="stable")
         sorted_positions = positions[order]
         ends = order[np.r_[sorted_positions[1:] != sorted_positions[:-1], True]]
         attribute.set_at(positions[ends], names[states[ends]])
